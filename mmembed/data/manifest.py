@@ -1,0 +1,105 @@
+"""JSONL pair manifests: the one on-disk format that data builders write and training/eval read.
+
+A dataset folder holds `train.jsonl`, `dev.jsonl`, `test.jsonl` (any may be absent), images under
+it, and a `card.json` with counts. One line = one `PairRecord`: an anchor (an image path relative
+to the manifest's folder, or a text) paired with a caption in one language. Splits are by concept:
+every record of a concept lives in the same split.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
+
+SPLITS = ("train", "dev", "test")
+
+
+class ManifestError(ValueError):
+    """A manifest line is malformed; the message names the file and the line number."""
+
+
+@dataclass(frozen=True)
+class PairRecord:
+    concept: str  # concept id; all records of a concept share a split
+    caption: str  # text in `lang` describing the anchor
+    lang: str  # language of the caption (BCP-47-like code: en, de, zh, pt_BR, ...)
+    image: Optional[str] = None  # anchor image, path relative to the manifest's folder
+    text: Optional[str] = None  # anchor text (text-text pairs, e.g. the English sentence)
+    text_lang: Optional[str] = None  # language of `text`
+    negative: Optional[str] = None  # optional hard-negative caption
+    source: str = ""  # where it came from, e.g. "unicode-cldr-core 46" (see the data card)
+    license: str = ""
+    kind: str = "caption"  # name | keyword | title | category | sentence | ...
+    split: str = "train"
+
+    def __post_init__(self) -> None:
+        if (self.image is None) == (self.text is None):
+            raise ValueError("a PairRecord needs exactly one anchor: image or text")
+        if not self.caption or not self.caption.strip():
+            raise ValueError("a PairRecord needs a non-empty caption")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
+
+    def to_json(self) -> str:
+        data = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        return json.dumps(data, ensure_ascii=False)
+
+
+_FIELDS = {f.name for f in dataclasses.fields(PairRecord)}
+
+
+def read_manifest(path: str | os.PathLike) -> list[PairRecord]:
+    """Read every record; a malformed line raises ManifestError naming file and line."""
+    return list(iter_manifest(path))
+
+
+def iter_manifest(path: str | os.PathLike) -> Iterator[PairRecord]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"manifest {path} does not exist")
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ManifestError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+            if not isinstance(data, dict):
+                raise ManifestError(f"{path}:{lineno}: expected a JSON object, got {type(data).__name__}")
+            unknown = set(data) - _FIELDS
+            if unknown:
+                raise ManifestError(f"{path}:{lineno}: unknown fields {sorted(unknown)}")
+            try:
+                yield PairRecord(**data)
+            except (TypeError, ValueError) as err:
+                raise ManifestError(f"{path}:{lineno}: {err}") from None
+
+
+def write_manifest(path: str | os.PathLike, records: Iterable[PairRecord]) -> int:
+    """Write records atomically (temp file + rename): a crash never leaves a half manifest."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for record in records:
+                fh.write(record.to_json() + "\n")
+                count += 1
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
+
+
+def resolve_image(manifest_path: str | os.PathLike, record: PairRecord) -> Path:
+    """Absolute path of a record's image (relative paths are relative to the manifest's folder)."""
+    assert record.image is not None
+    p = Path(record.image)
+    return p if p.is_absolute() else Path(manifest_path).parent / p
