@@ -1,0 +1,102 @@
+"""Reading Unicode CLDR XML: emoji annotations (names, keywords) and display names.
+
+Rules shared by every CLDR reader (and stated in the data cards):
+- entries marked draft="unconfirmed" or "provisional" are skipped (CLDR itself does not ship
+  them as release quality), as are `alt=` variants of display names;
+- the inheritance marker "↑↑↑" (value comes from the parent locale) and empty values are
+  skipped: the parent locale has its own file and its own records;
+- `root.xml` holds no language and is never read.
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+INHERIT = "↑↑↑"
+_LOW_QUALITY_DRAFT = {"unconfirmed", "provisional"}
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One emoji in one locale. `cp` is CLDR's code-point string (U+FE0F removed)."""
+
+    cp: str
+    name: Optional[str]  # the short name (type="tts")
+    keywords: tuple[str, ...]
+
+
+def _usable(value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+    value = " ".join(value.split())
+    return value if value and value != INHERIT else None
+
+
+def _parse(path: Path) -> ET.Element:
+    try:
+        return ET.parse(path).getroot()
+    except ET.ParseError as err:
+        raise ValueError(f"{path}: not valid CLDR XML ({err})") from None
+
+
+def annotation_locales(common: Path) -> list[str]:
+    """Locales with an annotation file (base or derived), from the file names, without root."""
+    names = {p.stem for d in ("annotations", "annotationsDerived") for p in (common / d).glob("*.xml")}
+    names.discard("root")
+    return sorted(names)
+
+
+def read_annotations(common: Path, locale: str, derived: bool = True) -> dict[str, Annotation]:
+    """Merge annotations/LOCALE.xml and (if `derived`) annotationsDerived/LOCALE.xml by cp."""
+    names: dict[str, str] = {}
+    keywords: dict[str, tuple[str, ...]] = {}
+    folders = ("annotations", "annotationsDerived") if derived else ("annotations",)
+    for folder in folders:
+        path = common / folder / f"{locale}.xml"
+        if not path.is_file():
+            continue
+        for el in _parse(path).iter("annotation"):
+            cp = el.get("cp")
+            if not cp or el.get("draft") in _LOW_QUALITY_DRAFT:
+                continue
+            if el.get("type") == "tts":
+                name = _usable(el.text)
+                if name:
+                    names[cp] = name
+            else:
+                words = tuple(w for w in (_usable(k) for k in (el.text or "").split("|")) if w)
+                if words:
+                    keywords[cp] = words
+    return {
+        cp: Annotation(cp, names.get(cp), keywords.get(cp, ()))
+        for cp in sorted(set(names) | set(keywords))
+    }
+
+
+@dataclass(frozen=True)
+class DisplayName:
+    kind: str  # "language" | "territory"
+    code: str  # CLDR type attribute: "de", "zh_Hant", "DE", "001"
+    name: str
+
+
+def main_locales(common: Path) -> list[str]:
+    return sorted(p.stem for p in (common / "main").glob("*.xml") if p.stem != "root")
+
+
+def read_display_names(common: Path, locale: str) -> Iterator[DisplayName]:
+    """Language and territory names from main/LOCALE.xml (no alt forms, no draft entries)."""
+    root = _parse(common / "main" / f"{locale}.xml")
+    names = root.find("localeDisplayNames")
+    if names is None:
+        return
+    for kind, container in (("language", "languages"), ("territory", "territories")):
+        for el in names.findall(f"{container}/{kind}"):
+            if el.get("alt") or el.get("draft") in _LOW_QUALITY_DRAFT:
+                continue
+            name = _usable(el.text)
+            code = el.get("type")
+            if name and code:
+                yield DisplayName(kind, code, name)

@@ -1,0 +1,107 @@
+"""Concepts and captions: what every builder produces before records are written.
+
+A `Concept` is one thing (an emoji, a drawing, a source sentence) with one anchor and captions in
+many languages. Splits are assigned per concept id, so every caption of a concept, in every
+language, lands in the same split.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Iterable, Optional, Sequence, TypeVar
+
+from mmembed.data.manifest import PairRecord
+
+# Percent of concepts per split; the hash bucket (0..99) picks the split.
+SPLIT_PERCENT = (("train", 80), ("dev", 10), ("test", 10))
+
+T = TypeVar("T")
+
+
+def _bucket(key: str) -> int:
+    return int(hashlib.sha1(key.encode("utf-8")).hexdigest()[:8], 16) % 100
+
+
+def assign_split(concept_id: str) -> str:
+    """train/dev/test from a stable hash of the concept id (80/10/10), the same on every machine."""
+    bucket = _bucket(concept_id)
+    upper = 0
+    for split, percent in SPLIT_PERCENT:
+        upper += percent
+        if bucket < upper:
+            return split
+    raise AssertionError("split percentages must add up to 100")
+
+
+def selection_key(concept_id: str) -> str:
+    """Order for `--limit`: a hash with its own salt, so a limited build samples all categories
+    and is not correlated with the split assignment."""
+    return hashlib.sha1(f"select:{concept_id}".encode("utf-8")).hexdigest()
+
+
+def select(items: Iterable[T], key_of, limit: Optional[int]) -> list[T]:
+    """All items (sorted by id) or, with a limit, the first `limit` in selection-hash order."""
+    items = sorted(items, key=key_of)
+    if limit is None:
+        return items
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    return sorted(sorted(items, key=lambda it: selection_key(key_of(it)))[:limit], key=key_of)
+
+
+def parse_langs(langs: Optional[str | Sequence[str]]) -> Optional[frozenset[str]]:
+    """'en,de' or ['en', 'de'] -> {'en', 'de'}; None or empty means every language."""
+    if langs is None:
+        return None
+    parts = langs.split(",") if isinstance(langs, str) else list(langs)
+    codes = frozenset(p.strip() for p in parts if p.strip())
+    return codes or None
+
+
+def lang_allowed(lang: str, langs: Optional[frozenset[str]]) -> bool:
+    return langs is None or lang in langs
+
+
+@dataclass(frozen=True)
+class Caption:
+    text: str
+    lang: str
+    kind: str  # name | keyword | title | category | cldr_name | sentence | ...
+    source: str  # e.g. "unicode-cldr-core 41-0.1"
+
+
+@dataclass
+class Concept:
+    """One anchor (image path relative to the dataset folder, or a text) and its captions."""
+
+    id: str
+    image: Optional[str] = None
+    text: Optional[str] = None
+    text_lang: Optional[str] = None
+    captions: list[Caption] = field(default_factory=list)
+
+    def add(self, text: str, lang: str, kind: str, source: str) -> None:
+        text = " ".join(text.split())  # CLDR and .po strings carry stray newlines/tabs
+        if text:
+            self.captions.append(Caption(text, lang, kind, source))
+
+    def records(self, license: str) -> list[PairRecord]:
+        """One record per distinct (lang, caption); the first caption added wins, so builders add
+        the most specific kind first (a name before the keyword that repeats it)."""
+        split = assign_split(self.id)
+        seen: set[tuple[str, str]] = set()
+        out = []
+        for cap in self.captions:
+            key = (cap.lang, cap.text.casefold())
+            if key in seen:
+                continue
+            # a caption identical to its text anchor teaches nothing (e.g. en_GB == en)
+            if self.text is not None and cap.text.casefold() == self.text.casefold():
+                continue
+            seen.add(key)
+            out.append(PairRecord(
+                concept=self.id, caption=cap.text, lang=cap.lang, image=self.image,
+                text=self.text, text_lang=self.text_lang, source=cap.source,
+                license=license, kind=cap.kind, split=split,
+            ))
+        return out

@@ -1,0 +1,106 @@
+"""Writing a built dataset: atomic folder swap, sorted manifests, and the machine-readable card.
+
+Output is a pure function of the sources and the options: records are sorted, card.json carries
+no timestamps, and PNGs are written by Pillow without time chunks, so a rebuild is byte-identical.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from mmembed.data.builders.sources import SourceInfo
+from mmembed.data.manifest import SPLITS, PairRecord, write_manifest
+
+CARD_NAME = "card.json"
+
+
+@contextlib.contextmanager
+def staging_dir(out: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temp folder beside `out`; on success it replaces `out` whole.
+
+    On any exception the temp folder is removed and an existing `out` is left untouched, so an
+    interrupted build never leaves a half dataset behind.
+    """
+    out = Path(out).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        yield tmp
+        old = None
+        if out.exists():
+            # move the previous build aside first: two renames keep `out` always complete
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / "previous")
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@dataclass
+class DatasetCard:
+    """What card.json says besides the counts (those are computed from the records)."""
+
+    dataset: str
+    description: str
+    license: str
+    sources: list[SourceInfo]
+    options: dict[str, Any]
+    notes: list[str] = field(default_factory=list)  # known noise and filtering rules
+    stats: dict[str, Any] = field(default_factory=dict)  # builder-specific tallies (skips, matches)
+
+
+def _dedup_sorted(records: Iterable[PairRecord]) -> list[PairRecord]:
+    """Sort for determinism and drop pairs that two sources (e.g. CLDR and pycountry) both gave:
+    the same anchor, language and caption count once, whatever the source."""
+    def key(r: PairRecord):
+        return (r.concept, r.image or "", r.text or "", r.lang, r.caption, r.kind, r.source)
+
+    out: list[PairRecord] = []
+    seen: set[tuple] = set()
+    for r in sorted(records, key=key):
+        ident = (r.concept, r.image, r.text, r.lang, r.caption)
+        if ident not in seen:
+            seen.add(ident)
+            out.append(r)
+    return out
+
+
+def _counts(records: list[PairRecord]) -> dict[str, Any]:
+    by_split = Counter(r.split for r in records)
+    concepts = {s: len({r.concept for r in records if r.split == s}) for s in SPLITS}
+    per_lang: dict[str, Counter] = defaultdict(Counter)
+    for r in records:
+        per_lang[r.lang][r.split] += 1
+    return {
+        "records": {s: by_split.get(s, 0) for s in SPLITS} | {"total": len(records)},
+        "concepts": concepts | {"total": sum(concepts.values())},
+        "languages": len(per_lang),
+        "per_language": {
+            lang: {s: c.get(s, 0) for s in SPLITS} | {"total": sum(c.values())}
+            for lang, c in sorted(per_lang.items())
+        },
+        "per_kind": dict(sorted(Counter(r.kind for r in records).items())),
+    }
+
+
+def write_dataset(folder: Path, records: Iterable[PairRecord], card: DatasetCard) -> dict[str, Any]:
+    """Write train/dev/test.jsonl (all three, even if empty) and card.json; return the card dict."""
+    records = _dedup_sorted(records)
+    for split in SPLITS:
+        write_manifest(folder / f"{split}.jsonl", (r for r in records if r.split == split))
+    data = dataclasses.asdict(card) | {"counts": _counts(records)}
+    (folder / CARD_NAME).write_text(
+        json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    return data

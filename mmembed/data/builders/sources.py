@@ -1,0 +1,120 @@
+"""Where each builder's raw material lives, how to install it, and which version is installed.
+
+Every source is a module-level constant so that a test can swap its path (monkeypatch
+`sources.CLDR` with `dataclasses.replace(sources.CLDR, path=...)`) and see the install hint.
+Nothing is touched at import time: paths are checked only by `require()`.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class MissingSourceError(FileNotFoundError):
+    """A builder's source data is not installed; the message says which package provides it."""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a data card records about one source package."""
+
+    package: str
+    ecosystem: str  # "debian" | "pypi"
+    version: str
+    license: str
+
+
+@dataclass(frozen=True)
+class DebianSource:
+    package: str  # Debian package that ships `path`
+    path: Path
+    what: str  # human name for error messages
+    license: str  # as verified in /usr/share/doc/PACKAGE/copyright
+
+    @property
+    def install_hint(self) -> str:
+        return f"apt-get install {self.package}"
+
+    def require(self) -> Path:
+        if not self.path.exists():
+            raise MissingSourceError(
+                f"{self.what} not found at {self.path}; install it with `{self.install_hint}` "
+                f"(or run scripts/system-deps.sh)"
+            )
+        return self.path
+
+    def info(self) -> SourceInfo:
+        try:
+            out = subprocess.run(
+                ["dpkg-query", "-W", "-f=${Version}", self.package],
+                capture_output=True, text=True, check=False,
+            )
+            version = out.stdout.strip() if out.returncode == 0 else ""
+        except FileNotFoundError:  # not a Debian system: the data may still be there
+            version = ""
+        return SourceInfo(self.package, "debian", version or "unknown", self.license)
+
+
+@dataclass(frozen=True)
+class PypiSource:
+    distribution: str  # PyPI name, for `pip install` and importlib.metadata
+    module: str  # importable package holding the data files
+    what: str
+    license: str  # as verified in the wheel's license files
+
+    @property
+    def install_hint(self) -> str:
+        return f"pip install {self.distribution}"
+
+    def require(self) -> Path:
+        """The folder of the installed package (its data files lie under it)."""
+        spec = importlib.util.find_spec(self.module)
+        if spec is None or not spec.submodule_search_locations:
+            raise MissingSourceError(
+                f"{self.what} not found (Python package {self.module!r} is not importable); "
+                f"install it with `{self.install_hint}`"
+            )
+        return Path(next(iter(spec.submodule_search_locations)))
+
+    def info(self) -> SourceInfo:
+        try:
+            version = importlib.metadata.version(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        return SourceInfo(self.distribution, "pypi", version, self.license)
+
+
+NOTO_EMOJI = DebianSource(
+    "fonts-noto-color-emoji",
+    Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"),
+    "Noto Color Emoji font",
+    "OFL-1.1",
+)
+CLDR = DebianSource(
+    "unicode-cldr-core",
+    Path("/usr/share/unicode/cldr/common"),
+    "Unicode CLDR data",
+    "Unicode-DFS-2016",  # CLDR 41 as packaged by Debian 12; newer CLDR uses Unicode-3.0
+)
+OPENCLIPART_PNG = DebianSource(
+    "openclipart-png",
+    Path("/usr/share/openclipart/png"),
+    "Open Clip Art PNG drawings",
+    "public-domain",
+)
+OPENCLIPART_SVG = DebianSource(
+    "openclipart-svg",
+    Path("/usr/share/openclipart/svg"),
+    "Open Clip Art SVG drawings (metadata)",
+    "public-domain",
+)
+DJANGO = PypiSource("Django", "django", "Django translation catalogs", "BSD-3-Clause")
+PYCOUNTRY = PypiSource("pycountry", "pycountry", "pycountry country-name translations", "LGPL-2.1")
+
+# Debian packages the builders read; scripts/system-deps.sh installs exactly these.
+DEBIAN_PACKAGES = tuple(
+    sorted({s.package for s in (NOTO_EMOJI, CLDR, OPENCLIPART_PNG, OPENCLIPART_SVG)})
+)

@@ -1,0 +1,186 @@
+"""The encode() contract: validate, sort by length into batches, run, restore order, truncate.
+
+Inputs are sorted by TOKEN length (not characters) so batches carry little padding; the
+original order is restored before returning. Returns float32 numpy (n, dim), L2-normalized, or a
+torch tensor with `as_tensor=True`. An empty list returns (0, dim).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .text_frontend import SequencePlan
+
+if TYPE_CHECKING:
+    from .model import MMEmbedModel
+
+AUTO_PROGRESS_MIN_ITEMS = 256
+
+
+class EncodeInputError(ValueError):
+    """An input to encode_* is unusable; the message names which one and why."""
+
+
+@dataclass(frozen=True)
+class Item:
+    plan: SequencePlan
+    image: Any = None  # image input for plans with visual tokens
+
+
+def _check_texts(texts, what: str = "text") -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, (list, tuple)):
+        raise EncodeInputError(f"expected a list of strings, got {type(texts).__name__}")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise EncodeInputError(f"{what} #{i} is {type(t).__name__} ({t!r:.60}), expected str")
+    return list(texts)
+
+
+def _check_images(images) -> list:
+    if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
+        images = [images]
+    if not isinstance(images, (list, tuple)):
+        raise EncodeInputError(f"expected a list of images, got {type(images).__name__}")
+    return list(images)
+
+
+def _require_images(model: "MMEmbedModel") -> None:
+    if model.image_tower is None:
+        raise RuntimeError(f"model {model.name!r} has no image tower: it embeds text only")
+    if not model.config.image_trained:
+        raise RuntimeError(
+            f"model {model.name!r} has no trained image projector, so its image embeddings would be noise. "
+            "Load a trained multimodal model (see mmembed.list_models(), e.g. an adapter under adapters/) "
+            "or train one with `mmembed train`."
+        )
+
+
+def _finish(emb: torch.Tensor, model: "MMEmbedModel", dim: Optional[int], as_tensor: bool):
+    if dim is not None:
+        if not isinstance(dim, int) or not 0 < dim <= model.dim:
+            raise EncodeInputError(f"dim must be an int in 1..{model.dim}, got {dim!r}")
+        emb = torch.nn.functional.normalize(emb[:, :dim], dim=-1)  # Matryoshka: truncate, renormalize
+    return emb if as_tensor else emb.numpy()
+
+
+def run_items(
+    model: "MMEmbedModel",
+    items: Sequence[Item],
+    *,
+    batch_size: int = 32,
+    progress: Optional[bool] = None,
+) -> torch.Tensor:
+    """Embed items in token-length-sorted batches; returns (n, D) float32 in the input order."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise EncodeInputError(f"batch_size must be a positive int, got {batch_size!r}")
+    n = len(items)
+    out = torch.empty((n, model.dim), dtype=torch.float32)
+    if n == 0:
+        return out
+    order = sorted(range(n), key=lambda i: -len(items[i].plan))
+    batches = [order[s : s + batch_size] for s in range(0, n, batch_size)]
+    show = progress if progress is not None else n >= AUTO_PROGRESS_MIN_ITEMS
+    from tqdm.auto import tqdm
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for idx in tqdm(batches, desc=f"encode ({model.name})", unit="batch", disable=not show):
+                imgs = [(i, items[i].image) for i in idx if items[i].plan.num_visual]
+                visual = None
+                if imgs:
+                    pixels = torch.cat([model.pixels([img], start_index=i) for i, img in imgs])
+                    visual = model.visual_tokens(pixels)
+                out[idx] = model([items[i].plan for i in idx], visual).float()
+    finally:
+        model.train(was_training)
+    return out
+
+
+def encode_text(
+    model: "MMEmbedModel",
+    texts: Sequence[str],
+    *,
+    batch_size: int = 32,
+    dim: Optional[int] = None,
+    instruction: Optional[str] = None,
+    progress: Optional[bool] = None,
+    as_tensor: bool = False,
+):
+    texts = _check_texts(texts)
+    plans = model.text.text_plans(texts, instruction)
+    emb = run_items(model, [Item(p) for p in plans], batch_size=batch_size, progress=progress)
+    return _finish(emb, model, dim, as_tensor)
+
+
+def encode_image(
+    model: "MMEmbedModel",
+    images: Sequence,
+    *,
+    batch_size: int = 32,
+    dim: Optional[int] = None,
+    instruction: Optional[str] = None,
+    progress: Optional[bool] = None,
+    as_tensor: bool = False,
+):
+    images = _check_images(images)
+    if images:
+        _require_images(model)
+    plans = model.text.image_plans(len(images), model.num_visual_tokens, instruction) if images else []
+    emb = run_items(model, [Item(p, img) for p, img in zip(plans, images)], batch_size=batch_size, progress=progress)
+    return _finish(emb, model, dim, as_tensor)
+
+
+def _is_image(x) -> bool:
+    return isinstance(x, (Path, Image.Image, np.ndarray))
+
+
+def encode_mixed(
+    model: "MMEmbedModel",
+    items: Sequence,
+    *,
+    batch_size: int = 32,
+    dim: Optional[int] = None,
+    instruction: Optional[str] = None,
+    progress: Optional[bool] = None,
+    as_tensor: bool = False,
+):
+    """Mixed inputs in one call. A `str` is TEXT; an image is a pathlib.Path, PIL image or array;
+    an `(image, text)` tuple is a fused image+text embedding. (A file path given as a plain str is
+    text: wrap it in pathlib.Path to mean the image file.)"""
+    if not isinstance(items, (list, tuple)):
+        raise EncodeInputError(f"expected a list of items, got {type(items).__name__}")
+    built: list[Optional[Item]] = [None] * len(items)
+    text_idx, texts, fused_idx, fused_texts, fused_imgs = [], [], [], [], []
+    for i, x in enumerate(items):
+        if isinstance(x, str):
+            text_idx.append(i)
+            texts.append(x)
+        elif _is_image(x):
+            _require_images(model)
+            built[i] = Item(model.text.image_plans(1, model.num_visual_tokens, instruction)[0], x)
+        elif isinstance(x, tuple) and len(x) == 2 and _is_image(x[0]) and isinstance(x[1], str):
+            _require_images(model)
+            fused_idx.append(i)
+            fused_imgs.append(x[0])
+            fused_texts.append(x[1])
+        else:
+            raise EncodeInputError(
+                f"item #{i} is {type(x).__name__} ({x!r:.60}): expected str (text), pathlib.Path / PIL.Image / "
+                "numpy array (image), or an (image, text) tuple"
+            )
+    for i, plan in zip(text_idx, model.text.text_plans(texts, instruction)):
+        built[i] = Item(plan)
+    for i, plan, img in zip(fused_idx, model.text.fused_plans(fused_texts, model.num_visual_tokens, instruction), fused_imgs):
+        built[i] = Item(plan, img)
+    emb = run_items(model, built, batch_size=batch_size, progress=progress)  # type: ignore[arg-type]
+    return _finish(emb, model, dim, as_tensor)

@@ -1,0 +1,134 @@
+"""Turning whatever a user hands us (paths, PIL images, numpy arrays) into normalized tensors.
+
+Every failure names the input and says what is wrong: a missing file, a file that is not an
+image, a truncated file, an array of the wrong shape. Odd modes (RGBA, palette, 16-bit, CMYK,
+grayscale) are converted; transparency is flattened onto white.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+MAX_PIXELS = 20_000 * 20_000  # refuse larger (decompression bombs); 10000x10000 works
+
+
+class ImageInputError(ValueError):
+    """An image input is unusable; the message names which one and why."""
+
+
+def _describe(item: Any, index: int) -> str:
+    if isinstance(item, (str, os.PathLike)):
+        return f"image #{index} ({os.fspath(item)!r})"
+    return f"image #{index} ({type(item).__name__})"
+
+
+def open_image(item: ImageInput, index: int = 0) -> Image.Image:
+    """Return a fully decoded RGB PIL image, or raise ImageInputError naming the input."""
+    where = _describe(item, index)
+    if isinstance(item, (str, os.PathLike)):
+        path = Path(item)
+        if not path.exists():
+            raise ImageInputError(f"{where}: file does not exist")
+        if path.is_dir():
+            raise ImageInputError(f"{where}: is a folder, not an image file")
+        try:
+            img = Image.open(path)
+            if img.width * img.height > MAX_PIXELS:
+                raise ImageInputError(f"{where}: {img.width}x{img.height} is over the {MAX_PIXELS:,} pixel limit")
+            img.draft("RGB", (1024, 1024))  # JPEG: decode at reduced scale, much faster for huge photos
+            img.load()
+        except UnidentifiedImageError:
+            raise ImageInputError(f"{where}: not a readable image file") from None
+        except (OSError, SyntaxError, Image.DecompressionBombError) as err:
+            raise ImageInputError(f"{where}: damaged or truncated image ({err})") from None
+    elif isinstance(item, Image.Image):
+        img = item
+        try:
+            img.load()
+        except OSError as err:
+            raise ImageInputError(f"{where}: damaged or truncated image ({err})") from None
+    elif isinstance(item, np.ndarray):
+        img = _from_array(item, where)
+    elif item is None:
+        raise ImageInputError(f"{where}: got None instead of an image")
+    else:
+        raise ImageInputError(f"{where}: expected a path, PIL.Image or numpy array, got {type(item).__name__}")
+    if img.width < 1 or img.height < 1:
+        raise ImageInputError(f"{where}: has no pixels ({img.width}x{img.height})")
+    return to_rgb(img)
+
+
+def _from_array(arr: np.ndarray, where: str) -> Image.Image:
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
+        raise ImageInputError(f"{where}: array shape {arr.shape} is not (h, w), (h, w, 3) or (h, w, 4)")
+    if arr.size == 0:
+        raise ImageInputError(f"{where}: array is empty {arr.shape}")
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise ImageInputError(f"{where}: float array contains NaN or inf")
+        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)  # floats are taken as [0, 1]
+    elif arr.dtype == np.uint16:
+        arr = (arr >> 8).astype(np.uint8)
+    elif arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype != np.uint8:
+        raise ImageInputError(f"{where}: unsupported array dtype {arr.dtype} (use uint8, uint16 or float in [0, 1])")
+    return Image.fromarray(np.ascontiguousarray(arr))  # uint8 (h, w) / (h, w, 3) / (h, w, 4): L / RGB / RGBA
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode -> RGB; transparency is composited onto white (emoji, clip art)."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = arr.max() if arr.size and arr.max() > 255 else 255.0
+        img = Image.fromarray((arr / max(hi, 1.0) * 255.0).astype(np.uint8))
+    elif img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray((np.clip(arr, 0, 1) * 255).astype(np.uint8))
+    if img.mode == "P" or img.mode == "PA":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def letterbox(img: Image.Image, size: int) -> Image.Image:
+    """Fit the longest side to `size` and pad to a square with mid-gray (0 after normalization)."""
+    scale = size / max(img.width, img.height)
+    w, h = max(1, round(img.width * scale)), max(1, round(img.height * scale))
+    resized = img.resize((w, h), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    canvas = Image.new("RGB", (size, size), (128, 128, 128))
+    canvas.paste(resized, ((size - w) // 2, (size - h) // 2))
+    return canvas
+
+
+def images_to_tensor(
+    images: Sequence[ImageInput],
+    size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    start_index: int = 0,
+) -> torch.Tensor:
+    """Load, letterbox and normalize -> (b, 3, size, size) float32."""
+    arrays = [
+        np.asarray(letterbox(open_image(item, start_index + i), size), dtype=np.float32)
+        for i, item in enumerate(images)
+    ]
+    batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).div_(255.0)  # (b, 3, h, w)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return (batch - m) / s
+

@@ -1,0 +1,159 @@
+"""MMEmbedModel: modality front ends -> ONE shared LLM backbone -> pooling -> one embedding space.
+
+    text  -> tokenizer + prompt ----------------------------------\
+    image -> tower (b,c,h,w) -> projector (b,k,d) -> prompt slot ---+-> backbone (b,t,d) -> pool (b,d)
+                                                                        -> head -> L2 norm (b,D)
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from .backbone import attention_bias, hidden_size, input_embeddings, load_backbone, position_ids_from_mask
+from .config import ModelConfig
+from .images import images_to_tensor
+from .pooling import Pooler
+from .text_frontend import SequencePlan, TextFrontend
+from .vision import VisualProjector, create_image_tower, tower_channels
+
+
+class MMEmbedModel(nn.Module):
+    def __init__(self, config: ModelConfig, *, backbone: Optional[nn.Module] = None, tokenizer=None):
+        super().__init__()
+        self.config = config
+        if backbone is None:
+            backbone, tokenizer = load_backbone(config.backbone)
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.text = TextFrontend(tokenizer, config.prompt, config.backbone.max_length)
+        d = hidden_size(backbone)
+        self.image_tower = create_image_tower(config.image_tower) if config.image_tower is not None else None
+        self.projector = (
+            VisualProjector(tower_channels(self.image_tower), d, config.projector) if self.image_tower is not None else None
+        )
+        self.pooler = Pooler(config.pooling, d)
+        self.head = nn.Linear(d, config.embed_dim) if config.embed_dim else nn.Identity()
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's init; learned in training
+        self.backbone.requires_grad_(False)  # the base stays frozen; LoRA adds the trainable part
+        if config.lora is not None:
+            self._inject_lora()
+        self.eval()
+
+    # ---- construction helpers -------------------------------------------------------------
+    def _inject_lora(self) -> None:
+        from peft import LoraConfig as PeftLoraConfig
+        from peft import inject_adapter_in_model
+
+        c = self.config.lora
+        peft_cfg = PeftLoraConfig(
+            r=c.r, lora_alpha=c.alpha, lora_dropout=c.dropout, target_modules=list(c.target_modules), bias="none"
+        )
+        inject_adapter_in_model(peft_cfg, self.backbone)  # in place: module types stay transformers'
+        for name, p in self.backbone.named_parameters():
+            p.requires_grad_("lora_" in name)
+        for name, module in self.backbone.named_modules():
+            if "lora_" in name:
+                module.float()  # adapters train in fp32 even when the frozen base is bf16
+
+    @property
+    def dim(self) -> int:
+        return int(self.config.embed_dim or hidden_size(self.backbone))
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def num_visual_tokens(self) -> int:
+        return self.config.projector.num_visual_tokens
+
+    # ---- the differentiable path (used by training and by encode) ---------------------------
+    def visual_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(b, 3, s, s) normalized pixels -> (b, k, d) visual tokens."""
+        if self.image_tower is None or self.projector is None:
+            raise RuntimeError(f"model {self.name!r} has no image tower")
+        grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.image_tower.parameters())
+        with torch.set_grad_enabled(grad):
+            features = self.image_tower.forward_features(pixels)  # (b, c, h, w)
+        return self.projector(features)
+
+    def project_features(self, features: torch.Tensor) -> torch.Tensor:
+        """(b, c, h, w) cached tower features -> (b, k, d): training reuses features of a frozen tower."""
+        assert self.projector is not None
+        return self.projector(features)
+
+    def forward(self, plans: Sequence[SequencePlan], visual: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Embed a batch of sequence plans -> (b, D) float32, L2-normalized.
+
+        `visual` (n, k, d) holds the visual tokens of the plans with num_visual > 0, in order.
+        """
+        embeds, mask = self._assemble(plans, visual)  # (b, t, d), (b, t)
+        causal = self.config.backbone.attention == "causal"
+        out = self.backbone(
+            inputs_embeds=embeds,
+            attention_mask=attention_bias(mask, causal, embeds.dtype),
+            position_ids=position_ids_from_mask(mask),
+            use_cache=False,
+        )
+        pooled = self.pooler(out.last_hidden_state, mask)  # (b, d) float32
+        return nn.functional.normalize(self.head(pooled), dim=-1)
+
+    def _assemble(self, plans: Sequence[SequencePlan], visual: Optional[torch.Tensor]):
+        b, t = len(plans), max(len(p) for p in plans)
+        pad = self.text.pad_id
+        ids = torch.full((b, t), pad, dtype=torch.long)
+        mask = torch.zeros((b, t), dtype=torch.long)
+        slots = torch.zeros((b, t), dtype=torch.bool)  # where visual tokens go
+        left = self.config.padding_side == "left"
+        for i, plan in enumerate(plans):
+            n = len(plan)
+            start = t - n if left else 0
+            seq = plan.before + (pad,) * plan.num_visual + plan.after
+            ids[i, start : start + n] = torch.tensor(seq, dtype=torch.long)
+            mask[i, start : start + n] = 1
+            v0 = start + len(plan.before)
+            slots[i, v0 : v0 + plan.num_visual] = True
+        device = next(self.backbone.parameters()).device
+        embeds = input_embeddings(self.backbone)(ids.to(device))  # (b, t, d)
+        num_slots = int(slots.sum())
+        if num_slots:
+            if visual is None or visual.shape[0] * visual.shape[1] != num_slots:
+                raise ValueError(f"plans ask for {num_slots} visual tokens, got {None if visual is None else tuple(visual.shape)}")
+            embeds = embeds.masked_scatter(slots.to(device).unsqueeze(-1), visual.to(embeds.dtype))
+        return embeds, mask.to(device)
+
+    # ---- pixels for a list of image inputs --------------------------------------------------
+    def pixels(self, images: Sequence, start_index: int = 0) -> torch.Tensor:
+        cfg = self.config.image_tower
+        if cfg is None:
+            raise RuntimeError(f"model {self.name!r} has no image tower")
+        return images_to_tensor(images, cfg.image_size, cfg.mean, cfg.std, start_index)
+
+    # ---- user API (numpy in/out, batching, order) lives in mmembed.encoding -----------------
+    def encode_text(self, texts, **kwargs):
+        from .encoding import encode_text
+
+        return encode_text(self, texts, **kwargs)
+
+    def encode_image(self, images, **kwargs):
+        from .encoding import encode_image
+
+        return encode_image(self, images, **kwargs)
+
+    def encode(self, items, **kwargs):
+        from .encoding import encode_mixed
+
+        return encode_mixed(self, items, **kwargs)
+
+    @staticmethod
+    def similarity(a, b):
+        """Cosine similarity (n_a, n_b) of two sets of L2-normalized embeddings (numpy or torch)."""
+        return a @ b.T
+
+    def save(self, folder) -> None:
+        from .serialization import save_model
+
+        save_model(self, folder)

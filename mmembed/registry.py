@@ -1,0 +1,168 @@
+"""Named model configs (timm-style) and the `load()` entry point.
+
+`list_models()` = registered configs + trained adapters found under `adapters/NAME/` (looked up
+at call time: nothing happens at import). `load(name)` accepts a registered name, an adapter name,
+a saved-model folder, or a hub id / local transformers folder used as a prompt-only backbone.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+from .config import BackboneConfig, ImageTowerConfig, ModelConfig, PoolingConfig, ProjectorConfig, PromptConfig
+
+logger = logging.getLogger(__name__)
+
+_REGISTRY: dict[str, Callable[[], ModelConfig]] = {}
+
+DEFAULT_ADAPTER = "gemma3-270m-mm"  # the shipped trained model, when adapters/ has it
+DEFAULT_PROMPT_ONLY = "gemma3-270m-prompteol"
+
+
+class UnknownModelError(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
+        return str(self.args[0])
+
+
+def register_model(fn: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
+    name = fn.__name__.replace("_", "-")
+    _REGISTRY[name] = fn
+    return fn
+
+
+def adapters_dir() -> Path:
+    env = os.environ.get("MMEMBED_ADAPTERS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "adapters"
+
+
+def _adapter_names() -> list[str]:
+    root = adapters_dir()
+    return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
+
+
+def list_models() -> list[str]:
+    return sorted(set(_REGISTRY) | set(_adapter_names()))
+
+
+def get_config(name: str) -> ModelConfig:
+    if name not in _REGISTRY:
+        raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    cfg = _REGISTRY[name]()
+    cfg.name = name
+    return cfg
+
+
+def default_model_name() -> str:
+    return DEFAULT_ADAPTER if DEFAULT_ADAPTER in _adapter_names() else DEFAULT_PROMPT_ONLY
+
+
+def create_model(name: str):
+    """A fresh (untrained parts randomly initialised) model from a registered config."""
+    from .model import MMEmbedModel
+
+    return MMEmbedModel(get_config(name))
+
+
+def load(name: Optional[str] = None):
+    """Load a model by registered name, adapter name, saved folder, or hub id / transformers folder."""
+    from .serialization import load_model
+
+    if name is None:
+        name = default_model_name()
+        if name == DEFAULT_PROMPT_ONLY:
+            logger.warning(
+                "mmembed: no trained adapter found in %s; loading the prompt-only text model %r "
+                "(image embeddings need a trained projector)", adapters_dir(), name)
+    if name in _REGISTRY:
+        return create_model(name)
+    if name in _adapter_names():
+        return load_model(adapters_dir() / name)
+    path = Path(name).expanduser()
+    if (path / "model.safetensors").is_file() and (path / "config.json").is_file():
+        import json
+
+        if "backbone" in json.loads((path / "config.json").read_text()):
+            return load_model(path)
+    if path.is_dir() or "/" in name:
+        # a transformers checkpoint (local folder or hub id) used as a prompt-only backbone
+        from .model import MMEmbedModel
+
+        cfg = get_config(DEFAULT_PROMPT_ONLY)
+        cfg.name = name
+        cfg.backbone = BackboneConfig(source="pretrained", name_or_path=str(path) if path.is_dir() else name)
+        return MMEmbedModel(cfg)
+    raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+
+
+# ---- registered configs -------------------------------------------------------------------
+
+@register_model
+def gemma3_270m_prompteol() -> ModelConfig:
+    return ModelConfig(
+        name="",
+        description="Gemma 3 270M, prompt-only (PromptEOL + last-token pooling). Text only until trained.",
+        backbone=BackboneConfig(source="packaged", name_or_path="gemma3-270m"),
+    )
+
+
+@register_model
+def gemma3_270m_prompteol_mean() -> ModelConfig:
+    cfg = gemma3_270m_prompteol()
+    cfg.pooling = PoolingConfig(kind="mean")
+    cfg.description = "Gemma 3 270M, prompt-only, mean pooling (baseline)."
+    return cfg
+
+
+@register_model
+def gemma3_270m_mm_untrained() -> ModelConfig:
+    """The architecture the shipped multimodal adapter trains: LoRA + projector + pooler."""
+    from .config import LoraConfig
+
+    cfg = gemma3_270m_prompteol()
+    cfg.lora = LoraConfig()
+    cfg.projector = ProjectorConfig(num_visual_tokens=4)
+    cfg.matryoshka_dims = (64, 128, 256, 640)
+    cfg.description = "Gemma 3 270M + EfficientNet-Lite0, untrained LoRA/projector (the training starting point)."
+    return cfg
+
+
+@register_model
+def smollm2_135m_prompteol() -> ModelConfig:
+    return ModelConfig(
+        name="",
+        description="SmolLM2-135M-Instruct, prompt-only (English-centric tokenizer).",
+        backbone=BackboneConfig(source="packaged", name_or_path="smollm2-135m"),
+    )
+
+
+def _tiny(model_type: str, **extra) -> ModelConfig:
+    return ModelConfig(
+        name="",
+        description=f"Tiny random-weight {model_type} for fast tests; embeddings are meaningless.",
+        backbone=BackboneConfig(
+            source="random",
+            name_or_path=f"tiny-{model_type}",
+            dtype="float32",
+            max_length=64,
+            random_config=dict(
+                model_type=model_type, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=2, num_key_value_heads=1, head_dim=32, max_position_embeddings=256, **extra,
+            ),
+        ),
+        image_tower=ImageTowerConfig(timm_name="test_efficientnet", weights="none", image_size=64),
+        projector=ProjectorConfig(num_visual_tokens=4, hidden_size=64),
+        prompt=PromptConfig(),
+        image_trained=True,  # random anyway: lets tests exercise the image path
+    )
+
+
+@register_model
+def tiny_random() -> ModelConfig:
+    return _tiny("gemma3_text", sliding_window=16, layer_types=["sliding_attention", "full_attention"])
+
+
+@register_model
+def tiny_random_llama() -> ModelConfig:
+    return _tiny("llama")

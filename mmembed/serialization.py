@@ -1,0 +1,109 @@
+"""A saved model is a folder: config.json + model.safetensors (trained parts only) + README.md.
+
+The base backbone and image-tower weights are never written: they come from their packages or
+the hub at load time. No pickle anywhere. Writes are atomic (temp folder + rename).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .config import ModelConfig
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def trained_state_dict(model) -> dict[str, torch.Tensor]:
+    """Everything that is not base weights: projector, pooler, head, logit_scale, LoRA, unfrozen tower."""
+    state = {}
+    for key, value in model.state_dict().items():
+        if key.startswith("backbone."):
+            if "lora_" not in key:
+                continue
+        elif key.startswith("image_tower.") and model.config.image_tower is not None and model.config.image_tower.frozen:
+            continue
+        state[key] = value.detach().contiguous().cpu()
+    return state
+
+
+def model_card(model, extra: str = "") -> str:
+    c: ModelConfig = model.config
+    return (
+        f"# {c.name}\n\n{c.description}\n\n"
+        f"- backbone: {c.backbone.source}:{c.backbone.name_or_path} ({c.backbone.dtype}, {c.backbone.attention} attention)\n"
+        f"- image tower: {c.image_tower.timm_name if c.image_tower else 'none'}; "
+        f"{c.projector.num_visual_tokens} visual tokens; image projector trained: {c.image_trained}\n"
+        f"- pooling: {c.pooling.kind}; embedding dim: {model.dim}; Matryoshka dims: {list(c.matryoshka_dims) or 'none'}\n"
+        f"- LoRA: {c.lora if c.lora else 'none'}\n\n"
+        "This folder holds only the trained parts (safetensors); base weights load from their packages.\n"
+        f"{extra}"
+    )
+
+
+def save_model(model, folder, card_extra: str = "") -> Path:
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    from safetensors.torch import save_file
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        save_file(trained_state_dict(model), str(tmp / WEIGHTS), metadata={"format": "pt", "mmembed": "1"})
+        (tmp / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2, ensure_ascii=False))
+        readme = folder / "README.md"
+        # keep a hand-written model card if there is one; otherwise write the generated one
+        (tmp / "README.md").write_text(readme.read_text() if readme.is_file() and not card_extra else model_card(model, card_extra))
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def read_config(folder) -> ModelConfig:
+    path = Path(folder) / CONFIG
+    try:
+        return ModelConfig.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder} is not a saved mmembed model: {CONFIG} is missing") from None
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{path} is not a valid mmembed config: {err}") from None
+
+
+def load_model(folder):
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .model import MMEmbedModel
+
+    folder = Path(folder)
+    config = read_config(folder)
+    model = MMEmbedModel(config)
+    try:
+        state = load_file(str(folder / WEIGHTS))
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder / WEIGHTS} is missing") from None
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{folder / WEIGHTS} is unreadable or corrupted: {err}") from None
+    expected = set(trained_state_dict(model))
+    missing, unexpected = expected - set(state), set(state) - expected
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{folder / WEIGHTS} does not fit its config: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+        )
+    model.load_state_dict(state, strict=False)
+    return model.eval()

@@ -1,0 +1,69 @@
+"""Image front end: a timm image tower and the projector that turns its feature map into tokens.
+
+(b, 3, s, s) -> tower.forward_features -> (b, c, h, w) -> adaptive pool to (sqrt(k), sqrt(k))
+-> (b, k, c) -> MLP -> (b, k, d_llm) visual tokens, inserted into the prompt as inputs_embeds.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .assets import efficientnet_lite0_state_dict_path
+from .config import ImageTowerConfig, ProjectorConfig
+
+
+def _load_packaged_efficientnet_lite0(model: nn.Module) -> None:
+    """The packaged .pth uses other key names; keys pair up by position (296, all shapes match)."""
+    source = torch.load(efficientnet_lite0_state_dict_path(), map_location="cpu", weights_only=True)
+    target = model.state_dict()
+    if len(source) != len(target):
+        raise RuntimeError(f"efficientnet-lite0 weights have {len(source)} tensors, timm model {len(target)}")
+    paired = {}
+    for (tkey, tval), (skey, sval) in zip(target.items(), source.items()):
+        if tuple(tval.shape) != tuple(sval.shape):
+            raise RuntimeError(f"efficientnet-lite0: {skey} {tuple(sval.shape)} does not fit {tkey} {tuple(tval.shape)}")
+        paired[tkey] = sval
+    model.load_state_dict(paired, strict=True)
+
+
+def create_image_tower(cfg: ImageTowerConfig) -> nn.Module:
+    import timm
+
+    model = timm.create_model(cfg.timm_name, pretrained=False, **cfg.timm_kwargs)
+    if cfg.weights == "packaged":
+        if cfg.timm_name != "tf_efficientnet_lite0":
+            raise ValueError(f"weights='packaged' exists only for tf_efficientnet_lite0, not {cfg.timm_name!r}")
+        _load_packaged_efficientnet_lite0(model)
+    elif cfg.weights != "none":
+        raise ValueError(f"image_tower.weights must be 'packaged' or 'none', got {cfg.weights!r}")
+    if cfg.frozen:
+        model.requires_grad_(False)
+    return model.eval()
+
+
+def tower_channels(tower: nn.Module) -> int:
+    return int(tower.num_features)
+
+
+class VisualProjector(nn.Module):
+    """(b, c, h, w) feature map -> (b, k, d) visual tokens."""
+
+    def __init__(self, in_channels: int, out_dim: int, cfg: ProjectorConfig):
+        super().__init__()
+        side = math.isqrt(cfg.num_visual_tokens)
+        if side * side != cfg.num_visual_tokens or side < 1:
+            raise ValueError(f"num_visual_tokens must be a perfect square (1, 4, 9, 16, 49...), got {cfg.num_visual_tokens}")
+        self.side = side
+        self.num_tokens = cfg.num_visual_tokens
+        self.norm = nn.LayerNorm(in_channels)
+        self.mlp = nn.Sequential(nn.Linear(in_channels, cfg.hidden_size), nn.GELU(), nn.Linear(cfg.hidden_size, out_dim))
+        self.position = nn.Parameter(torch.zeros(cfg.num_visual_tokens, out_dim))  # (k, d)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if features.shape[-1] < self.side or features.shape[-2] < self.side:
+            raise ValueError(f"feature map {tuple(features.shape[-2:])} is smaller than {self.side}x{self.side} tokens")
+        pooled = nn.functional.adaptive_avg_pool2d(features, self.side)  # (b, c, s, s)
+        tokens = pooled.flatten(2).transpose(1, 2)  # (b, k, c)
+        return self.mlp(self.norm(tokens)) + self.position  # (b, k, d)
