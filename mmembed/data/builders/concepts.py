@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence, TypeVar
+from typing import Callable, Iterable, Optional, Sequence, TypeVar
 
 from mmembed.data.manifest import PairRecord
 
@@ -33,20 +33,22 @@ def assign_split(concept_id: str) -> str:
     raise AssertionError("split percentages must add up to 100")
 
 
-def selection_key(concept_id: str) -> str:
+def selection_key(concept_id: str, salt: str = "select") -> str:
     """Order for `--limit`: a hash with its own salt, so a limited build samples all categories
-    and is not correlated with the split assignment."""
-    return hashlib.sha1(f"select:{concept_id}".encode("utf-8")).hexdigest()
+    and is not correlated with the split assignment (nor with another selection's salt)."""
+    return hashlib.sha1(f"{salt}:{concept_id}".encode("utf-8")).hexdigest()
 
 
-def select(items: Iterable[T], key_of, limit: Optional[int]) -> list[T]:
+def select(items: Iterable[T], key_of: Callable[[T], str], limit: Optional[int],
+           salt: str = "select") -> list[T]:
     """All items (sorted by id) or, with a limit, the first `limit` in selection-hash order."""
     items = sorted(items, key=key_of)
     if limit is None:
         return items
     if limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
-    return sorted(sorted(items, key=lambda it: selection_key(key_of(it)))[:limit], key=key_of)
+    chosen = sorted(items, key=lambda it: selection_key(key_of(it), salt))[:limit]
+    return sorted(chosen, key=key_of)
 
 
 def parse_langs(langs: Optional[str | Sequence[str]]) -> Optional[frozenset[str]]:
