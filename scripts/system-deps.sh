@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Debian packages the dataset builders read (mmembed/data/builders/sources.py):
+#   fonts-noto-color-emoji  emoji images        unicode-cldr-core  names/keywords in ~130 locales
+#   openclipart-png/-svg    clip-art drawings and their metadata
+# Idempotent and quick when everything is installed: apt is only called for missing packages.
+set -euo pipefail
+
+PACKAGES=(fonts-noto-color-emoji unicode-cldr-core openclipart-png openclipart-svg)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "system-deps: all installed (${PACKAGES[*]})"
+  exit 0
+fi
+
+# `env` carries DEBIAN_FRONTEND through sudo, which resets the environment
+APT=(env DEBIAN_FRONTEND=noninteractive apt-get)
+if [ "$(id -u)" -ne 0 ]; then APT=(sudo "${APT[@]}"); fi
+echo "system-deps: installing ${missing[*]}"
+"${APT[@]}" update -q
+"${APT[@]}" install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,275 @@
+"""Dataset builders on the real packaged sources, kept small with limit/langs (whole file < 60 s)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from mmembed.data.builders import DATASETS, MissingSourceError, build_dataset, sources
+from mmembed.data.builders import clipart, emoji
+from mmembed.data.builders.cldr import read_annotations
+from mmembed.data.builders.cldr_lexicon import build_lexicon, singular
+from mmembed.data.builders.concepts import Concept, assign_split, select
+from mmembed.data.builders.django_po import PLACEHOLDER
+from mmembed.data.builders.langcodes import to_cldr
+from mmembed.data.manifest import SPLITS, read_manifest
+
+TEN = ["en", "de", "fr", "es", "zh", "ja", "ar", "hi", "sw", "ru"]
+SMALL = {
+    "emoji": {"limit": 24, "langs": TEN},
+    "clipart": {"limit": 40, "langs": TEN},
+    "parallel": {"limit": 80, "langs": TEN},
+}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    """Each dataset built twice, into two folders, with the same options."""
+    out = {}
+    for name, options in SMALL.items():
+        a = build_dataset(name, tmp_path_factory.mktemp(name) / "a", **options)
+        b = build_dataset(name, tmp_path_factory.mktemp(name) / "b", **options)
+        out[name] = (a, b)
+    return out
+
+
+def _records(folder: Path) -> dict[str, list]:
+    return {split: read_manifest(folder / f"{split}.jsonl") for split in SPLITS}
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_manifests_load_and_match_card(built, name):
+    folder = built[name][0]
+    records = _records(folder)
+    card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+    assert sum(map(len, records.values())) > 0
+    for split, recs in records.items():
+        assert card["counts"]["records"][split] == len(recs)
+        assert all(r.split == split for r in recs)
+    assert card["dataset"] == name
+    assert all(s["version"] != "unknown" for s in card["sources"]), card["sources"]
+    assert card["options"]["limit"] == SMALL[name]["limit"]
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_splits_are_disjoint_by_concept(built, name):
+    records = _records(built[name][0])
+    concepts = {split: {r.concept for r in recs} for split, recs in records.items()}
+    assert not concepts["train"] & concepts["dev"]
+    assert not concepts["train"] & concepts["test"]
+    assert not concepts["dev"] & concepts["test"]
+    for split, ids in concepts.items():
+        assert all(assign_split(c) == split for c in ids)
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_rebuild_is_byte_identical(built, name):
+    a, b = built[name]
+    tree_a, tree_b = _tree(a), _tree(b)
+    assert sorted(tree_a) == sorted(tree_b)
+    assert tree_a == tree_b
+
+
+def test_emoji_covers_the_ten_languages_with_names_and_keywords(built):
+    records = [r for recs in _records(built["emoji"][0]).values() for r in recs]
+    langs = Counter(r.lang for r in records)
+    assert set(TEN) <= set(langs), langs
+    kinds = Counter(r.kind for r in records)
+    assert kinds["name"] > 0 and kinds["keyword"] > 0
+    by_concept = Counter(r.concept for r in records)
+    assert len(by_concept) == SMALL["emoji"]["limit"]
+
+
+def test_parallel_has_sentences_and_names_anchored_in_english(built):
+    records = [r for recs in _records(built["parallel"][0]).values() for r in recs]
+    assert {r.kind for r in records} <= {"sentence", "name"}
+    assert all(r.text and r.text_lang == "en" and r.image is None for r in records)
+    assert all(r.caption.casefold() != r.text.casefold() for r in records)
+    assert not any(PLACEHOLDER.search(r.text) for r in records if r.kind == "sentence")
+
+
+@pytest.mark.parametrize("name,max_side", [("emoji", 160), ("clipart", 224)])
+def test_images_are_rgb_and_readable(built, name, max_side):
+    folder = built[name][0]
+    images = {r.image for recs in _records(folder).values() for r in recs}
+    assert images
+    for rel in images:
+        with Image.open(folder / rel) as im:
+            im.load()
+            assert im.mode == "RGB"
+            assert max(im.size) <= max_side
+            if name == "emoji":
+                assert im.size == (160, 160)
+                assert im.getextrema() != ((255, 255),) * 3  # not blank white
+
+
+@pytest.mark.parametrize("name,attr,hint", [
+    ("emoji", "NOTO_EMOJI", "apt-get install fonts-noto-color-emoji"),
+    ("emoji", "CLDR", "apt-get install unicode-cldr-core"),
+    ("clipart", "OPENCLIPART_PNG", "apt-get install openclipart-png"),
+    ("clipart", "OPENCLIPART_SVG", "apt-get install openclipart-svg"),
+    ("parallel", "CLDR", "apt-get install unicode-cldr-core"),
+])
+def test_missing_debian_source_names_the_package(tmp_path, monkeypatch, name, attr, hint):
+    missing = dataclasses.replace(getattr(sources, attr), path=tmp_path / "not-installed")
+    monkeypatch.setattr(sources, attr, missing)
+    with pytest.raises(MissingSourceError, match=re.escape(hint)):
+        build_dataset(name, tmp_path / "out", limit=1)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("attr,hint", [("DJANGO", "pip install Django"), ("PYCOUNTRY", "pip install pycountry")])
+def test_missing_pypi_source_names_the_package(tmp_path, monkeypatch, attr, hint):
+    missing = dataclasses.replace(getattr(sources, attr), module="mmembed_no_such_module")
+    monkeypatch.setattr(sources, attr, missing)
+    with pytest.raises(MissingSourceError, match=re.escape(hint)):
+        build_dataset("parallel", tmp_path / "out", limit=1)
+    assert not (tmp_path / "out").exists()
+
+
+def test_interrupted_build_leaves_no_dataset(tmp_path, monkeypatch):
+    calls = []
+    real_render = emoji.EmojiRenderer.render
+
+    def render_then_crash(self, cp):
+        calls.append(cp)
+        if len(calls) > 3:
+            raise KeyboardInterrupt("simulated interruption mid-build")
+        return real_render(self, cp)
+
+    monkeypatch.setattr(emoji.EmojiRenderer, "render", render_then_crash)
+    out = tmp_path / "emoji"
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset("emoji", out, limit=10, langs="en")
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # the temp folder beside it is gone too
+
+
+def test_failed_rebuild_keeps_previous_dataset_and_rebuild_replaces_it(tmp_path, monkeypatch):
+    out = tmp_path / "emoji"
+    build_dataset("emoji", out, limit=2, langs="en")
+    before = _tree(out)
+    monkeypatch.setattr(emoji, "write_dataset", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        build_dataset("emoji", out, limit=3, langs="en")
+    assert _tree(out) == before
+    monkeypatch.undo()
+    build_dataset("emoji", out, limit=3, langs="en")
+    assert len({r.concept for r in read_manifest(out / "train.jsonl") + read_manifest(out / "dev.jsonl")
+                + read_manifest(out / "test.jsonl")}) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emoji"]
+
+
+def test_unknown_dataset_or_option_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'nope'"):
+        build_dataset("nope", tmp_path / "x")
+    with pytest.raises(ValueError, match="has no option colour"):
+        build_dataset("emoji", tmp_path / "x", colour=True)
+    assert set(DATASETS) == {"emoji", "clipart", "parallel"}
+
+
+def test_split_assignment_is_stable_and_about_80_10_10():
+    ids = [f"concept:{i}" for i in range(20000)]
+    counts = Counter(map(assign_split, ids))
+    assert 0.78 < counts["train"] / len(ids) < 0.82
+    assert 0.09 < counts["dev"] / len(ids) < 0.11
+    assert assign_split("emoji:1f600") == assign_split("emoji:1f600")
+    assert select(["c", "a", "b"], lambda x: x, None) == ["a", "b", "c"]
+    assert select(ids, lambda x: x, 5) == select(list(reversed(ids)), lambda x: x, 5)
+
+
+def test_cldr_reader_skips_inheritance_markers_empty_and_unconfirmed(tmp_path):
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "xx.xml").write_text(
+        """<ldml><annotations>
+        <annotation cp="A">alpha | ↑↑↑ |  | beta</annotation>
+        <annotation cp="A" type="tts">↑↑↑</annotation>
+        <annotation cp="B" type="tts"> </annotation>
+        <annotation cp="C" type="tts" draft="unconfirmed">gamma</annotation>
+        <annotation cp="D" type="tts">delta  name</annotation>
+        </annotations></ldml>""", encoding="utf-8")
+    anns = read_annotations(tmp_path, "xx")
+    assert sorted(anns) == ["A", "D"]
+    assert anns["A"].name is None and anns["A"].keywords == ("alpha", "beta")
+    assert anns["D"].name == "delta name"
+
+
+def test_cldr_lexicon_matches_names_and_unique_keywords():
+    lexicon = build_lexicon(sources.CLDR.require(), ["en", "de", "ja"])
+    cat = lexicon.match("Cats")
+    assert cat is not None and cat.via == "name" and cat.word == "cat"
+    assert lexicon.names[cat.cp]["de"] == "Katze"
+    assert lexicon.match("fruit") is None  # a keyword of many emoji names none of them
+    assert singular("butterflies") == singular("butterfly") == "butterfly"
+    assert singular("glass") == "glass"
+
+
+def test_clipart_keyword_matches_only_count_from_titles():
+    lexicon = build_lexicon(sources.CLDR.require(), ["en", "de"])
+    word = next(w for w, cp in sorted(lexicon.by_keyword.items()) if cp in lexicon.names)
+    matched: Counter = Counter()
+    from_keyword = Concept("clipart:x", image="x.png")
+    clipart._cldr_captions(from_keyword, [(word, "keyword")], lexicon, "cldr", matched)
+    assert from_keyword.captions == []
+    from_title = Concept("clipart:y", image="y.png")
+    clipart._cldr_captions(from_title, [(word, "title")], lexicon, "cldr", matched)
+    assert {c.lang for c in from_title.captions} >= {"en"}
+    assert all(c.kind == "cldr_name" and repr(singular(word)) in c.source for c in from_title.captions)
+
+
+def test_clipart_filename_caption_drops_author_and_numbers():
+    assert clipart.filename_caption("pesca_architetto_frances_01", "Architetto Francesco Rollandin") == "pesca"
+    assert clipart.filename_caption("aiga_baggage_check_in1", None) == "aiga baggage check in"
+    assert clipart.clean_title("Clipart by Nicu Buculei - pear") == "pear"
+
+
+def test_locale_codes_follow_cldr():
+    assert to_cldr("zh_Hans") == "zh" and to_cldr("zh_CN") == "zh"
+    assert to_cldr("sr@latin") == "sr_Latn" and to_cldr("de") == "de"
+    assert PLACEHOLDER.search("Delete %(name)s?") and PLACEHOLDER.search("Page {page}")
+    assert not PLACEHOLDER.search("Enter a valid date, 100% sure.")
+
+
+def test_cli_list_and_build(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from mmembed.data.cli import data_app, parse_option
+
+    root = typer.Typer()
+    root.add_typer(data_app, name="data")
+    runner = CliRunner()
+    listed = runner.invoke(root, ["data", "list"])
+    assert listed.exit_code == 0 and all(n in listed.output for n in DATASETS)
+    out = tmp_path / "e"
+    result = runner.invoke(root, ["data", "build", "emoji", "--out", str(out), "--limit", "3",
+                                  "--langs", "en,sw", "--set", "size=64"])
+    assert result.exit_code == 0, result.output
+    assert "3 concepts, 2 languages" in result.output
+    assert Image.open(next((out / "images").iterdir())).size == (64, 64)
+    bad = runner.invoke(root, ["data", "build", "emoji", "--out", str(out), "--set", "nope=1"])
+    assert bad.exit_code == 2
+    assert parse_option("max_per_category=none") == ("max_per_category", None)
+    assert parse_option("skin_tones=true") == ("skin_tones", True)
+
+
+def test_system_deps_script_installs_exactly_the_builders_packages():
+    script = (ROOT / "scripts" / "system-deps.sh").read_text(encoding="utf-8")
+    listed = re.search(r"^PACKAGES=\(([^)]*)\)", script, re.M)
+    assert listed is not None
+    assert tuple(sorted(listed.group(1).split())) == sources.DEBIAN_PACKAGES
+    assert "DEBIAN_FRONTEND=noninteractive" in script
+    assert script.index(" update ") < script.index(" install ")  # package lists refreshed first
+    import subprocess
+
+    assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / "system-deps.sh")]).returncode == 0
