@@ -11,3 +11,12 @@ from .registry import create_model, get_config, list_models, load, register_mode
 
 __all__ = ["load", "list_models", "create_model", "get_config", "register_model", "ModelConfig"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Collection needs LanceDB: imported on first use, so `import mmembed` stays light
+    if name == "Collection":
+        from .search.collection import Collection
+
+        return Collection
+    raise AttributeError(f"module 'mmembed' has no attribute {name!r}")

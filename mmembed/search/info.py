@@ -1,0 +1,120 @@
+"""What a collection records about the model that filled it, and the table's Arrow schema.
+
+The record lives in the Lance table's schema metadata (key `mmembed`), so it travels with the
+data (a copied folder, object storage) and cannot drift from it. Vectors of another model (name,
+version or dim) are refused: mixing two embedding spaces silently ruins every search.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+FORMAT_VERSION = 1
+METADATA_KEY = b"mmembed"
+
+
+class CollectionError(RuntimeError):
+    """A collection cannot be used as asked; the message names the collection and the problem."""
+
+
+class CollectionNotFoundError(CollectionError, FileNotFoundError):
+    pass
+
+
+class ModelMismatchError(CollectionError):
+    pass
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    model: str  # the name mmembed.load() accepts
+    model_version: str
+    dim: int  # stored vector size (may be a Matryoshka truncation of the model's dim)
+    format: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> "CollectionInfo":
+        try:
+            data = json.loads(text)
+            info = cls(model=str(data["model"]), model_version=str(data["model_version"]), dim=int(data["dim"]),
+                       format=int(data.get("format", FORMAT_VERSION)))
+        except (ValueError, KeyError, TypeError) as err:
+            raise CollectionError(f"{where}: unreadable mmembed metadata ({err}): {text[:200]!r}") from None
+        if info.format > FORMAT_VERSION:
+            raise CollectionError(f"{where}: written by a newer mmembed (format {info.format} > {FORMAT_VERSION}); upgrade mmembed")
+        return info
+
+    @classmethod
+    def for_model(cls, model, dim: int | None = None) -> "CollectionInfo":
+        dim = int(dim or model.dim)
+        if not 0 < dim <= model.dim:
+            raise ValueError(f"dim must be in 1..{model.dim} for model {model.name!r}, got {dim}")
+        return cls(model=model.name, model_version=str(model.config.version), dim=dim)
+
+    def check_model(self, model, where: str) -> None:
+        """Raise ModelMismatchError unless `model` produced (and will produce) this collection's vectors."""
+        same = model.name == self.model and str(model.config.version) == self.model_version
+        if not same or model.dim < self.dim:
+            raise ModelMismatchError(
+                f"collection {where} holds vectors of model {self.model!r} (version {self.model_version}, dim {self.dim}); "
+                f"model {model.name!r} (version {model.config.version}, dim {model.dim}) embeds into another space. "
+                f"Use model={self.model!r} or index into a new collection."
+            )
+
+    def check_vectors(self, shape: tuple[int, ...], n: int, where: str) -> None:
+        if len(shape) != 2 or shape[0] != n or shape[1] != self.dim:
+            raise ModelMismatchError(
+                f"collection {where} stores {self.dim}-d vectors of model {self.model!r}; got an array of shape "
+                f"{tuple(shape)} for {n} documents (expected ({n}, {self.dim}))"
+            )
+
+
+def document_fields():
+    """Arrow fields of a stored document (documents.Document.to_row), without the vector."""
+    import pyarrow as pa
+
+    return [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("kind", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("image", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("folder", pa.string()),
+        pa.field("language", pa.string()),
+        pa.field("tags", pa.list_(pa.string())),
+        pa.field("meta", pa.string()),  # JSON object
+        pa.field("content_hash", pa.string()),
+    ]
+
+
+def table_schema(info: CollectionInfo):
+    import pyarrow as pa
+
+    vector = pa.field("vector", pa.list_(pa.float32(), info.dim))  # (dim,) L2-normalized
+    fields = document_fields()
+    return pa.schema(fields[:1] + [vector] + fields[1:], metadata={METADATA_KEY: info.to_json().encode("utf-8")})
+
+
+def documents_table(docs, vectors=None, dim: int = 0):
+    """Documents (and optionally their (n, dim) vectors as a `vector` column) -> a pyarrow Table."""
+    import numpy as np
+    import pyarrow as pa
+
+    fields = document_fields()
+    rows = [d.with_hash().to_row() for d in docs]
+    columns = [pa.array([r[f.name] for r in rows], type=f.type) for f in fields]
+    if vectors is not None:
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+        columns.insert(1, pa.FixedSizeListArray.from_arrays(flat, dim))
+        fields.insert(1, pa.field("vector", pa.list_(pa.float32(), dim)))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def read_info(schema, where: str) -> CollectionInfo:
+    meta = schema.metadata or {}
+    if METADATA_KEY not in meta:
+        raise CollectionError(f"{where}: table has no mmembed metadata; it was not created by mmembed.Collection")
+    return CollectionInfo.from_json(meta[METADATA_KEY].decode("utf-8"), where)
