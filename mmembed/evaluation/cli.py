@@ -1,0 +1,127 @@
+"""`mmembed eval`: score models and baselines on the same tasks, in one table, JSON and plots.
+
+    mmembed eval --model gemma3-270m-mm --tasks t2i,i2t,bitext --data /work/datasets \
+        --baselines e5,imagenet-labels,prompteol --langs en,de,zh --limit 500 --out results/
+"""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+class EvalUsageError(Exception):
+    """Bad arguments; printed as one line and exit code 2."""
+
+
+def _settings(**kw):
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in kw.items()}
+
+
+def run_eval_command(
+    models: List[str],
+    tasks: str,
+    data: List[Path],
+    out: Path,
+    baselines: Optional[str],
+    limit: Optional[int],
+    langs: Optional[str],
+    seed: int,
+    split: str,
+    batch_size: int,
+    openclip_budget: float,
+    openclip_steps: Optional[int],
+    plots: bool,
+    console=None,
+) -> dict:
+    """The whole command as a function (the CLI wraps it; tests and notebooks may call it)."""
+    from rich.console import Console
+
+    from mmembed.data.builders.concepts import parse_langs
+
+    from .data import EvalDataError, load_eval_data
+    from .encoders import EncoderOptions, UnknownEncoderError, check_encoder_name, expand_baselines
+    from .report import RESULTS_FILE, RUN_FILE, results_payload, summary_table, task_tables, write_json
+    from .runner import run_evaluation
+    from .tasks import TaskError, build_tasks, parse_task_names
+
+    console = console or Console()
+    # ---- validate everything cheap before loading any model ------------------------------
+    try:
+        task_names = parse_task_names(tasks)
+        names = list(dict.fromkeys([*models, *expand_baselines(baselines)]))
+        if not names:
+            raise UnknownEncoderError("no model given: pass --model NAME and/or --baselines")
+        for name in names:
+            check_encoder_name(name)
+        if not data:
+            raise EvalDataError("no --data given: pass a dataset folder, a folder of datasets, or a .jsonl file")
+        lang_set = parse_langs(langs)
+        datasets = load_eval_data(data, split, limit, seed)
+        task_list, notes = build_tasks(task_names, datasets, lang_set)
+    except (TaskError, UnknownEncoderError, EvalDataError) as err:
+        raise EvalUsageError(str(err)) from None
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}")
+    train = [ds.manifest.parent / "train.jsonl" for ds in datasets if (ds.manifest.parent / "train.jsonl").is_file()]
+    opts = EncoderOptions(seed=seed, batch_size=batch_size, train_data=tuple(train),
+                          openclip_budget_s=openclip_budget, openclip_steps=openclip_steps)
+    console.print(f"eval: {len(task_list)} tasks on {', '.join(ds.name for ds in datasets)}; encoders: {', '.join(names)}")
+
+    def progress(er, results):
+        ok = sum(r.status == "ok" for r in results)
+        t = ", ".join(f"{k} {v:.1f}s" for k, v in er.timings.items())
+        console.print(f"  {er.name}: {ok}/{len(results)} tasks scored ({t})")
+
+    run = run_evaluation(names, task_list, opts, on_encoder=progress)
+
+    # ---- report ---------------------------------------------------------------------------
+    for table in task_tables(run):
+        console.print(table)
+    console.print(summary_table(run))
+    settings = _settings(tasks=task_names, encoders=names, data=[str(d) for d in data], split=split, limit=limit,
+                         langs=sorted(lang_set) if lang_set else None, seed=seed, batch_size=batch_size,
+                         openclip_budget_s=openclip_budget, openclip_steps=openclip_steps)
+    ds_info = [{"name": ds.name, "manifest": str(ds.manifest), "records": len(ds.records),
+                "concepts": len(ds.concepts), "langs": len(ds.langs)} for ds in datasets]
+    payload = results_payload(run, settings, ds_info, notes)
+    files = [write_json(out / RESULTS_FILE, payload)]
+    import mmembed
+
+    files.append(write_json(out / RUN_FILE, {
+        "mmembed_version": mmembed.__version__, "python": platform.python_version(), "machine": platform.machine(),
+        "timings": {e.name: e.timings for e in run.encoders}}))
+    if plots:
+        from .plots import write_plots
+
+        files.extend(write_plots(run, out))
+    console.print("wrote " + ", ".join(str(f) for f in files))
+    return payload
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("eval")
+    def eval_cmd(
+        model: List[str] = typer.Option([], "--model", "-m", help="Model to score (repeatable): any name `mmembed models` lists, a saved folder, or a baseline name."),
+        tasks: str = typer.Option("t2i,i2t,zeroshot,bitext,t2t", "--tasks", "-t", help="Comma-separated: t2i, i2t, zeroshot, bitext, t2t."),
+        data: List[Path] = typer.Option([], "--data", "-d", help="Dataset folder, folder of datasets, or a .jsonl manifest (repeatable)."),
+        out: Path = typer.Option(Path("results"), "--out", "-o", help="Folder for results.json, run.json and the PNG plots."),
+        baselines: Optional[str] = typer.Option(None, "--baselines", "-b", help="Comma-separated: e5, imagenet-labels, prompteol, openclip-scratch."),
+        limit: Optional[int] = typer.Option(None, "--limit", help="At most N concepts per dataset (drawn with --seed)."),
+        langs: Optional[str] = typer.Option(None, "--langs", help="Comma-separated languages to score (default: all present)."),
+        seed: int = typer.Option(0, "--seed", help="Seed for --limit sampling, random-init parts and baseline training."),
+        split: str = typer.Option("test", "--split", help="Manifest split read from each dataset folder."),
+        batch_size: int = typer.Option(32, "--batch-size", help="Encoding batch size."),
+        openclip_budget: float = typer.Option(300.0, "--openclip-budget", help="Training seconds for openclip-scratch (match the adapter's wall time)."),
+        openclip_steps: Optional[int] = typer.Option(None, "--openclip-steps", help="Train openclip-scratch for exactly N steps instead (reproducible)."),
+        plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots."),
+    ) -> None:
+        """Score models and baselines on retrieval, zero-shot and bitext tasks: table, JSON, plots."""
+        try:
+            run_eval_command(model, tasks, data, out, baselines, limit, langs, seed, split, batch_size,
+                             openclip_budget, openclip_steps, plots)
+        except EvalUsageError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None

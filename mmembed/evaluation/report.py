@@ -1,0 +1,109 @@
+"""Results as a rich table in the terminal and as JSON on disk.
+
+results.json holds only what is determined by the inputs and the seed (no timings, no dates), so
+two runs with the same seed write byte-identical files; timings and versions go to run.json.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.table import Table
+
+from .runner import EvalRun, TaskResult
+from .tasks import TASK_KINDS
+
+RESULTS_FILE = "results.json"
+RUN_FILE = "run.json"
+
+
+def primary_metric(task: str) -> str:
+    return "acc" if TASK_KINDS[task].metric == "accuracy" else "R@1"
+
+
+def summarize(results: Sequence[TaskResult]) -> list[dict[str, Any]]:
+    """Mean of every metric over the groups (languages) of each (encoder, task, dataset)."""
+    groups: dict[tuple[str, str, str], list[TaskResult]] = defaultdict(list)
+    for r in results:
+        if r.status == "ok":
+            groups[r.encoder, r.task, r.dataset].append(r)
+    out = []
+    for (enc, task, ds), rs in groups.items():
+        mean = {m: round(sum(r.metrics[m] for r in rs) / len(rs), 6) for m in rs[0].metrics}
+        out.append({"encoder": enc, "task": task, "dataset": ds, "groups": len(rs), "mean": mean})
+    return out
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def _row_cells(values: dict[str, float], encoders: Sequence[str]) -> list[str]:
+    """Percent cells, the best one in bold; '-' where an encoder was skipped."""
+    best = max(values.values()) if values else None
+    return [("[bold]" + _pct(values[e]) + "[/]" if values[e] == best else _pct(values[e])) if e in values else "-"
+            for e in encoders]
+
+
+def task_tables(run: EvalRun) -> list[Table]:
+    """One table per task kind: rows = (dataset, language), columns = encoders, cell = primary metric."""
+    encoders = [e.name for e in run.encoders]
+    tables = []
+    for task in dict.fromkeys(r.task for r in run.results):
+        metric = primary_metric(task)
+        table = Table(title=f"{task}: {TASK_KINDS[task].description} ({metric}, %)", title_justify="left")
+        table.add_column("dataset")
+        table.add_column("lang")
+        table.add_column("n", justify="right")
+        for e in encoders:
+            table.add_column(e, justify="right")
+        rows: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+        sizes: dict[tuple[str, str], str] = {}
+        for r in run.results:
+            if r.task == task:
+                sizes[r.dataset, r.group] = f"{r.n_queries}x{r.n_targets}"
+                if r.status == "ok":
+                    rows[r.dataset, r.group][r.encoder] = r.metrics[metric]
+        for (ds, group), size in sizes.items():
+            table.add_row(ds, group, size, *_row_cells(rows[ds, group], encoders))
+        tables.append(table)
+    return tables
+
+
+def summary_table(run: EvalRun) -> Table:
+    """Means over languages of every metric: rows = (task, dataset, metric), columns = encoders."""
+    encoders = [e.name for e in run.encoders]
+    table = Table(title="mean over languages (%)", title_justify="left")
+    for col in ("task", "dataset", "metric"):
+        table.add_column(col)
+    for e in encoders:
+        table.add_column(e, justify="right")
+    cells: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
+    for s in summarize(run.results):
+        for metric, value in s["mean"].items():
+            cells[s["task"], s["dataset"], metric][s["encoder"]] = value
+    for (task, ds, metric), values in cells.items():
+        table.add_row(task, ds, metric, *_row_cells(values, encoders))
+    return table
+
+
+def results_payload(run: EvalRun, settings: dict[str, Any], datasets: list[dict[str, Any]], notes: list[str]) -> dict[str, Any]:
+    return {
+        "format": "mmembed-eval/1",
+        "settings": settings,
+        "datasets": datasets,
+        "encoders": [{"name": e.name, **e.info} for e in run.encoders],
+        "results": [dataclasses.asdict(r) for r in run.results],
+        "summary": summarize(run.results),
+        "notes": notes,
+        "similarity_previews": [dataclasses.asdict(p) for p in run.previews],
+    }
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,144 @@
+"""Run encoders over tasks: embed each side once, score the similarity matrix, collect results.
+
+Encoders are built one at a time and dropped before the next, so two 270M models are never in
+memory together. Within one encoder, embeddings are cached by (modality, role, item): the image
+gallery of t2i is embedded once for every language, not once per language.
+"""
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from .encoders import Encoder, EncoderOptions, resolve_encoder
+from .metrics import relevance_from_keys, retrieval_metrics, top1_accuracy
+from .tasks import TASK_KINDS, EvalTask, Side
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    encoder: str
+    task: str
+    dataset: str
+    group: str
+    metrics: dict[str, float]  # {} when skipped
+    n_queries: int
+    n_targets: int
+    status: str = "ok"  # "ok" or "skipped: <why>"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class SimilarityPreview:
+    """A small (k, k) corner of one task's similarity matrix, correct pairs on the diagonal."""
+
+    encoder: str
+    task_id: str
+    rows: list[str]
+    cols: list[str]
+    values: list[list[float]]  # (k, k)
+
+
+@dataclass
+class EncoderRun:
+    name: str
+    info: dict[str, Any]
+    timings: dict[str, float]  # load / eval seconds and the encoder's own (kept out of results.json)
+
+
+@dataclass
+class EvalRun:
+    results: list[TaskResult] = field(default_factory=list)
+    encoders: list[EncoderRun] = field(default_factory=list)
+    previews: list[SimilarityPreview] = field(default_factory=list)
+
+
+class Embedder:
+    """An encoder plus a cache of what it has embedded, keyed by (modality, role, item)."""
+
+    def __init__(self, encoder: Encoder):
+        self.encoder = encoder
+        self.cache: dict[tuple[str, str, str], np.ndarray] = {}
+
+    def embed(self, side: Side) -> np.ndarray:
+        """(n, d) float32 unit rows for the side's items, in order."""
+        role = side.role if side.modality == "text" else "-"  # images have no role
+        todo = list(dict.fromkeys(it for it in side.items if (side.modality, role, it) not in self.cache))
+        if todo:
+            if side.modality == "text":
+                fresh = self.encoder.encode_text(todo, side.role)
+            else:
+                fresh = self.encoder.encode_images(todo)
+            for item, row in zip(todo, np.asarray(fresh, dtype=np.float32)):
+                self.cache[side.modality, role, item] = row
+        return np.stack([self.cache[side.modality, role, it] for it in side.items])
+
+
+def similarity(embedder: Embedder, task: EvalTask) -> np.ndarray:
+    """(q, t) cosine similarities (encoders return unit rows)."""
+    return embedder.embed(task.queries) @ embedder.embed(task.targets).T
+
+
+def score_task(embedder: Embedder, task: EvalTask) -> TaskResult:
+    base = dict(encoder=embedder.encoder.name, task=task.kind, dataset=task.dataset, group=task.group,
+                n_queries=len(task.queries), n_targets=len(task.targets), note=task.note)
+    missing = task.modalities - embedder.encoder.modalities
+    if missing:
+        return TaskResult(metrics={}, status=f"skipped: {embedder.encoder.name} does not embed {'/'.join(sorted(missing))}", **base)
+    sim = similarity(embedder, task)
+    relevant = relevance_from_keys(task.queries.keys, task.targets.keys)
+    if TASK_KINDS[task.kind].metric == "accuracy":
+        metrics = {"acc": top1_accuracy(sim, relevant)}
+    else:
+        metrics = retrieval_metrics(sim, relevant)
+    return TaskResult(metrics={k: round(v, 6) for k, v in metrics.items()}, **base)
+
+
+def preview(embedder: Embedder, task: EvalTask, k: int = 12) -> Optional[SimilarityPreview]:
+    """The first k queries against their own first correct target: a readable heatmap."""
+    if task.modalities - embedder.encoder.modalities:
+        return None
+    relevant = relevance_from_keys(task.queries.keys, task.targets.keys)  # (q, t)
+    rows = list(range(min(k, len(task.queries))))
+    cols = list(dict.fromkeys(int(np.argmax(relevant[i])) for i in rows))
+    sim = similarity(embedder, task)[np.ix_(rows, cols)]  # (k, k')
+    return SimilarityPreview(embedder.encoder.name, task.id, [task.queries.labels[i] for i in rows],
+                             [task.targets.labels[j] for j in cols], np.round(sim, 4).tolist())
+
+
+def pick_preview_task(tasks: Sequence[EvalTask]) -> EvalTask:
+    """The heatmap shows the same task for every encoder: text -> image in English if there is one."""
+    order = {"t2i": 0, "i2t": 1, "zeroshot": 2, "bitext": 3, "t2t": 4}
+    return min(tasks, key=lambda t: (order.get(t.kind, 9), t.group not in ("en", "en->en"), t.dataset, t.group))
+
+
+def run_evaluation(
+    names: Sequence[str],
+    tasks: Sequence[EvalTask],
+    opts: EncoderOptions,
+    on_encoder: Optional[Callable[[EncoderRun, list[TaskResult]], None]] = None,
+) -> EvalRun:
+    run = EvalRun()
+    heat_task = pick_preview_task(tasks)
+    for name in names:
+        t0 = time.perf_counter()
+        encoder = resolve_encoder(name, opts)
+        t1 = time.perf_counter()
+        embedder = Embedder(encoder)
+        results = [score_task(embedder, task) for task in tasks]
+        pv = preview(embedder, heat_task)
+        timings = {"load_seconds": round(t1 - t0, 2), "eval_seconds": round(time.perf_counter() - t1, 2)}
+        timings.update(getattr(encoder, "timings", dict)())
+        er = EncoderRun(encoder.name, encoder.describe(), timings)
+        run.results.extend(results)
+        run.encoders.append(er)
+        if pv is not None:
+            run.previews.append(pv)
+        if on_encoder is not None:
+            on_encoder(er, results)
+        del encoder, embedder
+        gc.collect()
+    return run

@@ -1,0 +1,68 @@
+"""Baselines behind the Encoder protocol: ImageNet-label captions and open_clip from scratch."""
+import numpy as np
+import pytest
+from eval_fixtures import make_eval_data
+
+from mmembed.evaluation.baselines.imagenet_labels import ImageNetLabelEncoder
+from mmembed.evaluation.baselines.openclip_scratch import CompactTokenizer, train_openclip_scratch
+from mmembed.evaluation.encoders import Encoder, MMEmbedEncoder, UnknownEncoderError, expand_baselines
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_eval_data(tmp_path_factory.mktemp("evaldata"))
+
+
+def test_imagenet_label_pipeline_captions_and_embeds(data):
+    enc = ImageNetLabelEncoder(batch_size=4)
+    assert isinstance(enc, Encoder)
+    paths = [str(p) for p in sorted((data / "shapes" / "images").glob("*.png"))[:3]]
+    captions = enc.captions(paths)
+    assert len(captions) == 3 and all(len(c.split("; ")) == 5 for c in captions)
+    emb = enc.encode_images(paths)  # (3, 384) e5 passage embeddings of those captions
+    assert emb.shape == (3, 384) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    assert enc.encode_text(["a red circle"], "query").shape == (1, 384)
+
+
+def test_openclip_scratch_trains_and_replays_exactly(data):
+    manifests = [data / "shapes" / "train.jsonl"]
+    a = train_openclip_scratch(manifests, steps=2, seed=5, tokenizer="bytes")
+    b = train_openclip_scratch(manifests, steps=2, seed=5, tokenizer="bytes")
+    assert isinstance(a, Encoder) and a.run.steps == 2 and np.isfinite(a.run.final_loss)
+    assert a.run.concepts == 8 and a.run.pairs == 48
+    texts = ["roter Kreis", "cercle bleu"]
+    ta, tb = a.encode_text(texts, "query"), b.encode_text(texts, "query")
+    assert ta.shape == (2, 256) and np.array_equal(ta, tb)  # same seed + steps -> same weights
+    img = [str(data / "shapes" / "images" / "red_circle.png")]
+    assert np.array_equal(a.encode_images(img), b.encode_images(img))
+    c = train_openclip_scratch(manifests, steps=2, seed=6, tokenizer="bytes")
+    assert not np.array_equal(ta, c.encode_text(texts, "query"))
+
+
+def test_openclip_scratch_needs_image_training_pairs(data):
+    with pytest.raises(ValueError, match="needs image-caption training pairs"):
+        train_openclip_scratch([data / "parallel" / "test.jsonl"], steps=1, tokenizer="bytes")
+
+
+def test_compact_tokenizer_maps_unseen_tokens_to_unk():
+    from mmembed.text_frontend import byte_level_tokenizer
+
+    tok = CompactTokenizer(byte_level_tokenizer(), ["ab"], context_length=6)
+    ids = tok(["ab", "abz", "abcdefgh"])
+    assert ids[0].tolist() == [3, 4, 5, 2, 0, 0]  # <sot> a b <eos> <pad> <pad>
+    assert ids[1].tolist() == [3, 4, 5, 1, 2, 0]  # z was never seen -> <unk>
+    assert ids[2, -1].item() == 2  # cut to fit, <eos> kept last
+
+
+def test_baseline_names():
+    assert expand_baselines("prompteol,e5") == ["gemma3-270m-prompteol", "gemma3-270m-prompteol-mean", "e5"]
+    with pytest.raises(UnknownEncoderError, match="known baselines: e5, imagenet-labels, prompteol, openclip-scratch"):
+        expand_baselines("siglip")
+
+
+def test_prompt_only_model_is_scored_on_text_only():
+    class FakeModel:  # what MMEmbedEncoder reads from a model whose projector is untrained
+        image_tower = object()
+        config = type("C", (), {"image_trained": False})()
+
+    assert MMEmbedEncoder(FakeModel()).modalities == frozenset({"text"})

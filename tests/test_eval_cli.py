@@ -1,0 +1,85 @@
+"""`mmembed eval` end to end on tiny data with the tiny random model and baselines."""
+import json
+
+import pytest
+from eval_fixtures import make_eval_data
+from PIL import Image
+from typer.testing import CliRunner
+
+from mmembed.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_eval_data(tmp_path_factory.mktemp("evaldata"))
+
+
+def _eval(*args):
+    return runner.invoke(app, ["eval", *map(str, args)], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def full_run(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    res = _eval("--model", "tiny-random", "--data", data, "--out", out, "--baselines", "e5,openclip-scratch",
+                "--openclip-steps", 2, "--seed", 3)
+    assert res.exit_code == 0, res.output
+    return res, out
+
+
+def test_table_json_and_plots(full_run):
+    res, out = full_run
+    assert "t2i: text -> image retrieval" in res.output and "mean over languages" in res.output
+    payload = json.loads((out / "results.json").read_text())
+    assert [e["name"] for e in payload["encoders"]] == ["tiny-random", "e5", "openclip-scratch"]
+    rows = {(r["encoder"], r["task"], r["dataset"], r["group"]): r for r in payload["results"]}
+    assert set(rows["tiny-random", "t2i", "shapes", "de"]["metrics"]) == {"R@1", "R@5", "R@10", "MRR"}
+    assert rows["tiny-random", "t2i", "shapes", "de"]["n_targets"] == 8
+    assert rows["e5", "t2i", "shapes", "de"]["status"].startswith("skipped: e5 does not embed image")
+    assert rows["e5", "bitext", "parallel", "de->en"]["metrics"]["acc"] == 1.0  # e5 knows German
+    assert 0.0 <= rows["openclip-scratch", "zeroshot", "shapes", "fr"]["metrics"]["acc"] <= 1.0
+    assert payload["encoders"][2]["training"]["steps"] == 2
+    for name in ("t2i", "i2t", "zeroshot", "bitext", "t2t"):
+        with Image.open(out / f"{name}_by_language.png") as img:
+            assert img.format == "PNG" and img.width > 100
+    with Image.open(out / "similarity_heatmap.png") as img:
+        img.verify()
+    assert "timings" in json.loads((out / "run.json").read_text())
+
+
+def test_same_seed_same_results_file(data, tmp_path):
+    args = ("--model", "tiny-random", "--data", data / "shapes", "--tasks", "t2i,zeroshot", "--limit", 6, "--no-plots")
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _eval(*args, "--out", a).exit_code == 0
+    assert _eval(*args, "--out", b).exit_code == 0
+    assert (a / "results.json").read_bytes() == (b / "results.json").read_bytes()
+    payload = json.loads((a / "results.json").read_text())
+    assert payload["datasets"][0]["concepts"] == 6
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--model", "no-such-model"), "unknown model 'no-such-model'; models: "),
+        (("--model", "tiny-random", "--baselines", "clip"), "unknown baseline 'clip'; known baselines: e5, imagenet-labels"),
+        (("--model", "tiny-random", "--tasks", "t2i,vqa"), "unknown task(s) 'vqa'; known tasks: t2i"),
+        (("--model", "tiny-random", "--tasks", ","), "no task given"),
+        (("--baselines", ""), "no model given"),
+    ],
+)
+def test_bad_names_list_what_exists(data, tmp_path, args, message):
+    res = runner.invoke(app, ["eval", "--data", str(data), "--out", str(tmp_path), *args])
+    assert res.exit_code == 2
+    assert message in res.output
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_empty_task_set_and_bad_manifest_are_errors(data, tmp_path):
+    res = runner.invoke(app, ["eval", "--model", "tiny-random", "--data", str(data / "parallel"), "--tasks", "t2i"])
+    assert res.exit_code == 2 and "task set is empty" in res.output
+    bad = tmp_path / "mine.jsonl"
+    bad.write_text('{"concept": "a", "caption": "x", "lang": "en", "image": "gone.png"}\n')
+    res = runner.invoke(app, ["eval", "--model", "tiny-random", "--data", str(bad)])
+    assert res.exit_code == 2 and "mine.jsonl:1: image 'gone.png' does not exist" in res.output
