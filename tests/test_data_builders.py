@@ -118,6 +118,7 @@ def test_images_are_rgb_and_readable(built, name, max_side):
     ("emoji", "CLDR", "apt-get install unicode-cldr-core"),
     ("clipart", "OPENCLIPART_PNG", "apt-get install openclipart-png"),
     ("clipart", "OPENCLIPART_SVG", "apt-get install openclipart-svg"),
+    ("clipart", "NOTO_EMOJI", "apt-get install fonts-noto-color-emoji"),
     ("parallel", "CLDR", "apt-get install unicode-cldr-core"),
 ])
 def test_missing_debian_source_names_the_package(tmp_path, monkeypatch, name, attr, hint):
@@ -210,6 +211,10 @@ def test_cldr_lexicon_matches_names_and_unique_keywords():
     assert cat is not None and cat.via == "name" and cat.word == "cat"
     assert lexicon.names[cat.cp]["de"] == "Katze"
     assert lexicon.match("fruit") is None  # a keyword of many emoji names none of them
+    assert lexicon.match("paren") is not None  # CLDR names ')' too ...
+    drawable = build_lexicon(sources.CLDR.require(), ["en"], keep=emoji.EmojiRenderer(sources.NOTO_EMOJI.require()).has_glyph)
+    assert drawable.match("paren") is None  # ... which the emoji font cannot draw
+    assert drawable.match("cat") == cat
     assert singular("butterflies") == singular("butterfly") == "butterfly"
     assert singular("glass") == "glass"
 

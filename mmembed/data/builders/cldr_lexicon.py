@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from mmembed.data.builders.cldr import annotation_locales, read_annotations
 
@@ -50,9 +50,12 @@ class CldrLexicon:
         return None
 
 
-def build_lexicon(common: Path, locales: Optional[list[str]] = None) -> CldrLexicon:
-    """Index English names/keywords, and collect names in `locales` (default: all)."""
-    english = read_annotations(common, "en", derived=False)
+def build_lexicon(common: Path, locales: Optional[list[str]] = None,
+                  keep: Callable[[str], bool] = lambda cp: True) -> CldrLexicon:
+    """Index English names/keywords of the annotated code points that `keep` accepts (the clip-art
+    builder keeps those the emoji font draws: CLDR also names '•' "bullet" and '(' "paren"), and
+    collect their names in `locales` (default: all)."""
+    english = {cp: ann for cp, ann in read_annotations(common, "en", derived=False).items() if keep(cp)}
     by_name: dict[str, str] = {}
     for cp, ann in sorted(english.items()):
         if ann.name:

@@ -3,7 +3,8 @@
 Concept = one distinct drawing (see `openclipart.find_drawings`). English captions: the SVG title
 (kind="title"), its keywords (kind="keyword"), the leaf of every category folder it sits in
 (kind="category"), and, where the title is missing or is a collection title, the cleaned file
-name (kind="filename"). Multilingual captions (kind="cldr_name"): see `cldr_lexicon`.
+name (kind="filename"). Multilingual captions (kind="cldr_name"): see `cldr_lexicon`; only
+emoji that the emoji font draws take part (the font is read for that alone).
 """
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from mmembed.data.builders import sources
 from mmembed.data.builders.cldr import annotation_locales
 from mmembed.data.builders.cldr_lexicon import CldrLexicon, build_lexicon
 from mmembed.data.builders.concepts import Concept, lang_allowed, parse_langs, select
-from mmembed.data.builders.openclipart import Drawing, SvgMetadata, find_drawings, read_svg_metadata
+from mmembed.data.builders.emoji import EmojiRenderer
+from mmembed.data.builders.openclipart import (
+    Drawing, SvgMetadata, find_drawings, png_size, read_svg_metadata,
+)
 from mmembed.data.builders.output import DatasetCard, staging_dir, write_dataset
 
 NAME = "clipart"
@@ -28,6 +32,8 @@ COLLECTION_TITLE_MIN = 20
 # One folder, shapes/stars, holds 1,378 generated star polygons (a fifth of the library): by
 # default no category folder gives more than this many drawings (chosen by stable hash).
 MAX_PER_CATEGORY = 200
+# A handful of PNGs are 10k x 16k px or more (up to 623 Mpx): decoding one takes gigabytes.
+MAX_SOURCE_PIXELS = 40_000_000
 _CREDIT_PREFIX = re.compile(r"^clip ?art by [^-]+ - ", re.IGNORECASE)  # 'Clipart by X - pear'
 # Tags written by the tools that made the library, not by people describing the drawing.
 STOP_KEYWORDS = frozenset({
@@ -160,18 +166,24 @@ def build(
     png_root = sources.OPENCLIPART_PNG.require()
     svg_root = sources.OPENCLIPART_SVG.require()
     common = sources.CLDR.require()
+    font = sources.NOTO_EMOJI.require()
     if max_side < 16:
         raise ValueError(f"max_side must be >= 16 px, got {max_side}")
     lang_set = parse_langs(langs)
-    infos = [sources.OPENCLIPART_PNG.info(), sources.OPENCLIPART_SVG.info(), sources.CLDR.info()]
+    infos = [sources.OPENCLIPART_PNG.info(), sources.OPENCLIPART_SVG.info(), sources.CLDR.info(),
+             sources.NOTO_EMOJI.info()]
     art_source = f"{infos[1].package} {infos[1].version}"
     cldr_source = f"{infos[2].package} {infos[2].version}"
 
-    library = find_drawings(png_root, svg_root)
+    library, oversized = [], []
+    for d in find_drawings(png_root, svg_root):
+        w, h = png_size(d.png)
+        (oversized if w * h > MAX_SOURCE_PIXELS else library).append(d)
     metas, unreadable = _read_metadata(library)  # all of them: collection titles need the whole library
     title_counts = Counter(t.casefold() for t in (clean_title(m.title) for m in metas.values()) if t)
     collection_titles = {t for t, n in title_counts.items() if n >= COLLECTION_TITLE_MIN}
-    lexicon = build_lexicon(common, [l for l in annotation_locales(common) if lang_allowed(l, lang_set)])
+    lexicon = build_lexicon(common, [l for l in annotation_locales(common) if lang_allowed(l, lang_set)],
+                            keep=EmojiRenderer(font).has_glyph)
     drawings = select(cap_per_category(library, max_per_category), lambda d: d.id, limit)
 
     matched: Counter = Counter()
@@ -201,11 +213,15 @@ def build(
                 "Keywords written by tools (hash, magick, mapsym, ...), numbers, and keywords "
                 "equal to the creator's name are dropped; the rest are the authors' own, often "
                 "loose or non-English, tags (e.g. Italian titles like 'Gatto Nero').",
+                f"Drawings whose PNG exceeds {MAX_SOURCE_PIXELS:,} pixels are skipped "
+                "(stats.oversized_skipped): decoding them needs gigabytes.",
+                "Small icons are not upscaled: some images are 48 px or less on their long side.",
                 "Category leaves are folder names and can be generic ('apps', 'simple', 'actions').",
                 f"At most {max_per_category} drawings per category folder (shapes/stars alone "
                 "holds 1,378 generated star polygons).",
             ],
-            stats={"drawings_in_library": len(library), "drawings": len(drawings),
+            stats={"drawings_in_library": len(library) + len(oversized), "drawings": len(drawings),
+                   "oversized_skipped": [d.id for d in oversized],
                    "svg_unreadable": unreadable, "collection_titles": sorted(collection_titles),
                    "cldr_matches": dict(sorted(matched.items()))},
         )

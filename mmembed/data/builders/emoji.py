@@ -46,6 +46,11 @@ class EmojiRenderer:
         self.font = ImageFont.truetype(str(font_path), FONT_SIZE, layout_engine=engine)
         self.size = size
 
+    def has_glyph(self, cp: str) -> bool:
+        """Cheap test without drawing: the layout box has no height when the font has no glyph."""
+        left, top, right, bottom = self.font.getbbox(cp)
+        return bottom > top and right - left <= 1.5 * FONT_SIZE
+
     def render(self, cp: str):
         from PIL import Image, ImageDraw
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from dataclasses import dataclass
@@ -37,6 +38,16 @@ class SvgMetadata:
     title: Optional[str]
     keywords: tuple[str, ...]
     creator: Optional[str]
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the PNG header, without decoding the pixels."""
+    with path.open("rb") as fh:
+        head = fh.read(24)
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise ValueError(f"{path}: not a PNG file")
+    width, height = struct.unpack(">II", head[16:24])
+    return width, height
 
 
 def _digest(path: Path) -> str:

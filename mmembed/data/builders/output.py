@@ -33,6 +33,7 @@ def staging_dir(out: str | os.PathLike) -> Iterator[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; the dataset is for every user of the machine
         yield tmp
         old = None
         if out.exists():
@@ -98,7 +99,9 @@ def write_dataset(folder: Path, records: Iterable[PairRecord], card: DatasetCard
     """Write train/dev/test.jsonl (all three, even if empty) and card.json; return the card dict."""
     records = _dedup_sorted(records)
     for split in SPLITS:
-        write_manifest(folder / f"{split}.jsonl", (r for r in records if r.split == split))
+        path = folder / f"{split}.jsonl"
+        write_manifest(path, (r for r in records if r.split == split))
+        path.chmod(0o644)  # write_manifest's temp file is private (0600)
     data = dataclasses.asdict(card) | {"counts": _counts(records)}
     (folder / CARD_NAME).write_text(
         json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8"
