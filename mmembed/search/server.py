@@ -1,0 +1,200 @@
+"""`mmembed serve`: an OpenAI-compatible embeddings server (FastAPI + uvicorn) with search.
+
+    POST /v1/embeddings  {"input": "text" | ["text", "data:image/png;base64,..."], "model": ...,
+                          "dimensions": 256, "encoding_format": "float" | "base64"}
+    POST /v1/search      {"query": "ein roter Apfel", "k": 10, "language": "en", "where": "..."}
+    GET  /health
+
+Works with the official client: `OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="unused")
+.embeddings.create(model=NAME, input=[...])`. Concurrent requests are merged into one model call
+(batching.py). Errors use OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+import threading
+from contextlib import asynccontextmanager
+from typing import Any, Optional
+
+import numpy as np
+
+from .batching import DynamicBatcher, Encoded
+from .server_inputs import EmbeddingRequest, InputError, SearchRequest, ServerSettings, decode_input, input_list
+
+
+def model_supports_images(model) -> bool:
+    return model.image_tower is not None and bool(model.config.image_trained)
+
+
+def make_encoder(model, batch_size: int = 32):
+    """The blocking function the batcher runs: mixed texts / PIL images -> vectors + token counts."""
+
+    def encode(items: list[Any]) -> Encoded:
+        vectors = model.encode(items, batch_size=batch_size)  # str: text; PIL image: image
+        texts = [x for x in items if isinstance(x, str)]
+        lengths = iter(len(ids) for ids in model.tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else iter(())
+        tokens = [next(lengths) if isinstance(x, str) else model.num_visual_tokens for x in items]
+        return Encoded(np.asarray(vectors, dtype=np.float32), tokens)
+
+    return encode
+
+
+def _truncate(vectors: np.ndarray, dimensions: Optional[int], full: int) -> np.ndarray:
+    if dimensions is None:
+        return vectors
+    if not 1 <= dimensions <= full:
+        raise InputError(422, f"dimensions must be between 1 and {full}, got {dimensions}", "dimensions")
+    cut = vectors[:, :dimensions]
+    return cut / np.linalg.norm(cut, axis=1, keepdims=True).clip(min=1e-12)  # Matryoshka: renormalize
+
+
+def _encode_vector(v: np.ndarray, fmt: str):
+    if fmt == "base64":  # what the openai client asks for by default: little-endian float32 bytes
+        return base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
+    return v.tolist()
+
+
+def create_app(model, collection=None, settings: ServerSettings = ServerSettings()):
+    """The FastAPI app serving `model` (and searching `collection`, a mmembed Collection, if given)."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    batcher = DynamicBatcher(make_encoder(model), enabled=settings.batching, max_batch=settings.max_batch,
+                             max_wait_ms=settings.max_wait_ms)
+    images_ok = model_supports_images(model)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        await batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(title="mmembed", description=__doc__, lifespan=lifespan)
+    app.state.batcher = batcher
+
+    def error(status: int, message: str, param: Optional[str] = None) -> JSONResponse:
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": status}}, status)
+
+    @app.exception_handler(InputError)
+    async def _input_error(request: Request, err: InputError):
+        return error(err.status, err.message, err.param)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, err: RequestValidationError):
+        first = err.errors()[0] if err.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error(422, f"{where or 'body'}: {first.get('msg', 'invalid request')}", where or None)
+
+    @app.middleware("http")
+    async def _body_limit(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
+            return error(413, f"request body of {int(length):,} bytes; the limit is {settings.max_body_bytes:,}")
+        return await call_next(request)
+
+    def check_model(name: Optional[str]) -> None:
+        if name not in (None, "", model.name, "mmembed"):
+            raise InputError(404, f"model {name!r} is not served here; this server serves {model.name!r}", "model")
+
+    @app.get("/health")
+    async def health():
+        return {
+            "status": "ok", "model": model.name, "version": str(model.config.version), "dim": model.dim,
+            "images": images_ok, "batching": settings.batching,
+            "collection": None if collection is None else collection.path,
+            "rows": None if collection is None else len(collection),
+        }
+
+    @app.post("/v1/embeddings")
+    async def embeddings(req: EmbeddingRequest):
+        check_model(req.model)
+        items = [decode_input(x, i, settings, images_ok) for i, x in enumerate(input_list(req.input, settings))]
+        out = await batcher.embed(items)
+        vectors = _truncate(out.vectors, req.dimensions, model.dim)
+        used = int(sum(out.tokens))
+        return {
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": _encode_vector(v, req.encoding_format)}
+                     for i, v in enumerate(vectors)],
+            "model": model.name,
+            "usage": {"prompt_tokens": used, "total_tokens": used},
+        }
+
+    @app.post("/v1/search")
+    async def search(req: SearchRequest):
+        if collection is None:
+            raise InputError(404, "this server has no collection: start it with `mmembed serve --collection PATH`")
+        if not 1 <= req.k <= settings.max_k:
+            raise InputError(422, f"k must be between 1 and {settings.max_k}, got {req.k}", "k")
+        query = decode_input(req.query, 0, settings, images_ok)
+        vector = (await batcher.embed([query])).vectors[0][: collection.dim]
+        vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        filters = dict(where=req.where, language=req.language, folder=req.folder, tag=req.tag, kind=req.kind)
+        try:
+            hits = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: collection.search_vector(vector, req.k, exact=req.exact, **filters))
+        except (ValueError, RuntimeError) as err:  # a bad `where` clause, typically
+            raise InputError(422, f"search failed: {err}", "where") from None
+        return {
+            "object": "list", "model": model.name, "collection": collection.path,
+            "data": [{"rank": h.rank, "score": h.score, "id": h.document.id, "kind": h.document.kind,
+                      "text": h.document.text, "image": h.document.image, "folder": h.document.folder,
+                      "language": h.document.language, "tags": list(h.document.tags), "meta": h.document.meta}
+                     for h in hits],
+        }
+
+    return app
+
+
+class BackgroundServer:
+    """Run an app with uvicorn in a thread on 127.0.0.1 (tests, notebooks, benchmarks).
+
+        with BackgroundServer(app) as url: ...   # url = "http://127.0.0.1:PORT"
+    """
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
+        import uvicorn
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))  # port 0: a free port, chosen by the OS, with no race
+        self.url = f"http://{host}:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> str:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not start on {self.url}")
+            time.sleep(0.02)
+        return self.url
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.sock.close()
+
+
+def serve(model_name: Optional[str], collection_path: Optional[str], host: str, port: int,
+          settings: ServerSettings = ServerSettings()) -> None:
+    """Load the model (and open the collection) and serve until Ctrl-C."""
+    import uvicorn
+
+    from ..registry import load
+    from .collection import Collection
+
+    collection = None
+    if collection_path:
+        collection = Collection(collection_path, model=model_name, create=False)
+        model = collection.model
+    else:
+        model = load(model_name)
+    uvicorn.run(create_app(model, collection, settings), host=host, port=port, log_level="info")

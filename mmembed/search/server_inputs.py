@@ -1,0 +1,114 @@
+"""What the server accepts: request schemas, limits, and turning inputs into texts and images.
+
+An input string is TEXT unless it starts with `data:image/` (then it must be a base64 data URL).
+A string that looks like a file path or a URL is embedded as text: the server never opens a path,
+and never fetches a URL, that a client sends. Limits answer 413 (too many inputs, too many bytes
+or pixels) and 422 (malformed).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, Field
+
+_DATA_URL = re.compile(r"^data:(image/[A-Za-z0-9.+-]+)(;[^,]*)?,", re.ASCII | re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    max_inputs: int = 256  # inputs per request
+    max_text_chars: int = 32_000  # characters per text input
+    max_image_bytes: int = 8 * 1024 * 1024  # decoded bytes per image
+    max_image_pixels: int = 40_000_000  # width * height per image (decompression bombs)
+    max_body_bytes: int = 64 * 1024 * 1024  # whole request body (checked from Content-Length)
+    max_k: int = 100  # results per search
+    batching: bool = True  # dynamic batching of concurrent requests
+    max_batch: int = 64  # inputs per merged model call
+    max_wait_ms: float = 5.0
+
+
+class InputError(Exception):
+    """A request the server refuses; `status` is 413 or 422 and `message` says which input and why."""
+
+    def __init__(self, status: int, message: str, param: Optional[str] = None):
+        super().__init__(message)
+        self.status, self.message, self.param = status, message, param
+
+
+class EmbeddingRequest(BaseModel):
+    input: Any = Field(..., description="a string or a list of strings; images as data:image/...;base64 URLs")
+    model: Optional[str] = None
+    dimensions: Optional[int] = Field(None, description="Matryoshka truncation (renormalized)")
+    encoding_format: Literal["float", "base64"] = "float"
+    user: Optional[str] = None
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(..., description="text in any language, or an image as a data URL")
+    k: int = 10
+    where: Optional[str] = Field(None, description="SQL filter over the metadata columns")
+    language: Optional[Union[str, list[str]]] = None
+    folder: Optional[Union[str, list[str]]] = None
+    tag: Optional[Union[str, list[str]]] = None
+    kind: Optional[Literal["image", "text"]] = None
+    exact: Optional[bool] = None
+
+
+def input_list(raw: Any, settings: ServerSettings) -> list[str]:
+    """The `input` field as a list of strings, with the per-request limits applied."""
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not items:
+        raise InputError(422, "input must be a non-empty string or a non-empty list of strings", "input")
+    if len(items) > settings.max_inputs:
+        raise InputError(413, f"{len(items)} inputs in one request; the limit is {settings.max_inputs}", "input")
+    for i, x in enumerate(items):
+        if not isinstance(x, str):
+            kind = "token ids" if isinstance(x, (int, list)) else type(x).__name__
+            raise InputError(422, f"input[{i}] is {kind}; only strings are accepted (text, or an image data URL)", "input")
+        if not x.strip():
+            raise InputError(422, f"input[{i}] is an empty string", "input")
+    return items
+
+
+def decode_input(text: str, index: int, settings: ServerSettings, images_ok: bool):
+    """A text (returned as is) or a data-URL image (returned as a decoded RGB PIL image)."""
+    where = f"input[{index}]"
+    if not text[:11].lower().startswith("data:image/"):
+        if len(text) > settings.max_text_chars:
+            raise InputError(413, f"{where} has {len(text):,} characters; the limit is {settings.max_text_chars:,}")
+        return text  # even when it looks like a path or a URL: nothing is opened or fetched
+    return decode_data_url(text, where, settings, images_ok)
+
+
+def decode_data_url(url: str, where: str, settings: ServerSettings, images_ok: bool):
+    from PIL import Image, UnidentifiedImageError
+
+    from ..images import ImageInputError, open_image
+
+    m = _DATA_URL.match(url)
+    if m is None or "base64" not in (m.group(2) or "").lower():
+        raise InputError(422, f"{where}: a data URL must look like data:image/png;base64,<data>")
+    if not images_ok:
+        raise InputError(422, f"{where} is an image, but the served model embeds text only (no trained image projector)")
+    payload = url[m.end():]
+    if len(payload) * 3 // 4 > settings.max_image_bytes:  # checked before decoding anything
+        raise InputError(413, f"{where}: image of about {len(payload) * 3 // 4:,} bytes; the limit is {settings.max_image_bytes:,}")
+    try:
+        raw = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(422, f"{where}: the data URL is not valid base64") from None
+    try:
+        img = Image.open(io.BytesIO(raw))
+    except (UnidentifiedImageError, OSError):
+        raise InputError(422, f"{where}: the data URL does not hold a readable image") from None
+    if img.width * img.height > settings.max_image_pixels:
+        raise InputError(413, f"{where}: {img.width}x{img.height} pixels; the limit is {settings.max_image_pixels:,}")
+    try:
+        return open_image(img, index=0)
+    except ImageInputError as err:
+        raise InputError(422, f"{where}: {str(err).split(': ', 1)[-1]}") from None
