@@ -176,6 +176,11 @@ def test_unknown_dataset_or_option_is_a_clear_error(tmp_path):
         build_dataset("nope", tmp_path / "x")
     with pytest.raises(ValueError, match="has no option colour"):
         build_dataset("emoji", tmp_path / "x", colour=True)
+    with pytest.raises(ValueError, match="option size='big'"):
+        build_dataset("emoji", tmp_path / "x", size="big")
+    with pytest.raises(ValueError, match="option skin_tones=1"):
+        build_dataset("emoji", tmp_path / "x", skin_tones=1)
+    assert not (tmp_path / "x").exists()
     assert set(DATASETS) == {"emoji", "clipart", "parallel"}
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +41,35 @@ class DatasetSpec:
         return [p for p in inspect.signature(self._module().build).parameters if p != "out"]
 
     def __call__(self, out: str | os.PathLike, **options: Any) -> Path:
+        build = self._module().build
         unknown = sorted(set(options) - set(self.options()))
         if unknown:
             raise ValueError(f"dataset {self.name!r} has no option {', '.join(unknown)}; "
                              f"its options are: {', '.join(self.options())}")
-        return self._module().build(out, **options)
+        hints = typing.get_type_hints(build)
+        for key, value in options.items():
+            if not _matches(value, hints.get(key, Any)):
+                raise ValueError(f"option {key}={value!r} of dataset {self.name!r} must be of type "
+                                 f"{hints[key]}")
+        return build(out, **options)
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """isinstance for the simple hints builders use (int, bool, Optional[...], str | Sequence[str]),
+    so a CLI typo ('--set size=big') is an error naming the option, not a TypeError deep inside."""
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    cls = origin or hint
+    if not isinstance(cls, type):
+        return True
+    if cls is int and isinstance(value, bool):  # True is an int to Python, not to a user
+        return False
+    return isinstance(value, cls)
 
 
 DATASETS: dict[str, DatasetSpec] = {
