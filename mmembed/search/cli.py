@@ -1,0 +1,208 @@
+"""CLI commands of the search area: index, search, encode, demo, serve (registered on the root app).
+
+Heavy imports (torch, LanceDB, FastAPI) happen inside the commands, so `mmembed --help` is instant.
+Expected failures (unknown collection or model, mismatched model, bad option) print one red line
+and exit 1; they never dump a traceback.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+
+CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection folder (or LanceDB URI, e.g. s3://...).")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name (see `mmembed models`), adapter or saved folder. Default: the collection's model, else the default model.")]
+
+
+def _friendly(fn: Callable) -> Callable:
+    """Turn the errors a user can fix into one clear line and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from rich.console import Console
+
+        from ..registry import UnknownModelError
+        from .info import CollectionError
+
+        try:
+            return fn(*args, **kwargs)
+        except (CollectionError, UnknownModelError, FileNotFoundError, ValueError, RuntimeError) as err:
+            Console(stderr=True).print(f"[red]error:[/red] {err}", markup=True, highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _print_skipped(console, skipped, show: int) -> None:
+    if not skipped:
+        return
+    console.print(f"[yellow]skipped {len(skipped)} input(s):[/yellow]")
+    for s in skipped[:show]:
+        console.print(f"  {s.path}: {s.reason}", highlight=False, markup=False)
+    if len(skipped) > show:
+        console.print(f"  ... and {len(skipped) - show} more (--show-skipped N to list more)")
+
+
+@_friendly
+def index_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Folders of images (recursive), .txt / .csv / .tsv / .jsonl files.")],
+    collection: CollectionOpt,
+    model: ModelOpt = None,
+    engine: Annotated[str, typer.Option(help="local: this process; ray: Ray Data actor pool (RAY_ADDRESS or --ray-address for a cluster).")] = "local",
+    workers: Annotated[int, typer.Option(help="Ray: embedder actors.")] = 1,
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray: cluster address (default: $RAY_ADDRESS, else a local instance).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Inputs per model call.")] = 32,
+    chunk_size: Annotated[int, typer.Option(help="Rows per commit (what an interruption can lose at most).")] = 256,
+    language: Annotated[Optional[str], typer.Option(help="Language of text rows that do not say.")] = None,
+    tag: Annotated[Optional[list[str]], typer.Option(help="Tag every indexed row (repeatable).")] = None,
+    text_field: Annotated[Optional[str], typer.Option(help="CSV/JSONL field holding the text (default: text, caption, title or sentence).")] = None,
+    dim: Annotated[Optional[int], typer.Option(help="Store Matryoshka-truncated vectors (new collections only).")] = None,
+    show_skipped: Annotated[int, typer.Option(help="How many skipped inputs to list.")] = 50,
+) -> None:
+    """Index images and texts into a collection (re-runnable: unchanged files are not embedded again)."""
+    from rich.console import Console
+
+    from .collection import Collection
+    from .discover import TextOptions
+    from .ray_engine import RayOptions
+
+    if engine not in ("local", "ray"):
+        raise ValueError(f"--engine must be local or ray, got {engine!r}")
+    console = Console()
+    col = Collection(collection, model=model, dim=dim, batch_size=batch_size)
+    opts = TextOptions(text_field=text_field, language=language, tags=tuple(tag or ()))
+    try:
+        report = col.index_paths(paths, options=opts, engine=engine, chunk_size=chunk_size,
+                                 ray_options=RayOptions(address=ray_address, num_workers=workers))
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/yellow]: {len(col)} rows are committed in {collection}; "
+                      "run the same command again to continue (nothing is duplicated)")
+        raise typer.Exit(130) from None
+    console.print(
+        f"[green]indexed[/green] {report.inserted} new, {report.updated} updated, {report.unchanged} unchanged "
+        f"in {report.seconds:.1f} s -> {collection} ({len(col)} rows, model {col.info.model}"
+        f"{', ANN index built' if report.indexed_ann else ''})")
+    _print_skipped(console, report.skipped, show_skipped)
+
+
+@_friendly
+def search_cmd(
+    query: Annotated[Optional[str], typer.Argument(help="Text in any language.")] = None,
+    collection: CollectionOpt = ...,
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of results.")] = 10,
+    image: Annotated[Optional[Path], typer.Option(help="Search with an image file instead of a text.")] = None,
+    where: Annotated[Optional[str], typer.Option(help="SQL filter, e.g. \"language = 'de' AND folder = 'cats'\".")] = None,
+    language: Annotated[Optional[list[str]], typer.Option(help="Only rows in this language (repeatable).")] = None,
+    folder: Annotated[Optional[str], typer.Option(help="Only rows under this folder (relative to the indexed root).")] = None,
+    tag: Annotated[Optional[list[str]], typer.Option(help="Only rows with this tag (repeatable: any of them).")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="image or text.")] = None,
+    exact: Annotated[bool, typer.Option(help="Scan every vector even if an ANN index exists.")] = False,
+    html: Annotated[Optional[Path], typer.Option(help="Also write an HTML page with thumbnails.")] = None,
+    model: ModelOpt = None,
+) -> None:
+    """Search a collection with a text (any language) or an image; prints a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .collection import Collection
+    from .render import QueryResult, write_html
+
+    if (query is None) == (image is None):
+        raise ValueError("give a QUERY text or --image PATH (one of them)")
+    col = Collection(collection, model=model, create=False)
+    q = query if query is not None else image
+    hits = col.search(q, k=k, where=where, language=language, folder=folder, tag=tag, kind=kind, exact=exact or None)
+    label = query if query is not None else f"image {image}"
+    table = Table("#", "score", "kind", "text", "lang", "folder", "image / source", title=f"{label!s} -> {collection}")
+    for h in hits:
+        d = h.document
+        table.add_row(str(h.rank), f"{h.score:.3f}", d.kind, d.text[:60], d.language or "", d.folder,
+                      (d.image or d.source or "")[-60:])
+    Console().print(table)
+    if html is not None:
+        write_html(html, [QueryResult(str(label), hits)], f"mmembed search: {label}", f"collection {collection}")
+        Console().print(f"wrote {html}")
+
+
+@_friendly
+def encode_cmd(
+    inputs: Annotated[list[str], typer.Argument(help="Texts, image files, folders, or .txt/.csv/.jsonl files.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .npy (matrix) or .parquet (rows with ids).")],
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model name (default: the default model).")] = None,
+    dim: Annotated[Optional[int], typer.Option(help="Matryoshka truncation.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Inputs per model call.")] = 32,
+    text: Annotated[bool, typer.Option("--text", help="Treat every input as literal text, even if a file has that name.")] = False,
+) -> None:
+    """Embed inputs and write the vectors to .npy or .parquet."""
+    from rich.console import Console
+
+    from ..registry import load
+    from .export import FORMATS, encode_inputs, write_vectors
+
+    if out.suffix.lower() not in FORMATS:
+        raise ValueError(f"--out {out}: unknown format {out.suffix or '(none)'}; use one of {', '.join(FORMATS)}")
+    encoded = encode_inputs(load(model), inputs, dim=dim, batch_size=batch_size, literal_text=text)
+    path = write_vectors(out, encoded)
+    console = Console()
+    console.print(f"wrote {encoded.vectors.shape[0]} x {encoded.vectors.shape[1]} float32 vectors -> {path}")
+    _print_skipped(console, encoded.skipped, 50)
+
+
+@_friendly
+def demo_cmd(
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model (default: the default model).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (collection, demo.html, demo_grid.png).")] = Path("mmembed-demo"),
+    size: Annotated[int, typer.Option(help="How many pictures to index.")] = 300,
+    source: Annotated[str, typer.Option(help="emoji (Noto Color Emoji + CLDR names) or clipart (Open Clip Art).")] = "emoji",
+    k: Annotated[int, typer.Option("-k", "--k", help="Hits per query.")] = 5,
+) -> None:
+    """Index real pictures that ship in packages and search them in ten languages."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .demo import hit_label, run_demo, target_ranks
+
+    if source not in ("emoji", "clipart"):
+        raise ValueError(f"--source must be emoji or clipart, got {source!r}")
+    console = Console()
+    result = run_demo(out, model, size=size, source=source, k=k, log=lambda m: console.print(m, markup=False, highlight=False))
+    table = Table("lang", "query", "meaning", f"top {k} hits (score)", title=f"{result.mode} search, model {result.collection.info.model}")
+    for r in result.results:
+        table.add_row(r.language, r.query, r.gloss, " · ".join(f"{hit_label(h)} {h.score:.2f}" for h in r.hits))
+    console.print(table)
+    ranks = target_ranks(result.results)
+    found = sum(r is not None for r in ranks.values())
+    console.print(f"the expected picture is in the top {k} for {found}/{len(ranks)} queries")
+    console.print(f"wrote {result.html} and {result.grid} in {result.seconds:.1f} s")
+
+
+@_friendly
+def serve_cmd(
+    model: ModelOpt = None,
+    collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Collection for POST /v1/search.")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    batching: Annotated[bool, typer.Option(help="Dynamic batching of concurrent requests.")] = True,
+    max_batch: Annotated[int, typer.Option(help="Inputs per merged model call.")] = 64,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a request waits for others to batch with.")] = 5.0,
+    max_inputs: Annotated[int, typer.Option(help="Inputs per request (more: 413).")] = 256,
+    max_image_bytes: Annotated[int, typer.Option(help="Bytes per image (more: 413).")] = 8 * 1024 * 1024,
+) -> None:
+    """Serve an OpenAI-compatible /v1/embeddings, /v1/search and /health (FastAPI + uvicorn)."""
+    from .server import serve
+    from .server_inputs import ServerSettings
+
+    settings = ServerSettings(batching=batching, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                              max_inputs=max_inputs, max_image_bytes=max_image_bytes)
+    serve(model, collection, host, port, settings)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the search commands to the root `mmembed` app (flat commands, not a group)."""
+    app.command("index")(index_cmd)
+    app.command("search")(search_cmd)
+    app.command("encode")(encode_cmd)
+    app.command("demo")(demo_cmd)
+    app.command("serve")(serve_cmd)
