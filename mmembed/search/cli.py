@@ -22,6 +22,7 @@ def _friendly(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from rich.console import Console
+        from rich.markup import escape
 
         from ..registry import UnknownModelError
         from .info import CollectionError
@@ -29,7 +30,7 @@ def _friendly(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except (CollectionError, UnknownModelError, FileNotFoundError, ValueError, RuntimeError) as err:
-            Console(stderr=True).print(f"[red]error:[/red] {err}", markup=True, highlight=False)
+            Console(stderr=True).print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -40,7 +41,7 @@ def _print_skipped(console, skipped, show: int) -> None:
         return
     console.print(f"[yellow]skipped {len(skipped)} input(s):[/yellow]")
     for s in skipped[:show]:
-        console.print(f"  {s.path}: {s.reason}", highlight=False, markup=False)
+        console.print(f"  {s.path}: {s.reason}", highlight=False, markup=False, soft_wrap=True)
     if len(skipped) > show:
         console.print(f"  ... and {len(skipped) - show} more (--show-skipped N to list more)")
 
@@ -83,7 +84,7 @@ def index_cmd(
     console.print(
         f"[green]indexed[/green] {report.inserted} new, {report.updated} updated, {report.unchanged} unchanged "
         f"in {report.seconds:.1f} s -> {collection} ({len(col)} rows, model {col.info.model}"
-        f"{', ANN index built' if report.indexed_ann else ''})")
+        f"{', ANN index built' if report.indexed_ann else ''})", soft_wrap=True)
     _print_skipped(console, report.skipped, show_skipped)
 
 

@@ -47,6 +47,20 @@ class WriteResult:
     updated: int
 
 
+def _index_config(index_type: str, partitions: int, sub_vectors: int):
+    """LanceDB's config object for an index type name (IVF_PQ, IVF_SQ, IVF_HNSW_SQ, ...)."""
+    from lancedb import index
+
+    kinds = {"IVF_PQ": index.IvfPq, "IVF_SQ": index.IvfSq, "IVF_FLAT": index.IvfFlat, "IVF_HNSW_SQ": index.IvfHnswSq,
+             "IVF_HNSW_PQ": index.IvfHnswPq}
+    if index_type not in kinds:
+        raise ValueError(f"unknown index type {index_type!r}; choose one of {', '.join(kinds)}")
+    kwargs = dict(distance_type=METRIC, num_partitions=partitions)
+    if index_type in ("IVF_PQ", "IVF_HNSW_PQ"):
+        kwargs["num_sub_vectors"] = sub_vectors
+    return kinds[index_type](**kwargs)
+
+
 def _is_local(path: str) -> bool:
     return "://" not in path
 
@@ -311,8 +325,10 @@ class Collection:
             raise ValueError(f"collection {self.path!r} has {n} rows; an ANN index needs at least 256 (search is exact anyway)")
         sub = p.num_sub_vectors or next(s for s in (self.dim // 8, self.dim // 4, self.dim // 2, 1) if s and self.dim % s == 0)
         parts = p.num_partitions or max(1, min(int(math.sqrt(n)), n // 256))
-        table.create_index(metric=METRIC, index_type=p.index_type, num_partitions=parts, num_sub_vectors=sub, replace=True)
-        table.create_scalar_index("id", replace=True)
+        table.create_index("vector", config=_index_config(p.index_type, parts, sub), replace=True)
+        from lancedb.index import BTree
+
+        table.create_index("id", config=BTree(), replace=True)
 
     def ensure_index(self) -> bool:
         """Build the index once the collection passes `ann_threshold`; fold new rows into it when

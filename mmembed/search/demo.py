@@ -14,7 +14,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 from .collection import Collection
 from .documents import Document, image_id
@@ -44,6 +44,7 @@ QUERIES = (
     DemoQuery("ru", "дом с садом", "a house with a garden", "\U0001F3E1"),
 )
 LANGS = tuple(sorted({q.language for q in QUERIES}))
+FULL_RENDER_FROM = 100  # demo sizes from here on render all emoji (so every query's answer is present)
 
 
 @dataclass
@@ -76,10 +77,14 @@ def emoji_pictures(data_dir: Path, size: int, log: Callable[[str], None]) -> lis
     from ..data.builders import build_dataset
     from ..data.manifest import iter_manifest, resolve_image
 
+    # Rendering every emoji (~1,900, ~15 s) guarantees the queries' answers are there; quick runs
+    # with a small size render only `size` emoji, picked by the builder's stable hash.
+    limit = None if size >= FULL_RENDER_FROM else size
     card = data_dir / "card.json"
-    if not card.is_file() or json.loads(card.read_text()).get("options", {}).get("langs") != list(LANGS):
-        log(f"rendering Noto Color Emoji with CLDR names in {', '.join(LANGS)} -> {data_dir}")
-        build_dataset("emoji", data_dir, langs=",".join(LANGS))
+    options = json.loads(card.read_text()).get("options", {}) if card.is_file() else {}
+    if options.get("langs") != list(LANGS) or options.get("limit") != limit:
+        log(f"rendering {limit or 'all'} Noto Color Emoji with CLDR names in {', '.join(LANGS)} -> {data_dir}")
+        build_dataset("emoji", data_dir, langs=",".join(LANGS), limit=limit)
     pictures: dict[str, Picture] = {}
     for split in ("train", "dev", "test"):
         manifest = data_dir / f"{split}.jsonl"
@@ -115,7 +120,7 @@ def _name_docs(pictures: list[Picture]) -> list[Document]:
 
 def run_demo(
     out: Path,
-    model_name: Optional[str] = None,
+    model: Any = None,
     size: int = 300,
     source: Source = "emoji",
     k: int = 5,
@@ -126,7 +131,7 @@ def run_demo(
 
     start = time.perf_counter()
     out = Path(out)
-    model = load(model_name)
+    model = load(model) if model is None or isinstance(model, str) else model
     try:
         _require_images(model)
         mode = "text-to-image"

@@ -1,0 +1,98 @@
+"""The search commands through typer: index, search (+ --html), encode, demo, and their errors."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import typer
+from PIL import Image
+from search_fixtures import make_corpus, tiny_model
+from typer.testing import CliRunner
+
+from mmembed.search import cli as search_cli
+from mmembed.search.demo import run_demo
+
+
+@pytest.fixture(scope="module")
+def app():
+    app = typer.Typer()
+    search_cli.register(app)
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _cached_tiny(monkeypatch):
+    """Commands load models by name; hand them the already-loaded tiny model."""
+    from mmembed import registry
+
+    real = registry.load
+    monkeypatch.setattr(registry, "load", lambda name=None: tiny_model() if name == "tiny-random" else real(name))
+
+
+def run(app, *args):
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_every_command_has_help(app):
+    for cmd in ("index", "search", "encode", "demo", "serve"):
+        result = run(app, cmd, "--help")
+        assert result.exit_code == 0 and "Usage" in result.output, cmd
+
+
+def test_index_then_search_prints_a_table_and_writes_html(app, tmp_path):
+    corpus = make_corpus(tmp_path / "photos")
+    col = tmp_path / "c.lance"
+    result = run(app, "index", corpus.root, corpus.csv, "--collection", col, "--model", "tiny-random")
+    assert result.exit_code == 0, result.output
+    assert f"indexed {corpus.good_images + 2} new" in result.output
+    assert "broken.png" in result.output and "skipped" in result.output
+    page = tmp_path / "out.html"
+    result = run(app, "search", "ein roter Apfel", "--collection", col, "-k", "3", "--html", page)
+    assert result.exit_code == 0, result.output
+    assert "ein roter Apfel" in result.output and "score" in result.output
+    assert page.read_text().count("data:image/png;base64,") >= 1
+    result = run(app, "search", "x", "-c", col, "--language", "de", "--kind", "text")
+    assert "ein roter Apfel" in result.output and "a red apple" not in result.output
+
+
+def test_search_errors_are_one_clear_line(app, tmp_path):
+    result = run(app, "search", "hello", "--collection", tmp_path / "nope.lance")
+    assert result.exit_code == 1 and "no collection at" in result.output
+    col = tmp_path / "c.lance"
+    run(app, "index", make_corpus(tmp_path / "p").csv, "-c", col, "-m", "tiny-random")
+    result = run(app, "index", tmp_path / "p", "-c", col, "-m", "tiny-random-llama")
+    assert result.exit_code == 1 and "holds vectors of model 'tiny-random'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_encode_writes_npy_and_parquet(app, tmp_path):
+    corpus = make_corpus(tmp_path / "p", images=2)
+    npy, parquet = tmp_path / "v.npy", tmp_path / "v.parquet"
+    assert run(app, "encode", "hello", "bonjour", "--out", npy, "-m", "tiny-random").exit_code == 0
+    np.testing.assert_allclose(np.load(npy), tiny_model().encode_text(["hello", "bonjour"]), atol=1e-6)
+    result = run(app, "encode", "hello", corpus.root / "img0.png", corpus.root / "broken.png", "-o", parquet, "-m", "tiny-random")
+    assert result.exit_code == 0 and "broken.png" in result.output
+    table = pq.read_table(parquet).to_pylist()
+    assert [r["kind"] for r in table] == ["text", "image"] and len(table[1]["vector"]) == 64
+    bad = run(app, "encode", "x", "--out", tmp_path / "v.csv", "-m", "tiny-random")
+    assert bad.exit_code == 1 and "use one of .npy, .parquet" in bad.output
+
+
+def test_demo_writes_html_and_png_grid(app, tmp_path):
+    result = run(app, "demo", "-m", "tiny-random", "--out", tmp_path / "d", "--size", "8", "--source", "clipart", "-k", "3")
+    assert result.exit_code == 0, result.output
+    assert "text-to-image" in result.output and "sw" in result.output and "zh" in result.output
+    grid = Image.open(tmp_path / "d" / "demo_grid.png")
+    assert grid.width > 300 and grid.height >= 10 * 96
+    assert (tmp_path / "d" / "demo.html").read_text().count("data:image/png;base64,") == 10 * 3
+
+
+def test_demo_falls_back_to_cross_lingual_text_without_image_support(tmp_path, monkeypatch):
+    model = tiny_model()
+    monkeypatch.setattr(model.config, "image_trained", False)
+    notes: list[str] = []
+    result = run_demo(tmp_path / "d", model, size=12, k=2, log=notes.append)
+    assert result.mode == "cross-lingual text"
+    assert any("no trained image projector" in n and "CROSS-LINGUAL TEXT" in n for n in notes)
+    assert all(h.document.kind == "text" and h.document.language == "en" for r in result.results for h in r.hits)
+    assert result.grid.is_file() and result.html.is_file()

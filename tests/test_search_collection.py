@@ -1,0 +1,117 @@
+"""Collection: writes by id, search by text / image / vector, filters, the model record, ANN."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from search_fixtures import VectorsOnly, clustered, tiny_model, write_png
+
+import mmembed
+from mmembed.search.collection import Collection
+from mmembed.search.documents import Document
+from mmembed.search.info import CollectionNotFoundError, ModelMismatchError
+
+
+@pytest.fixture()
+def col(tmp_path):
+    return Collection(tmp_path / "c.lance", model=tiny_model())
+
+
+def test_collection_is_exposed_lazily():
+    assert mmembed.Collection is Collection
+
+
+def test_text_image_and_vector_search_find_the_item_itself(col, tmp_path):
+    ids = col.add_texts(["a red apple", "ein Hund", "une voiture"], language="en")
+    pics = [write_png(tmp_path / f"p{i}.png", i) for i in range(3)]
+    img_ids = col.add_images(pics, captions=["zero", "one", "two"])
+    assert len(col) == 6
+    top = col.search("ein Hund", k=3)
+    assert [h.rank for h in top] == [1, 2, 3]
+    assert top[0].document.id == ids[1] and top[0].score == pytest.approx(1.0, abs=1e-5)
+    assert top[0].score >= top[1].score >= top[2].score
+    by_image = col.search(Path(pics[2]), k=1, kind="image")[0]
+    assert by_image.document.id == img_ids[2] and by_image.document.text == "two"
+    vec = col.vectors([ids[2]])[0]
+    assert col.search(vec, k=1)[0].document.id == ids[2]
+    np.testing.assert_allclose(vec, tiny_model().encode_text(["une voiture"])[0], atol=1e-6)
+
+
+def test_filters_language_folder_tag_kind_and_where(col):
+    docs = [
+        Document("a", "text", "apple", language="en", folder="fruit/red", tags=("food", "red")),
+        Document("b", "text", "Apfel", language="de", folder="fruit", tags=("food",)),
+        Document("c", "text", "car", language="en", folder="vehicles", tags=("red",)),
+        Document("d", "text", "l'auto", language="fr", folder="fruity", tags=()),
+    ]
+    col.upsert(docs)
+
+    def ids(**filters):
+        return sorted(h.document.id for h in col.search("x", k=10, **filters))
+
+    assert ids(language="en") == ["a", "c"]
+    assert ids(language=["de", "fr"]) == ["b", "d"]
+    assert ids(folder="fruit") == ["a", "b"]  # a subfolder matches, a prefix-named sibling does not
+    assert ids(tag="red") == ["a", "c"]
+    assert ids(tag=["food"], language="en") == ["a"]
+    assert ids(where="text = 'l''auto'") == ["d"]
+    assert ids(language="it's") == []  # quotes in values are escaped, not SQL
+    assert ids(kind="image") == []
+
+
+def test_upsert_add_delete_and_get(col):
+    col.upsert([Document("x", "text", "first"), Document("y", "text", "second")])
+    result = col.upsert([Document("x", "text", "first, edited"), Document("z", "text", "third")])
+    assert (result.inserted, result.updated) == (1, 1)
+    assert len(col) == 3 and col.get(["x"])[0].text == "first, edited"
+    kept = col.add([Document("y", "text", "would overwrite"), Document("w", "text", "new")])
+    assert kept.inserted == 1 and col.get(["y"])[0].text == "second"
+    assert [d.id for d in col.get(["z", "nope", "x"])] == ["z", "x"]
+    assert col.delete(["x", "nope"]) == 1 and len(col) == 3 and "x" not in col and "y" in col
+
+
+def test_collection_records_its_model_and_refuses_others(tmp_path):
+    path = tmp_path / "rec.lance"
+    Collection(path, model=tiny_model()).add_texts(["hello"])
+    reopened = Collection(path)  # no model given: the recorded one
+    assert (reopened.info.model, reopened.info.dim) == ("tiny-random", 64)
+    with pytest.raises(ModelMismatchError, match="holds vectors of model 'tiny-random'.*tiny-random-llama"):
+        Collection(path, model="tiny-random-llama")
+    with pytest.raises(ModelMismatchError, match=r"shape \(1, 32\)"):
+        reopened.upsert([Document("v", "text", "v")], np.ones((1, 32), np.float32))
+    with pytest.raises(ModelMismatchError, match="stores 64-d vectors; dim=16"):
+        Collection(path, dim=16)
+
+
+def test_unknown_collection_is_a_clear_error(tmp_path):
+    with pytest.raises(CollectionNotFoundError, match="no collection at .*mmembed index"):
+        Collection(tmp_path / "missing.lance", create=False)
+    assert not (tmp_path / "missing.lance").exists()  # looking did not create it
+
+
+def test_matryoshka_collection_stores_truncated_vectors(tmp_path):
+    col = Collection(tmp_path / "m.lance", model=tiny_model(), dim=16)
+    col.add_texts(["uno", "dos", "tres"])
+    assert col.info.dim == 16 and col.vectors([col.search("dos", k=1)[0].document.id]).shape == (1, 16)
+    expected = tiny_model().encode_text(["dos"], dim=16)[0]
+    assert col.search(expected, k=1)[0].document.text == "dos"
+
+
+def test_ann_index_past_threshold_keeps_recall(tmp_path):
+    dim, n = 32, 3000
+    vectors = clustered(n, dim, seed=0)
+    col = Collection(tmp_path / "ann.lance", model=VectorsOnly(dim), ann_threshold=2000)
+    col.append([Document(str(i), "text", f"row {i}") for i in range(n)], vectors)
+    assert not col.has_index
+    assert col.ensure_index() and col.has_index
+    queries = clustered(30, dim, seed=1)
+    truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    recall = np.mean([
+        len({int(h.document.id) for h in col.search_vector(q, 10)} & set(t)) / 10 for q, t in zip(queries, truth)
+    ])
+    exact = [int(h.document.id) for h in col.search_vector(queries[0], 10, exact=True)]
+    assert exact == list(truth[0])
+    assert recall >= 0.9, f"ANN recall@10 {recall:.3f} against exact"
+    filtered = col.search_vector(queries[0], 5, where="id IN ('1', '2', '3')")
+    assert sorted(h.document.id for h in filtered) == ["1", "2", "3"]
