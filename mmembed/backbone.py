@@ -7,6 +7,7 @@ class is copied or patched.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -22,6 +23,25 @@ logger = logging.getLogger(__name__)
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
+def native_bf16() -> bool:
+    """True where bf16 matmuls are fast: a CUDA device, or a CPU with AVX512-BF16 / AMX-BF16."""
+    if torch.cuda.is_available():
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if native_bf16() else torch.float32
+    if name not in DTYPES:
+        raise ValueError(f"backbone.dtype must be auto, bfloat16 or float32, got {name!r}")
+    return DTYPES[name]
+
+
 class BackboneLoadError(RuntimeError):
     pass
 
@@ -30,7 +50,7 @@ def load_backbone(cfg: BackboneConfig) -> tuple[nn.Module, object]:
     """Return (base transformer without LM head, tokenizer) for a backbone config."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    dtype = DTYPES[cfg.dtype]
+    dtype = resolve_dtype(cfg.dtype)
     if cfg.source == "random":
         from .text_frontend import byte_level_tokenizer
 
@@ -46,11 +66,12 @@ def load_backbone(cfg: BackboneConfig) -> tuple[nn.Module, object]:
         return model.eval(), tokenizer
 
     if cfg.source == "packaged":
-        folder: str | Path = packaged_backbone_dir(cfg.name_or_path)
-    elif cfg.source == "pretrained":
-        folder = cfg.name_or_path
-    else:
+        folder = _verified_cache_while_importing(cfg.name_or_path)
+        model = AutoModel.from_pretrained(folder, dtype=dtype)
+        return model.eval(), fast_tokenizer(folder)
+    if cfg.source != "pretrained":
         raise ValueError(f"backbone.source must be packaged, pretrained or random, got {cfg.source!r}")
+    folder = cfg.name_or_path
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModel.from_pretrained(folder, dtype=dtype)
@@ -59,6 +80,31 @@ def load_backbone(cfg: BackboneConfig) -> tuple[nn.Module, object]:
         hint = " (no hub access here? use a local folder or a packaged backbone)" if offline else ""
         raise BackboneLoadError(f"could not load backbone {folder!r}{hint}: {err}") from err
     return model.eval(), tokenizer
+
+
+def _verified_cache_while_importing(name: str) -> Path:
+    """Hash-check (or build) the cache in a thread while transformers' ~2 s of imports run here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        folder = pool.submit(packaged_backbone_dir, name)
+        import transformers.modeling_utils  # noqa: F401  (hashlib releases the GIL: both cores work)
+
+        return folder.result()
+
+
+def fast_tokenizer(folder: Path):
+    """The cache's tokenizer.json straight into a fast tokenizer (~1 s; GemmaTokenizer takes ~3.5 s).
+
+    mmembed adds BOS itself and never calls add_special_tokens, so the model-specific tokenizer
+    class adds nothing here."""
+    from transformers import PreTrainedTokenizerFast
+
+    specials = json.loads((folder / "tokenizer_config.json").read_text())
+    keys = ("bos_token", "eos_token", "pad_token", "unk_token")
+    return PreTrainedTokenizerFast(
+        tokenizer_file=str(folder / "tokenizer.json"), **{k: specials[k] for k in keys if isinstance(specials.get(k), str)}
+    )
 
 
 def attention_bias(mask: torch.Tensor, causal: bool, dtype: torch.dtype) -> torch.Tensor:

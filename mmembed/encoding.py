@@ -53,9 +53,7 @@ def _check_images(images) -> list:
 
 
 def _require_images(model: "MMEmbedModel") -> None:
-    if model.image_tower is None:
-        raise RuntimeError(f"model {model.name!r} has no image tower: it embeds text only")
-    if not model.config.image_trained:
+    if model.image_tower is None or not model.config.image_trained:
         raise RuntimeError(
             f"model {model.name!r} has no trained image projector, so its image embeddings would be noise. "
             "Load a trained multimodal model (see mmembed.list_models(), e.g. an adapter under adapters/) "

@@ -7,6 +7,7 @@ grayscale) are converted; transparency is flattened onto white.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Sequence, Union
 
@@ -39,7 +40,9 @@ def open_image(item: ImageInput, index: int = 0) -> Image.Image:
         if path.is_dir():
             raise ImageInputError(f"{where}: is a folder, not an image file")
         try:
-            img = Image.open(path)
+            with warnings.catch_warnings():  # our own MAX_PIXELS check below replaces PIL's bomb warning
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(path)
             if img.width * img.height > MAX_PIXELS:
                 raise ImageInputError(f"{where}: {img.width}x{img.height} is over the {MAX_PIXELS:,} pixel limit")
             img.draft("RGB", (1024, 1024))  # JPEG: decode at reduced scale, much faster for huge photos

@@ -104,6 +104,7 @@ def gemma3_270m_prompteol() -> ModelConfig:
         name="",
         description="Gemma 3 270M, prompt-only (PromptEOL + last-token pooling). Text only until trained.",
         backbone=BackboneConfig(source="packaged", name_or_path="gemma3-270m"),
+        image_tower=None,  # no trained projector: images would embed as noise
     )
 
 
@@ -121,6 +122,7 @@ def gemma3_270m_mm_untrained() -> ModelConfig:
     from .config import LoraConfig
 
     cfg = gemma3_270m_prompteol()
+    cfg.image_tower = ImageTowerConfig()
     cfg.lora = LoraConfig()
     cfg.projector = ProjectorConfig(num_visual_tokens=4)
     cfg.matryoshka_dims = (64, 128, 256, 640)
@@ -134,6 +136,7 @@ def smollm2_135m_prompteol() -> ModelConfig:
         name="",
         description="SmolLM2-135M-Instruct, prompt-only (English-centric tokenizer).",
         backbone=BackboneConfig(source="packaged", name_or_path="smollm2-135m"),
+        image_tower=None,
     )
 
 
@@ -145,10 +148,10 @@ def _tiny(model_type: str, **extra) -> ModelConfig:
             source="random",
             name_or_path=f"tiny-{model_type}",
             dtype="float32",
-            max_length=64,
+            max_length=128,
             random_config=dict(
                 model_type=model_type, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                num_attention_heads=2, num_key_value_heads=1, head_dim=32, max_position_embeddings=256, **extra,
+                num_attention_heads=2, num_key_value_heads=1, head_dim=32, max_position_embeddings=512, **extra,
             ),
         ),
         image_tower=ImageTowerConfig(timm_name="test_efficientnet", weights="none", image_size=64),

@@ -31,7 +31,9 @@ def _load_packaged_efficientnet_lite0(model: nn.Module) -> None:
 def create_image_tower(cfg: ImageTowerConfig) -> nn.Module:
     import timm
 
-    model = timm.create_model(cfg.timm_name, pretrained=False, **cfg.timm_kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # weights="none" is random: the same tower every time (saved models rely on it)
+        model = timm.create_model(cfg.timm_name, pretrained=False, **cfg.timm_kwargs)
     if cfg.weights == "packaged":
         if cfg.timm_name != "tf_efficientnet_lite0":
             raise ValueError(f"weights='packaged' exists only for tf_efficientnet_lite0, not {cfg.timm_name!r}")

@@ -1,0 +1,49 @@
+"""The `mmembed` command line: one entry point; each area registers its commands here.
+
+Command modules keep heavy imports (torch, transformers) inside the command functions, so
+`mmembed --help` is instant.
+"""
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    help="mmembed: images and text in 100+ languages in one embedding space.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the model names that `mmembed.load()` and --model accept."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .registry import _REGISTRY, _adapter_names, default_model_name, get_config
+
+    table = Table("name", "kind", "description")
+    default = default_model_name()
+    for name in sorted(_REGISTRY):
+        table.add_row(name + (" (default)" if name == default else ""), "config", get_config(name).description)
+    for name in _adapter_names():
+        table.add_row(name + (" (default)" if name == default else ""), "trained adapter", "adapters/" + name)
+    Console().print(table)
+
+
+# ---- command groups of the other areas (each module exposes `register(app)`) -----------------
+def _register_all() -> None:
+    from .data.cli import data_app
+
+    app.add_typer(data_app, name="data", help="Build the datasets (emoji, clip art, parallel text).")
+    from .evaluation.cli import register as register_eval
+    register_eval(app)
+    from .search.cli import register as register_search
+    register_search(app)
+
+
+_register_all()
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()

@@ -1,0 +1,165 @@
+"""Bad input gets a clear error naming the input; odd but valid images just work."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import mmembed
+from mmembed.assets import cached_build, verify_cache_dir
+from mmembed.encoding import EncodeInputError
+from mmembed.images import ImageInputError, open_image
+
+
+@pytest.mark.parametrize(
+    "texts, match",
+    [
+        (["ok", None], r"text #1 is NoneType"),
+        (["ok", 3], r"text #1 is int"),
+        (None, "expected a list of strings"),
+        ([b"bytes"], r"text #0 is bytes"),
+    ],
+)
+def test_bad_texts_name_the_item(tiny, texts, match):
+    with pytest.raises(EncodeInputError, match=match):
+        tiny.encode_text(texts)
+
+
+def test_empty_and_whitespace_strings_embed(tiny):
+    e = tiny.encode_text(["", "   ", "a"])
+    assert e.shape == (3, tiny.dim) and np.isfinite(e).all()
+
+
+def test_single_string_is_one_row(tiny):
+    assert tiny.encode_text("hello").shape == (1, tiny.dim)
+
+
+def test_bad_batch_size(tiny):
+    with pytest.raises(EncodeInputError, match="batch_size"):
+        tiny.encode_text(["a"], batch_size=0)
+
+
+def test_missing_path(tiny, tmp_path):
+    with pytest.raises(ImageInputError, match=r"image #1 .*nope\.png.*does not exist"):
+        tiny.encode_image([Image.new("RGB", (8, 8)), str(tmp_path / "nope.png")])
+
+
+def test_folder_is_not_an_image(tmp_path):
+    with pytest.raises(ImageInputError, match="is a folder"):
+        open_image(tmp_path)
+
+
+def test_not_an_image_file(tiny, tmp_path):
+    fake = tmp_path / "notes.png"
+    fake.write_text("this is text, not a PNG")
+    with pytest.raises(ImageInputError, match=r"notes\.png.*not a readable image"):
+        tiny.encode_image([fake])
+
+
+def test_truncated_jpeg(tiny, tmp_path):
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with pytest.raises(ImageInputError, match=r"cut\.jpg.*(damaged|truncated)"):
+        tiny.encode_image([path])
+
+
+def test_wrong_types(tiny):
+    with pytest.raises(ImageInputError, match="got None"):
+        tiny.encode_image([None])
+    with pytest.raises(ImageInputError, match="expected a path, PIL.Image or numpy array"):
+        tiny.encode_image([123])
+    with pytest.raises(ImageInputError, match=r"array shape \(4, 4, 2\)"):
+        tiny.encode_image([np.zeros((4, 4, 2), np.uint8)])
+    with pytest.raises(ImageInputError, match="NaN"):
+        tiny.encode_image([np.full((4, 4, 3), np.nan, np.float32)])
+    with pytest.raises(EncodeInputError, match=r"item #1 is int"):
+        tiny.encode(["text", 5])
+
+
+def _modes():
+    rgba = Image.new("RGBA", (20, 20), (255, 0, 0, 0))  # fully transparent red -> white
+    pal = Image.new("RGB", (20, 20), (0, 128, 0)).convert("P")
+    i16 = Image.fromarray((np.arange(400, dtype=np.uint16).reshape(20, 20) * 150))
+    cmyk = Image.new("CMYK", (20, 20), (0, 255, 255, 0))
+    gray = Image.new("L", (20, 20), 90)
+    one = Image.new("RGB", (1, 1), (1, 2, 3))
+    return {"rgba": rgba, "palette": pal, "16bit": i16, "cmyk": cmyk, "gray": gray, "1x1": one}
+
+
+@pytest.mark.parametrize("mode", list(_modes()))
+def test_odd_modes_encode(tiny, mode, tmp_path):
+    img = _modes()[mode]
+    rgb = open_image(img)
+    assert rgb.mode == "RGB"
+    path = tmp_path / f"{mode}.{'jpg' if mode == 'cmyk' else 'png'}"
+    img.save(path)
+    e = tiny.encode_image([img, path])
+    assert e.shape == (2, tiny.dim) and np.isfinite(e).all()
+
+
+def test_transparency_becomes_white():
+    assert open_image(Image.new("RGBA", (4, 4), (255, 0, 0, 0))).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_uint16_and_float_arrays():
+    assert open_image(np.full((4, 4), 65535, np.uint16)).getpixel((0, 0)) == (255, 255, 255)
+    assert open_image(np.full((4, 4, 3), 0.5, np.float32)).getpixel((0, 0)) == (128, 128, 128)
+
+
+def test_huge_image(tiny, tmp_path):
+    path = tmp_path / "huge.jpg"
+    Image.new("RGB", (10000, 10000), (10, 20, 30)).save(path, quality=50)
+    assert tiny.encode_image([path]).shape == (1, tiny.dim)
+
+
+def test_unknown_model_lists_known():
+    with pytest.raises(KeyError, match="known models: .*tiny-random"):
+        mmembed.load("no-such-model")
+
+
+def test_prompt_only_model_refuses_images_clearly(monkeypatch):
+    cfg = mmembed.get_config("tiny-random")
+    cfg.image_trained = False
+    from mmembed.model import MMEmbedModel
+
+    with pytest.raises(RuntimeError, match="no trained image projector"):
+        MMEmbedModel(cfg).encode_image([Image.new("RGB", (8, 8))])
+
+
+def test_config_rejects_unknown_fields():
+    data = mmembed.get_config("tiny-random").to_dict()
+    data["pooling"]["kindd"] = "mean"
+    with pytest.raises(ValueError, match="pooling.*kindd"):
+        mmembed.ModelConfig.from_dict(data)
+
+
+def test_cache_corruption_detected_and_rebuilt(tmp_path):
+    calls = []
+
+    def build(out):
+        calls.append(1)
+        (out / "weights.bin").write_bytes(b"\x01" * 1000)
+
+    folder = cached_build("thing", build, home=tmp_path)
+    assert verify_cache_dir(folder) is None and len(calls) == 1
+    cached_build("thing", build, home=tmp_path)
+    assert len(calls) == 1  # warm: not rebuilt
+    (folder / "weights.bin").write_bytes(b"\x01" * 999 + b"\x02")  # corrupt one byte
+    assert "sha256" in verify_cache_dir(folder)
+    cached_build("thing", build, home=tmp_path)
+    assert len(calls) == 2 and verify_cache_dir(folder) is None
+
+
+def test_interrupted_cache_build_leaves_nothing(tmp_path):
+    def build(out):
+        (out / "half.bin").write_bytes(b"\x00" * 10)
+        raise KeyboardInterrupt  # killed mid-conversion
+
+    with pytest.raises(KeyboardInterrupt):
+        cached_build("thing", build, home=tmp_path)
+    assert not (tmp_path / "thing").exists()
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []

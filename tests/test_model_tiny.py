@@ -1,0 +1,159 @@
+"""The encode contract and the model's switches, on tiny random-weight configs (every one registered)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import mmembed
+from mmembed.model import MMEmbedModel
+
+TEXTS = ["a red apple", "ein roter Apfel", "一个红苹果", "x", "a much longer sentence with many more words in it", ""]
+
+
+def test_shapes_dtype_unit_norm(tiny_model):
+    e = tiny_model.encode_text(TEXTS)
+    assert e.shape == (len(TEXTS), tiny_model.dim) and e.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+
+
+def test_empty_list_returns_zero_rows(tiny_model):
+    assert tiny_model.encode_text([]).shape == (0, tiny_model.dim)
+    assert tiny_model.encode_image([]).shape == (0, tiny_model.dim)
+    assert tiny_model.encode([]).shape == (0, tiny_model.dim)
+
+
+def test_order_restored_and_batch_size_invariant(tiny_model):
+    full = tiny_model.encode_text(TEXTS, batch_size=32)
+    one = np.concatenate([tiny_model.encode_text([t]) for t in TEXTS])
+    np.testing.assert_allclose(full, one, atol=1e-5)
+    np.testing.assert_allclose(tiny_model.encode_text(TEXTS, batch_size=2), full, atol=1e-5)
+    rev = tiny_model.encode_text(TEXTS[::-1])
+    np.testing.assert_allclose(rev[::-1], full, atol=1e-5)
+
+
+def test_padding_side_invariant(tiny_model):
+    cfg = tiny_model.config
+    left = tiny_model.encode_text(TEXTS)
+    cfg.padding_side = "right"
+    try:
+        right = tiny_model.encode_text(TEXTS)
+    finally:
+        cfg.padding_side = "left"
+    np.testing.assert_allclose(left, right, atol=1e-5)
+
+
+def test_as_tensor_and_matryoshka_dim(tiny_model):
+    t = tiny_model.encode_text(TEXTS, as_tensor=True)
+    assert isinstance(t, torch.Tensor) and t.dtype == torch.float32
+    d16 = tiny_model.encode_text(TEXTS, dim=16)
+    assert d16.shape == (len(TEXTS), 16)
+    np.testing.assert_allclose(np.linalg.norm(d16, axis=1), 1.0, atol=1e-5)
+    full = t.numpy()[:, :16]
+    np.testing.assert_allclose(d16, full / np.linalg.norm(full, axis=1, keepdims=True), atol=1e-5)
+    with pytest.raises(ValueError, match="dim must be"):
+        tiny_model.encode_text(TEXTS, dim=tiny_model.dim + 1)
+
+
+def test_instruction_changes_embedding(tiny_model):
+    plain = tiny_model.encode_text(["apple"])
+    instr = tiny_model.encode_text(["apple"], instruction="Retrieve an image of this")
+    assert not np.allclose(plain, instr)
+
+
+def test_images_and_mixed_inputs(tiny_model, tmp_path):
+    red = Image.new("RGB", (40, 30), (255, 0, 0))
+    path = tmp_path / "blue.png"
+    Image.new("RGB", (20, 20), (0, 0, 255)).save(path)
+    arr = np.zeros((16, 16, 3), np.uint8)
+    imgs = tiny_model.encode_image([red, str(path), arr])
+    assert imgs.shape == (3, tiny_model.dim)
+    np.testing.assert_allclose(np.linalg.norm(imgs, axis=1), 1.0, atol=1e-5)
+    mixed = tiny_model.encode(["a red apple", red, path, (red, "a red square")])
+    assert mixed.shape == (4, tiny_model.dim)
+    np.testing.assert_allclose(mixed[0], tiny_model.encode_text(["a red apple"])[0], atol=1e-5)
+    np.testing.assert_allclose(mixed[1], imgs[0], atol=1e-5)
+    np.testing.assert_allclose(mixed[2], imgs[1], atol=1e-5)
+    assert not np.allclose(mixed[3], imgs[0])  # fused differs from the image alone
+    sim = tiny_model.similarity(tiny_model.encode_text(TEXTS), imgs)
+    assert sim.shape == (len(TEXTS), 3)
+
+
+@pytest.mark.parametrize("kind", ["last_token", "mean", "weighted_mean", "latent_attention"])
+def test_pooling_variants(kind):
+    cfg = mmembed.get_config("tiny-random")
+    cfg.pooling.kind = kind
+    model = MMEmbedModel(cfg)
+    e = model.encode_text(TEXTS)
+    assert e.shape == (len(TEXTS), model.dim) and np.isfinite(e).all()
+    # pooling reads the mask, so padding side does not matter for any pooler
+    cfg.padding_side = "right"
+    np.testing.assert_allclose(model.encode_text(TEXTS), e, atol=1e-5)
+
+
+def test_poolers_differ():
+    outs = {}
+    for kind in ["last_token", "mean", "weighted_mean"]:
+        cfg = mmembed.get_config("tiny-random")
+        cfg.pooling.kind = kind
+        outs[kind] = MMEmbedModel(cfg).encode_text(TEXTS[:3])
+    assert not np.allclose(outs["last_token"], outs["mean"])
+    assert not np.allclose(outs["mean"], outs["weighted_mean"])
+
+
+def test_bidirectional_switch_changes_outputs():
+    causal_cfg = mmembed.get_config("tiny-random")
+    bi_cfg = mmembed.get_config("tiny-random")
+    bi_cfg.backbone.attention = "bidirectional"
+    causal, bi = MMEmbedModel(causal_cfg), MMEmbedModel(bi_cfg)
+    a, b = causal.encode_text(TEXTS[:3]), bi.encode_text(TEXTS[:3])
+    assert not np.allclose(a, b, atol=1e-3)
+    # with mean pooling the first token's state differs too: bidirectional lets it see the future
+    bi_cfg.padding_side = "right"
+    np.testing.assert_allclose(bi.encode_text(TEXTS[:3]), b, atol=1e-5)
+
+
+def test_save_load_round_trip_bit_exact(tmp_path):
+    cfg = mmembed.get_config("tiny-random")
+    cfg.lora = mmembed.config.LoraConfig(r=4, alpha=8)
+    cfg.pooling.kind = "latent_attention"
+    model = MMEmbedModel(cfg)
+    with torch.no_grad():  # make the LoRA B matrices non-zero so they matter
+        for name, p in model.backbone.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    before_t = model.encode_text(TEXTS)
+    before_i = model.encode_image([Image.new("RGB", (32, 32), (0, 200, 0))])
+    model.save(tmp_path / "saved")
+    files = sorted(p.name for p in (tmp_path / "saved").iterdir())
+    assert files == ["README.md", "config.json", "model.safetensors"]
+    loaded = mmembed.load(str(tmp_path / "saved"))
+    np.testing.assert_array_equal(loaded.encode_text(TEXTS), before_t)
+    np.testing.assert_array_equal(loaded.encode_image([Image.new("RGB", (32, 32), (0, 200, 0))]), before_i)
+    # the checkpoint holds only trained parts: no base backbone or frozen tower weights
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "saved" / "model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert keys and all(not k.startswith("image_tower.") for k in keys)
+    assert all("lora_" in k for k in keys if k.startswith("backbone."))
+
+
+def test_truncation_warns_once():
+    model = mmembed.load("tiny-random")  # max_length 128
+    long = "word " * 500
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        a = model.encode_text([long, long + "more"])
+        model.encode_text([long])
+    msgs = [w for w in caught if "TRUNCATED" in str(w.message)]
+    assert len(msgs) == 1
+    assert a.shape == (2, model.dim)
+    np.testing.assert_allclose(a[0], a[1], atol=1e-6)  # both cut to the same content
+    plan = model.text.text_plans([long])[0]
+    assert len(plan) == model.config.backbone.max_length
+    suffix = model.text.ids(model.config.prompt.text_suffix)
+    assert plan.before[-len(suffix):] == suffix  # the prompt tail survives truncation
