@@ -79,10 +79,10 @@ def model_reference(collection: "Collection") -> str:
     )
 
 
-def _batches(table) -> EmbeddedBatch:
+def _batch(table, dim: int) -> EmbeddedBatch:
     rows = table.to_pylist()
     ok = [r for r in rows if not r["error"]]
-    vectors = np.asarray([r["vector"] for r in ok], dtype=np.float32).reshape(len(ok), -1)
+    vectors = np.asarray([r["vector"] for r in ok], dtype=np.float32).reshape(len(ok), dim)
     skipped = [SkippedFile(r["source"] or r["image"], r["error"]) for r in rows if r["error"]]
     return EmbeddedBatch([Document.from_row(r) for r in ok], vectors, skipped)
 
@@ -116,7 +116,7 @@ def ray_engine(collection: "Collection", docs: Sequence[Document], opts: RayOpti
             batch_format="pyarrow",
         )
         for table in ds.iter_batches(batch_size=opts.batch_size, batch_format="pyarrow"):
-            yield _batches(table)
+            yield _batch(table, collection.dim)
     finally:
         if started:
             ray.shutdown()

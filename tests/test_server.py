@@ -1,0 +1,167 @@
+"""The server, live on 127.0.0.1: the official openai client, limits, search, and concurrency.
+
+Every request goes to a uvicorn server started by the test on a free loopback port; loops are
+bounded (fixed request counts) and the server is stopped afterwards.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import threading
+import time
+from dataclasses import replace
+
+import httpx
+import numpy as np
+import openai
+import pytest
+from PIL import Image
+from search_fixtures import tiny_model, write_png
+
+from mmembed.search.collection import Collection
+from mmembed.search.server import BackgroundServer, create_app
+from mmembed.search.server_inputs import ServerSettings
+
+SETTINGS = ServerSettings(max_inputs=8, max_image_bytes=20_000, max_body_bytes=200_000)
+
+
+def data_url(img: Image.Image) -> str:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    col = Collection(tmp_path_factory.mktemp("srv") / "c.lance", model=tiny_model())
+    col.add_texts(["a red apple", "a green apple"], language="en", tags=["fruit"])
+    col.add_texts(["ein Hund"], language="de")
+    return col
+
+
+@pytest.fixture(scope="module")
+def server(collection):
+    app = create_app(tiny_model(), collection, SETTINGS)
+    with BackgroundServer(app) as url:
+        yield url, app
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=server[0] + "/v1", api_key="unused", max_retries=0)
+
+
+def test_openai_client_embeddings_match_the_model(client):
+    model = tiny_model()
+    texts = ["hello world", "bonjour le monde", "你好，世界"]
+    r = client.embeddings.create(model="tiny-random", input=texts)  # the client asks for base64
+    got = np.array([d.embedding for d in r.data], dtype=np.float32)
+    np.testing.assert_allclose(got, model.encode_text(texts), atol=1e-5)
+    assert [d.index for d in r.data] == [0, 1, 2] and r.model == "tiny-random"
+    assert r.usage.prompt_tokens == r.usage.total_tokens > 0
+    one = client.embeddings.create(model="tiny-random", input="hello world", encoding_format="float")
+    np.testing.assert_allclose(one.data[0].embedding, got[0], atol=1e-5)
+
+
+def test_dimensions_truncate_and_renormalize(client):
+    r = client.embeddings.create(model="tiny-random", input=["Matryoshka"], dimensions=16)
+    v = np.array(r.data[0].embedding)
+    assert v.shape == (16,) and np.linalg.norm(v) == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(v, tiny_model().encode_text(["Matryoshka"], dim=16)[0], atol=1e-5)
+
+
+def test_images_as_data_urls(client):
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8))
+    r = client.embeddings.create(model="tiny-random", input=[data_url(img), "text too"])
+    np.testing.assert_allclose(r.data[0].embedding, tiny_model().encode_image([img])[0], atol=1e-5)
+
+
+def test_server_never_opens_a_path_a_client_sends(client, tmp_path, monkeypatch):
+    path = str(write_png(tmp_path / "secret.png", 7))
+    opened: list = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda fp, *a, **k: (opened.append(fp), real_open(fp, *a, **k))[1])
+    r = client.embeddings.create(model="tiny-random", input=[path, "file://" + path])
+    np.testing.assert_allclose(r.data[0].embedding, tiny_model().encode_text([path])[0], atol=1e-5)
+    assert not any(isinstance(fp, str) or hasattr(fp, "__fspath__") for fp in opened)
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"input": ["x"] * 9}, 413, "9 inputs in one request; the limit is 8"),
+        ({"input": ["data:image/png;base64," + "A" * 40_000]}, 413, "the limit is 20,000"),
+        ({"input": "x" * 300_000}, 413, "request body of"),
+        ({"input": [[1, 2, 3]]}, 422, "input[0] is token ids"),
+        ({"input": []}, 422, "non-empty"),
+        ({"input": ["data:image/png;base64,@@@"]}, 422, "not valid base64"),
+        ({"input": ["data:image/png;base64," + base64.b64encode(b"not a png").decode()]}, 422, "readable image"),
+        ({"input": "x", "dimensions": 65}, 422, "dimensions must be between 1 and 64"),
+        ({"input": "x", "model": "gpt-4"}, 404, "is not served here"),
+        ({"inputs": "x"}, 422, "input: Field required"),
+    ],
+)
+def test_bad_requests_get_openai_style_errors(server, body, status, message):
+    r = httpx.post(server[0] + "/v1/embeddings", json=body, timeout=30)
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"]["message"]
+
+
+def test_oversized_request_raises_413_in_the_openai_client(client):
+    with pytest.raises(openai.APIStatusError) as err:
+        client.embeddings.create(model="tiny-random", input=["x"] * 9)
+    assert err.value.status_code == 413
+
+
+def test_search_and_health(server, collection):
+    url = server[0]
+    health = httpx.get(url + "/health").json()
+    assert health["status"] == "ok" and health["model"] == "tiny-random" and health["rows"] == 3
+    r = httpx.post(url + "/v1/search", json={"query": "a red apple", "k": 2, "tag": "fruit"}).json()
+    assert [h["text"] for h in r["data"]][0] == "a red apple" and len(r["data"]) == 2
+    r = httpx.post(url + "/v1/search", json={"query": "x", "where": "language = 'de'"}).json()
+    assert [h["text"] for h in r["data"]] == ["ein Hund"]
+    assert httpx.post(url + "/v1/search", json={"query": "x", "k": 1000}).status_code == 422
+    bad = httpx.post(url + "/v1/search", json={"query": "x", "where": "no_such_column = 1"})
+    assert bad.status_code == 422 and "search failed" in bad.json()["error"]["message"]
+
+
+def test_concurrent_clients_get_exactly_their_own_embeddings(server):
+    """16 clients x 8 requests on loopback; every answer equals the single-request embedding."""
+    url, app = server
+    clients, per_client = 16, 8
+    texts = [f"client {c} request {i}: {'word ' * (i % 5)}" for c in range(clients) for i in range(per_client)]
+    expected = {t: tiny_model().encode_text([t])[0] for t in texts}
+    latencies: list[float] = []
+    answers: dict[str, np.ndarray] = {}
+    lock = threading.Lock()
+    before = replace(app.state.batcher.stats)
+
+    def worker(c: int) -> None:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            for i in range(per_client):
+                text = texts[c * per_client + i]
+                t0 = time.perf_counter()
+                r = http.post("/v1/embeddings", json={"input": text, "encoding_format": "float"})
+                dt = time.perf_counter() - t0
+                r.raise_for_status()
+                with lock:
+                    latencies.append(dt)
+                    answers[text] = np.array(r.json()["data"][0]["embedding"], dtype=np.float32)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    wall = time.perf_counter() - t0
+    assert len(answers) == clients * per_client
+    for text, vec in answers.items():
+        np.testing.assert_allclose(vec, expected[text], atol=1e-5, err_msg=text)
+    stats = app.state.batcher.stats
+    calls = stats.model_calls - before.model_calls
+    ms = np.percentile(np.array(latencies) * 1000, [50, 99])
+    print(f"\n{clients}x{per_client} requests: {len(latencies) / wall:.1f} req/s, p50 {ms[0]:.1f} ms, p99 {ms[1]:.1f} ms, "
+          f"{calls} model calls (largest batch {stats.largest_batch})")
+    assert calls < clients * per_client and stats.largest_batch > 1  # requests were merged
