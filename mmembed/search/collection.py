@@ -221,8 +221,7 @@ class Collection:
         keep = sorted(last.values())
         return table, [docs[i] for i in keep], vectors[keep]
 
-    def upsert(self, docs: Sequence[Document], vectors: Optional[np.ndarray] = None) -> WriteResult:
-        """Insert documents, replacing stored rows with the same id. Vectors are computed when not given."""
+    def _merge(self, docs: Sequence[Document], vectors: Optional[np.ndarray], replace: bool) -> WriteResult:
         table, docs, vectors = self._prepare(docs, vectors)
         if not docs:
             return WriteResult(0, 0)
@@ -230,20 +229,18 @@ class Collection:
         if table.count_rows() == 0:
             table.add(data)  # a fresh table: a plain append, no join
             return WriteResult(len(docs), 0)
-        r = table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
+        merge = table.merge_insert("id")
+        merge = merge.when_matched_update_all() if replace else merge
+        r = merge.when_not_matched_insert_all().execute(data)
         return WriteResult(r.num_inserted_rows, r.num_updated_rows)
+
+    def upsert(self, docs: Sequence[Document], vectors: Optional[np.ndarray] = None) -> WriteResult:
+        """Insert documents, replacing stored rows with the same id. Vectors are computed when not given."""
+        return self._merge(docs, vectors, replace=True)
 
     def add(self, docs: Sequence[Document], vectors: Optional[np.ndarray] = None) -> WriteResult:
         """Insert documents whose id is not stored yet; stored ids are left as they are."""
-        table, docs, vectors = self._prepare(docs, vectors)
-        if not docs:
-            return WriteResult(0, 0)
-        data = self._arrow(docs, vectors)
-        if table.count_rows() == 0:
-            table.add(data)
-            return WriteResult(len(docs), 0)
-        r = table.merge_insert("id").when_not_matched_insert_all().execute(data)
-        return WriteResult(r.num_inserted_rows, 0)
+        return self._merge(docs, vectors, replace=False)
 
     def append(self, docs: Sequence[Document], vectors: np.ndarray) -> int:
         """Bulk load: append rows WITHOUT checking for stored ids (the caller guarantees they are
