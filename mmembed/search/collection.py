@@ -11,7 +11,6 @@ Vectors are L2-normalized, so the dot product is the cosine and `score = 1 - dis
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from .info import CollectionInfo, CollectionNotFoundError, ModelMismatchError, d
 TABLE = "items"
 DEFAULT_ANN_THRESHOLD = 50_000  # a flat scan of 50k 640-d vectors takes ~0.1-0.3 s on 2 cores
 METRIC = "dot"  # on unit vectors: distance = 1 - cosine
+PARTITION_ROWS = 4096  # IVF partition size: k-means training cost grows with the partition count
 _ID_CHUNK = 2_000  # ids per `IN (...)` clause
 _RESULT_COLUMNS = ["id", "kind", "text", "image", "source", "folder", "language", "tags", "meta", "content_hash"]
 
@@ -35,7 +35,7 @@ class AnnParams:
     """How the ANN index is built and queried (defaults measured in benchmarks/bench_search.py)."""
 
     index_type: str = "IVF_PQ"
-    num_partitions: Optional[int] = None  # None: ~sqrt(rows)
+    num_partitions: Optional[int] = None  # None: rows / PARTITION_ROWS
     num_sub_vectors: Optional[int] = None  # None: dim / 8 (PQ codes of 8 dims)
     nprobes: int = 32  # partitions searched per query
     refine_factor: int = 20  # re-rank refine_factor * k candidates with exact distances
@@ -321,7 +321,7 @@ class Collection:
         if n < 256:
             raise ValueError(f"collection {self.path!r} has {n} rows; an ANN index needs at least 256 (search is exact anyway)")
         sub = p.num_sub_vectors or next(s for s in (self.dim // 8, self.dim // 4, self.dim // 2, 1) if s and self.dim % s == 0)
-        parts = p.num_partitions or max(1, min(int(math.sqrt(n)), n // 256))
+        parts = p.num_partitions or max(1, n // PARTITION_ROWS)
         table.create_index("vector", config=_index_config(p.index_type, parts, sub), replace=True)
         from lancedb.index import BTree
 

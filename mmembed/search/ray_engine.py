@@ -89,7 +89,11 @@ def _batch(table, dim: int) -> EmbeddedBatch:
 
 def ray_engine(collection: "Collection", docs: Sequence[Document], opts: RayOptions) -> Iterator[EmbeddedBatch]:
     """Stream embedded batches back to the driver as the actor pool produces them."""
-    import ray
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise RuntimeError('--engine ray needs Ray Data: pip install "ray[data]" (or mmembed[ray])') from None
 
     if not docs:
         return
