@@ -52,8 +52,9 @@ def index_cmd(
     collection: CollectionOpt,
     model: ModelOpt = None,
     engine: Annotated[str, typer.Option(help="local: this process; ray: Ray Data actor pool (RAY_ADDRESS or --ray-address for a cluster).")] = "local",
-    workers: Annotated[int, typer.Option(help="Ray: embedder actors.")] = 1,
-    ray_address: Annotated[Optional[str], typer.Option(help="Ray: cluster address (default: $RAY_ADDRESS, else a local instance).")] = None,
+    workers: Annotated[int, typer.Option(help="Ray: embedder actors (each loads the model once).")] = 1,
+    cpus_per_worker: Annotated[float, typer.Option(help="Ray: CPUs (and torch threads) per embedder actor.")] = 1.0,
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray: cluster address, e.g. auto on a cluster node (default: $RAY_ADDRESS, else a new local instance).")] = None,
     batch_size: Annotated[int, typer.Option(help="Inputs per model call.")] = 32,
     chunk_size: Annotated[int, typer.Option(help="Rows per commit (what an interruption can lose at most).")] = 256,
     language: Annotated[Optional[str], typer.Option(help="Language of text rows that do not say.")] = None,
@@ -76,7 +77,8 @@ def index_cmd(
     opts = TextOptions(text_field=text_field, language=language, tags=tuple(tag or ()))
     try:
         report = col.index_paths(paths, options=opts, engine=engine, chunk_size=chunk_size,
-                                 ray_options=RayOptions(address=ray_address, num_workers=workers))
+                                 ray_options=RayOptions(address=ray_address, num_workers=workers,
+                                                        cpus_per_worker=cpus_per_worker))
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/yellow]: {len(col)} rows are committed in {collection}; "
                       "run the same command again to continue (nothing is duplicated)")
