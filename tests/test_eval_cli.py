@@ -79,6 +79,8 @@ def test_bad_names_list_what_exists(data, tmp_path, args, message):
 def test_empty_task_set_and_bad_manifest_are_errors(data, tmp_path):
     res = runner.invoke(app, ["eval", "--model", "tiny-random", "--data", str(data / "parallel"), "--tasks", "t2i"])
     assert res.exit_code == 2 and "task set is empty" in res.output
+    res = runner.invoke(app, ["eval", "--baselines", "openclip-scratch", "--data", str(data / "parallel"), "--tasks", "bitext"])
+    assert res.exit_code == 2 and "openclip-scratch trains on train.jsonl" in res.output
     bad = tmp_path / "mine.jsonl"
     bad.write_text('{"concept": "a", "caption": "x", "lang": "en", "image": "gone.png"}\n')
     res = runner.invoke(app, ["eval", "--model", "tiny-random", "--data", str(bad)])

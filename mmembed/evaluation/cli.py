@@ -61,11 +61,15 @@ def run_eval_command(
         lang_set = parse_langs(langs)
         datasets = load_eval_data(data, split, limit, seed)
         task_list, notes = build_tasks(task_names, datasets, lang_set)
+        # the scratch CLIP trains on the train split beside each evaluated split
+        train = [ds.manifest.parent / "train.jsonl" for ds in datasets if (ds.manifest.parent / "train.jsonl").is_file()]
+        if "openclip-scratch" in names and not train:
+            raise EvalDataError("openclip-scratch trains on train.jsonl beside the evaluated manifests; "
+                                f"none found next to {', '.join(str(ds.manifest) for ds in datasets)}")
     except (TaskError, UnknownEncoderError, EvalDataError) as err:
         raise EvalUsageError(str(err)) from None
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
-    train = [ds.manifest.parent / "train.jsonl" for ds in datasets if (ds.manifest.parent / "train.jsonl").is_file()]
     opts = EncoderOptions(seed=seed, batch_size=batch_size, train_data=tuple(train),
                           openclip_budget_s=openclip_budget, openclip_steps=openclip_steps)
     console.print(f"eval: {len(task_list)} tasks on {', '.join(ds.name for ds in datasets)}; encoders: {', '.join(names)}")

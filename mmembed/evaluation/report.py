@@ -59,7 +59,7 @@ def task_tables(run: EvalRun) -> list[Table]:
         table.add_column("lang")
         table.add_column("n", justify="right")
         for e in encoders:
-            table.add_column(e, justify="right")
+            table.add_column(e, justify="right", overflow="fold")  # long model names wrap, never cut
         rows: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
         sizes: dict[tuple[str, str], str] = {}
         for r in run.results:
@@ -80,7 +80,7 @@ def summary_table(run: EvalRun) -> Table:
     for col in ("task", "dataset", "metric"):
         table.add_column(col)
     for e in encoders:
-        table.add_column(e, justify="right")
+        table.add_column(e, justify="right", overflow="fold")
     cells: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
     for s in summarize(run.results):
         for metric, value in s["mean"].items():

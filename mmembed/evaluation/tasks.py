@@ -205,10 +205,9 @@ def build_t2t(ds: EvalDataset, langs: Optional[frozenset[str]]) -> list[EvalTask
         pivot_of = {c: PIVOT_LANG for c in pool_concepts}
     if len(pool) < MIN_TARGETS:
         return []
-    in_pool = set(pool_concepts)
     tasks = []
     for lang in _langs_of(best, langs):
-        recs = [best[c, lang] for c in pool_concepts if (c, lang) in best and c in in_pool and pivot_of[c] != lang]
+        recs = [best[c, lang] for c in pool_concepts if (c, lang) in best and pivot_of[c] != lang]
         if recs:
             pivots = "/".join(sorted({pivot_of[r.record.concept] for r in recs}))
             tasks.append(EvalTask("t2t", ds.name, f"{lang}->{pivots}", _caption_side(recs, "query"), pool))
