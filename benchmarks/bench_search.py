@@ -73,7 +73,7 @@ def timed_search(col: Collection, queries: np.ndarray, k: int, exact: bool) -> t
 def bench_size(n: int, args, rng: np.random.Generator, root: Path) -> None:
     centres = rng.standard_normal((1000, DIM), dtype=np.float32)
     path = root / f"bench-{n}.lance"
-    col = Collection(path, model=VectorsOnly(), ann=AnnParams(index_type=args.index_type))
+    col = Collection(path, model=VectorsOnly())
     stored = np.empty((n, DIM), dtype=np.float32)
     t0 = time.perf_counter()
     for s in range(0, n, 100_000):
@@ -90,16 +90,16 @@ def bench_size(n: int, args, rng: np.random.Generator, root: Path) -> None:
     print(f"n={n:>9,}  load {load_s:6.1f} s   exact (flat scan, {len(ex_times)} queries): "
           f"p50 {pct(ex_times, 50):8.1f} ms  p99 {pct(ex_times, 99):8.1f} ms  recall@{args.k} {ex_recall:.3f}")
 
-    t0 = time.perf_counter()
-    col.create_index()
-    build_s = time.perf_counter() - t0
-    print(f"              {args.index_type} index built in {build_s:.1f} s")
-    for nprobes, refine in args.settings:
-        col.ann = AnnParams(index_type=args.index_type, nprobes=nprobes, refine_factor=refine)
-        times, ids = timed_search(col, queries, args.k, exact=False)
-        recall = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ids, truth)])
-        print(f"              ANN nprobes={nprobes:<3} refine={refine:<3} ({len(times)} queries): "
-              f"p50 {pct(times, 50):7.1f} ms  p99 {pct(times, 99):7.1f} ms  recall@{args.k} {recall:.3f}")
+    for index_type in args.index_types:
+        t0 = time.perf_counter()
+        col.create_index(AnnParams(index_type=index_type))
+        print(f"              {index_type} index built in {time.perf_counter() - t0:.1f} s")
+        for nprobes, refine in args.settings:
+            col.ann = AnnParams(index_type=index_type, nprobes=nprobes, refine_factor=refine)
+            times, ids = timed_search(col, queries, args.k, exact=False)
+            recall = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ids, truth)])
+            print(f"              {index_type} nprobes={nprobes:<3} refine={refine:<3} ({len(times)} queries): "
+                  f"p50 {pct(times, 50):7.1f} ms  p99 {pct(times, 99):7.1f} ms  recall@{args.k} {recall:.3f}")
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -125,9 +125,10 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200, help="ANN queries per setting")
     ap.add_argument("--exact-queries", type=int, default=20, help="exact (flat scan) queries")
     ap.add_argument("-k", type=int, default=10)
-    ap.add_argument("--index-type", default="IVF_PQ", help="IVF_PQ, IVF_HNSW_SQ, IVF_SQ, ...")
+    ap.add_argument("--index-types", type=lambda s: s.split(","), default=["IVF_SQ"],
+                    help="comma-separated: IVF_SQ, IVF_PQ, IVF_HNSW_SQ, ...")
     ap.add_argument("--settings", type=lambda s: [tuple(map(int, p.split(":"))) for p in s.split(",")],
-                    default=[(16, 10), (32, 20), (64, 20)], help="nprobes:refine pairs, e.g. 16:10,32:20")
+                    default=[(8, 5), (16, 5), (32, 5)], help="nprobes:refine pairs, e.g. 16:10,32:20")
     ap.add_argument("--images", type=int, default=256, help="clip-art PNGs for images/s (0: skip)")
     ap.add_argument("--model", default="gemma3-270m-mm-untrained", help="model for images/s")
     ap.add_argument("--seed", type=int, default=0)
