@@ -40,10 +40,16 @@ def _register_all() -> None:
     register_eval(app)
     from .search.cli import register as register_search
     register_search(app)
+    from .training.cli import register as register_train
+    register_train(app)
 
 
 _register_all()
 
 
 def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # python -m mmembed.cli
     app()

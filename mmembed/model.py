@@ -36,14 +36,19 @@ class MMEmbedModel(nn.Module):
         )
         self.pooler = Pooler(config.pooling, d)
         self.head = nn.Linear(d, config.embed_dim) if config.embed_dim else nn.Identity()
+        if config.embed_dim == d:  # start as the identity: training begins from the prompt-only space
+            nn.init.eye_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's init; learned in training
+        self.logit_bias = nn.Parameter(torch.tensor(-10.0))  # SigLIP's init; used by the sigmoid loss only
         self.backbone.requires_grad_(False)  # the base stays frozen; LoRA adds the trainable part
         if config.lora is not None:
-            self._inject_lora()
+            self.add_lora()
         self.eval()
 
     # ---- construction helpers -------------------------------------------------------------
-    def _inject_lora(self) -> None:
+    def add_lora(self) -> None:
+        """Inject LoRA adapters (config.lora) into the backbone's target modules; only they train."""
         from peft import LoraConfig as PeftLoraConfig
         from peft import inject_adapter_in_model
 
@@ -77,7 +82,7 @@ class MMEmbedModel(nn.Module):
             raise RuntimeError(f"model {self.name!r} has no image tower")
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.image_tower.parameters())
         with torch.set_grad_enabled(grad):
-            features = self.image_tower.forward_features(pixels)  # (b, c, h, w)
+            features = self.image_tower.forward_features(pixels.to(self.logit_scale.device))  # (b, c, h, w)
         return self.projector(features)
 
     def project_features(self, features: torch.Tensor) -> torch.Tensor:
@@ -90,6 +95,10 @@ class MMEmbedModel(nn.Module):
 
         `visual` (n, k, d) holds the visual tokens of the plans with num_visual > 0, in order.
         """
+        return self.finish(self.pooled(plans, visual))
+
+    def pooled(self, plans: Sequence[SequencePlan], visual: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(b, d) pooled backbone states, before the head (training caches these when frozen)."""
         embeds, mask = self._assemble(plans, visual)  # (b, t, d), (b, t)
         causal = self.config.backbone.attention == "causal"
         out = self.backbone(
@@ -98,7 +107,10 @@ class MMEmbedModel(nn.Module):
             position_ids=position_ids_from_mask(mask),
             use_cache=False,
         )
-        pooled = self.pooler(out.last_hidden_state, mask)  # (b, d) float32
+        return self.pooler(out.last_hidden_state, mask)  # (b, d) float32
+
+    def finish(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(b, d) pooled states -> (b, D) embeddings: head, then L2 norm."""
         return nn.functional.normalize(self.head(pooled), dim=-1)
 
     def _assemble(self, plans: Sequence[SequencePlan], visual: Optional[torch.Tensor]):

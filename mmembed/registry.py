@@ -118,15 +118,14 @@ def gemma3_270m_prompteol_mean() -> ModelConfig:
 
 @register_model
 def gemma3_270m_mm_untrained() -> ModelConfig:
-    """The architecture the shipped multimodal adapter trains: LoRA + projector + pooler."""
-    from .config import LoraConfig
-
+    """The architecture of the shipped multimodal adapter: frozen Gemma + frozen EfficientNet, with a
+    trained projector and linear head. (LoRA is a training option: `lora_r` in the recipe.)"""
     cfg = gemma3_270m_prompteol()
     cfg.image_tower = ImageTowerConfig()
-    cfg.lora = LoraConfig()
     cfg.projector = ProjectorConfig(num_visual_tokens=4)
+    cfg.embed_dim = 640  # a trained linear head (identity at init) shared by both modalities
     cfg.matryoshka_dims = (64, 128, 256, 640)
-    cfg.description = "Gemma 3 270M + EfficientNet-Lite0, untrained LoRA/projector (the training starting point)."
+    cfg.description = "Gemma 3 270M + EfficientNet-Lite0 with an untrained projector and head (the training starting point)."
     return cfg
 
 

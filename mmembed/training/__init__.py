@@ -1,0 +1,1 @@
+"""Contrastive training: pairs and sampling, losses, the cached-gradient step, the trainer."""

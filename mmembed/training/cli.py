@@ -1,0 +1,65 @@
+"""`mmembed train`: from a TOML recipe, or straight from a user's own pairs file."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def train_cmd(
+    config: Annotated[Optional[Path], typer.Argument(help="TOML training recipe (see configs/).")] = None,
+    pairs: Annotated[Optional[Path], typer.Option(help="Your own pairs: .jsonl / .csv / folder of images (instead of CONFIG).")] = None,
+    base: Annotated[str, typer.Option(help="Model to start from (name, adapter or saved folder).")] = "gemma3-270m-mm",
+    out: Annotated[Optional[Path], typer.Option(help="Run folder (checkpoints, log.jsonl, final model).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Override the number of steps.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Override pairs per step.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Override the learning rate.")] = None,
+    on_error: Annotated[str, typer.Option(help="Bad rows in --pairs: skip (report and skip) or reject (stop).")] = "skip",
+    resume: Annotated[bool, typer.Option(help="Continue from the latest checkpoint in the run folder.")] = False,
+    export: Annotated[Optional[Path], typer.Option(help="Also save the final model here (e.g. adapters/NAME).")] = None,
+) -> None:
+    """Contrastive training (InfoNCE / SigLIP, in-batch + hard negatives, Matryoshka, GradCache)."""
+    from rich.console import Console
+
+    from .config import SourceSpec, TrainConfig
+    from .trainer import Trainer, init_distributed_from_env
+
+    console = Console(stderr=True)
+    if (config is None) == (pairs is None):
+        console.print("[red]error:[/red] give either CONFIG (a TOML recipe) or --pairs FILE")
+        raise typer.Exit(2)
+    try:
+        if config is not None:
+            cfg = TrainConfig.from_toml(config)
+        else:
+            cfg = TrainConfig(base=base, out=str(out or "runs/custom"), name=f"{Path(base).name}-custom",
+                              sources=[SourceSpec(name="pairs", path=str(pairs), custom=True)], steps=100, batch_size=32, lr=5e-4)
+        if out is not None:
+            cfg.out = str(out)
+        if on_error not in ("skip", "reject"):
+            raise ValueError(f"--on-error must be skip or reject, got {on_error!r}")
+        cfg.on_error = on_error  # type: ignore[assignment]
+        for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr)):
+            if value is not None:
+                setattr(cfg, key, value)
+        init_distributed_from_env()
+        trainer = Trainer(cfg, resume=resume)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        console.print(f"[red]error:[/red] {err}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    for problem in trainer.problems[:50]:
+        console.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
+    if len(trainer.problems) > 50:
+        console.print(f"[yellow]... and {len(trainer.problems) - 50} more skipped rows[/yellow]")
+    result = trainer.run()
+    if trainer.rank == 0:
+        final = trainer.export(Path(cfg.out) / "final")
+        console.print(f"trained {result['step']} steps in {result['wall_s']:.0f} s -> {final}")
+        if export is not None:
+            trainer.export(export)
+            console.print(f"exported -> {export}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_cmd)

@@ -1,0 +1,94 @@
+"""Training run configuration: a TOML file -> typed dataclasses (no exec, no name sniffing)."""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+
+@dataclass
+class SourceSpec:
+    """One training source: a manifest split (or a custom pairs file) and its sampling weight."""
+
+    name: str
+    path: str  # a manifest (.../train.jsonl) or, with custom=true, a .jsonl/.csv/image folder of pairs
+    weight: float = 1.0
+    custom: bool = False
+    langs: Optional[list[str]] = None  # keep only these caption languages
+    kinds: Optional[list[str]] = None  # keep only these caption kinds (name, keyword, title...)
+    max_per_concept_lang: Optional[int] = None
+
+
+@dataclass
+class DevSpec:
+    """A dev manifest scored every `eval_every` steps (text->anchor R@1 per language)."""
+
+    name: str
+    path: str
+    langs: list[str] = field(default_factory=lambda: ["en", "de", "zh", "hi", "sw"])
+    kinds: list[str] = field(default_factory=lambda: ["name", "sentence", "title"])
+    max_concepts: int = 150
+
+
+@dataclass
+class TrainConfig:
+    base: str = "gemma3-270m-mm-untrained"  # registered name or saved folder to start from
+    out: str = "runs/mm"
+    name: str = "gemma3-270m-mm"  # the trained model's name (its folder under adapters/ when shipped)
+    sources: list[SourceSpec] = field(default_factory=list)
+    dev: list[DevSpec] = field(default_factory=list)
+    steps: int = 200
+    batch_size: int = 64  # pairs per step (global across ranks)
+    grad_accum: int = 1  # micro-batches per optimizer step, each with its own in-batch negatives
+    grad_cache_chunk: Optional[int] = None  # set: cached-gradient step with chunks of this size
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    loss: Literal["clip", "siglip"] = "clip"
+    matryoshka: bool = True  # also train the model config's matryoshka_dims
+    lora_r: Optional[int] = None  # set: add LoRA of this rank to the backbone (overrides base config)
+    unfreeze_tower_blocks: int = 0  # >0: train the last N blocks of the image tower too
+    autocast_bf16: Literal["auto", "on", "off"] = "auto"  # auto: on where bf16 is native
+    on_error: Literal["skip", "reject"] = "skip"  # bad rows of custom pairs
+    seed: int = 0
+    checkpoint_every: int = 50
+    eval_every: int = 50
+    keep_checkpoints: int = 2
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"training config {path} does not exist")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{path}: not valid TOML ({err})") from None
+        return cls.from_dict(data, where=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "config") -> "TrainConfig":
+        data = dict(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        if unknown := set(data) - known:
+            raise ValueError(f"{where}: unknown fields {sorted(unknown)}; known: {sorted(known)}")
+        data["sources"] = [_sub(SourceSpec, s, f"{where} [[sources]]") for s in data.get("sources", [])]
+        data["dev"] = [_sub(DevSpec, s, f"{where} [[dev]]") for s in data.get("dev", [])]
+        cfg = cls(**data)
+        if not cfg.sources:
+            raise ValueError(f"{where}: no [[sources]]: nothing to train on")
+        if cfg.batch_size < 2:
+            raise ValueError(f"{where}: batch_size must be >= 2 (in-batch negatives), got {cfg.batch_size}")
+        return cfg
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _sub(typ, values: dict, where: str):
+    known = {f.name for f in dataclasses.fields(typ)}
+    if unknown := set(values) - known:
+        raise ValueError(f"{where}: unknown fields {sorted(unknown)}; known: {sorted(known)}")
+    return typ(**values)

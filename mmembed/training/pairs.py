@@ -1,0 +1,230 @@
+"""Training pairs: from dataset manifests or a user's own JSONL / CSV / image folder.
+
+Every bad row (missing file, unreadable image, empty text, malformed line) is reported with its
+file and line number, then skipped -- or the whole input is rejected with `on_error="reject"`.
+Nothing bad is ever used silently.
+
+Sampling is deterministic per step (a generator seeded with (seed, step)), so a resumed run draws
+exactly the batches an uninterrupted run would, with no sampler state to save. A batch holds at
+most one pair per concept: two captions of one emoji in a batch would be false negatives.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional, Sequence
+
+import torch
+
+from ..data.manifest import read_manifest, resolve_image
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+class PairsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class TrainPair:
+    positive: str  # the caption / positive text
+    image: Optional[str] = None  # anchor image path (absolute)
+    text: Optional[str] = None  # anchor text
+    negative: Optional[str] = None  # hard-negative text
+    concept: str = ""
+    lang: str = ""
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    where: str  # "file:line"
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+@dataclass
+class PairSource:
+    """Pairs of one source, grouped by concept then language, with a sampling weight."""
+
+    name: str
+    weight: float
+    by_concept: dict[str, dict[str, list[TrainPair]]] = field(default_factory=dict)
+
+    @property
+    def concepts(self) -> list[str]:
+        return sorted(self.by_concept)
+
+    def __len__(self) -> int:
+        return sum(len(v) for langs in self.by_concept.values() for v in langs.values())
+
+
+def group_pairs(name: str, pairs: Sequence[TrainPair], weight: float = 1.0) -> PairSource:
+    grouped: dict[str, dict[str, list[TrainPair]]] = defaultdict(lambda: defaultdict(list))
+    for i, p in enumerate(pairs):
+        grouped[p.concept or f"{name}:{i}"][p.lang].append(p)
+    if not grouped:
+        raise PairsError(f"source {name!r} has no usable pairs")
+    return PairSource(name, weight, {c: dict(v) for c, v in grouped.items()})
+
+
+def pairs_from_manifest(
+    path: str | Path,
+    *,
+    langs: Optional[Sequence[str]] = None,
+    kinds: Optional[Sequence[str]] = None,
+    max_per_concept_lang: Optional[int] = None,
+) -> list[TrainPair]:
+    """Pairs of one manifest split (e.g. data/emoji/train.jsonl), filtered by language and kind."""
+    keep_lang = set(langs) if langs else None
+    keep_kind = set(kinds) if kinds else None
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    out = []
+    for r in read_manifest(path):
+        if keep_lang and r.lang not in keep_lang:
+            continue
+        if keep_kind and r.kind not in keep_kind:
+            continue
+        key = (r.concept, r.lang)
+        if max_per_concept_lang and counts[key] >= max_per_concept_lang:
+            continue
+        counts[key] += 1
+        image = str(resolve_image(path, r)) if r.image else None
+        out.append(TrainPair(r.caption, image=image, text=r.text, negative=r.negative, concept=r.concept, lang=r.lang))
+    return out
+
+
+# ---- a user's own paired data --------------------------------------------------------------
+
+def _check_image(path: Path) -> Optional[str]:
+    from ..images import ImageInputError, open_image
+
+    try:
+        open_image(path)
+    except ImageInputError as err:
+        return str(err)
+    return None
+
+
+def _row_to_pair(row: dict, base: Path, where: str, check_images: bool) -> tuple[Optional[TrainPair], Optional[str]]:
+    def text(*keys):
+        for k in keys:
+            v = row.get(k)
+            if v is not None:
+                return v
+        return None
+
+    image = text("image", "image_path", "path")
+    anchor = text("query", "text", "anchor")
+    positive = text("caption", "positive", "text2")
+    if positive is None and image is None and anchor is not None:
+        return None, "a text row needs a positive (fields: query/text + positive/caption)"
+    if image is not None and anchor is not None and positive is None:
+        positive, anchor = anchor, None  # (image, text) rows may name the caption "text"
+    negative = text("negative", "hard_negative")
+    for name, value in (("positive", positive), ("anchor text", anchor), ("negative", negative)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            return None, f"empty or non-text {name}"
+    if positive is None:
+        return None, "no caption/positive text"
+    if image is None and anchor is None:
+        return None, "no anchor: give an image path or a query text"
+    img_path = None
+    if image is not None:
+        p = Path(image)
+        p = p if p.is_absolute() else base / p
+        if not p.is_file():
+            return None, f"image {image!r} does not exist"
+        if check_images and (why := _check_image(p)):
+            return None, why
+        img_path = str(p)
+    return TrainPair(positive.strip(), image=img_path, text=anchor, negative=negative, concept=f"{where}"), None
+
+
+def load_custom_pairs(
+    path: str | Path, *, on_error: Literal["skip", "reject"] = "skip", check_images: bool = True
+) -> tuple[list[TrainPair], list[RowProblem]]:
+    """Read my.jsonl | my.csv | image_folder/ -> (pairs, problems). See the module docstring."""
+    path = Path(path)
+    if not path.exists():
+        raise PairsError(f"{path} does not exist")
+    pairs: list[TrainPair] = []
+    problems: list[RowProblem] = []
+
+    def add(row: dict, where: str) -> None:
+        pair, why = _row_to_pair(row, path.parent if path.is_file() else path, where, check_images)
+        if why:
+            problems.append(RowProblem(where, why))
+        else:
+            pairs.append(pair)
+
+    if path.is_dir():
+        # image_folder/: each image paired with its sidecar NAME.txt, else its file name as caption
+        for img in sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+            side = img.with_suffix(".txt")
+            caption = side.read_text(encoding="utf-8").strip() if side.is_file() else img.stem.replace("_", " ")
+            add({"image": str(img), "caption": caption}, str(img.relative_to(path)))
+    elif path.suffix.lower() == ".jsonl":
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    problems.append(RowProblem(f"{path}:{lineno}", f"not valid JSON ({err.msg})"))
+                    continue
+                if not isinstance(row, dict):
+                    problems.append(RowProblem(f"{path}:{lineno}", "expected a JSON object"))
+                    continue
+                add(row, f"{path}:{lineno}")
+    elif path.suffix.lower() in (".csv", ".tsv"):
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            for lineno, row in enumerate(reader, 2):  # line 1 is the header
+                add({k: v for k, v in row.items() if k is not None and v not in (None, "")}, f"{path}:{lineno}")
+    else:
+        raise PairsError(f"{path}: expected a .jsonl, .csv/.tsv file or a folder of images")
+    if problems and on_error == "reject":
+        listing = "\n".join(f"  {p}" for p in problems[:20])
+        raise PairsError(f"{len(problems)} bad row(s) in {path} (on_error=reject):\n{listing}")
+    if not pairs:
+        raise PairsError(f"{path} has no usable pairs ({len(problems)} bad rows)")
+    return pairs, problems
+
+
+# ---- sampling ----------------------------------------------------------------------------
+
+class MixtureSampler:
+    """Draws a batch: source by weight, then a concept (once per batch), a language, a caption."""
+
+    def __init__(self, sources: Sequence[PairSource], seed: int):
+        if not sources:
+            raise PairsError("no training sources")
+        self.sources = list(sources)
+        self.seed = seed
+        self._concepts = [s.concepts for s in self.sources]
+        w = torch.tensor([s.weight for s in self.sources], dtype=torch.float64)
+        self._weights = w / w.sum()
+
+    def batch(self, step: int, batch_size: int) -> list[TrainPair]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        total = sum(len(c) for c in self._concepts)
+        if batch_size > total:
+            raise PairsError(f"batch_size {batch_size} is larger than the {total} concepts available")
+        per_source = torch.multinomial(self._weights, batch_size, replacement=True, generator=g).bincount(
+            minlength=len(self.sources)
+        )
+        out: list[TrainPair] = []
+        for src, concepts, n in zip(self.sources, self._concepts, per_source.tolist()):
+            n = min(n, len(concepts))
+            for ci in torch.randperm(len(concepts), generator=g)[:n].tolist():
+                langs = src.by_concept[concepts[ci]]
+                lang_keys = sorted(langs)
+                options = langs[lang_keys[int(torch.randint(len(lang_keys), (1,), generator=g))]]
+                out.append(options[int(torch.randint(len(options), (1,), generator=g))])
+        return out

@@ -1,0 +1,247 @@
+"""The training loop: sample -> embed -> contrastive loss -> step; checkpoints, resume, dev eval.
+
+Checkpoints are folders written atomically (temp + rename): the trained parts (safetensors via
+`save_model`), the optimizer state (torch.save, loaded with weights_only=True) and the step.
+Batches are drawn from a generator seeded by (seed, step), so a run killed with -9 and resumed
+reaches the same state as an uninterrupted run. Under torchrun every rank embeds its slice of the
+global batch; open_clip's loss gathers features with gradients, and gradients are averaged.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..config import LoraConfig
+from ..model import MMEmbedModel
+from ..serialization import load_model, save_model, trained_state_dict
+from .config import TrainConfig
+from .devset import dev_metrics
+from .embedder import PairEmbedder
+from .losses import LossConfig, contrastive_loss
+from .pairs import MixtureSampler, PairSource, group_pairs, load_custom_pairs, pairs_from_manifest
+from .step import grad_cache_step, plain_step
+
+logger = logging.getLogger(__name__)
+
+
+def _rank_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def init_distributed_from_env() -> None:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
+def build_sources(cfg: TrainConfig) -> tuple[list[PairSource], list[str]]:
+    """-> (sources, problems found in custom pairs, as 'file:line: reason' strings)."""
+    sources, problems = [], []
+    for spec in cfg.sources:
+        if spec.custom:
+            pairs, bad = load_custom_pairs(spec.path, on_error=cfg.on_error)
+            problems += [str(p) for p in bad]
+        else:
+            pairs = pairs_from_manifest(spec.path, langs=spec.langs, kinds=spec.kinds,
+                                        max_per_concept_lang=spec.max_per_concept_lang)
+        sources.append(group_pairs(spec.name, pairs, spec.weight))
+    return sources, problems
+
+
+def build_model(cfg: TrainConfig) -> MMEmbedModel:
+    from ..registry import load
+
+    model = load(cfg.base)
+    if cfg.lora_r is not None:
+        if model.config.lora is None:
+            model.config.lora = LoraConfig(r=cfg.lora_r, alpha=2 * cfg.lora_r)
+            model.add_lora()
+        elif model.config.lora.r != cfg.lora_r:
+            raise ValueError(f"base {cfg.base!r} already has LoRA r={model.config.lora.r}; lora_r={cfg.lora_r} differs")
+    if cfg.unfreeze_tower_blocks:
+        if model.config.image_tower is None:
+            raise ValueError(f"unfreeze_tower_blocks is set but base {cfg.base!r} has no image tower")
+        model.config.image_tower.frozen = False  # its weights are then saved with the trained parts
+    model.config.name = cfg.name
+    return model
+
+
+def set_trainable(model: MMEmbedModel, cfg: TrainConfig) -> None:
+    """What trains: LoRA (if any), the last N tower blocks (if asked), projector, pooler, head, scale."""
+    for name, p in model.named_parameters():
+        if name.startswith("backbone."):
+            p.requires_grad_("lora_" in name)
+        elif name.startswith("image_tower."):
+            p.requires_grad_(False)
+        else:
+            p.requires_grad_(name != "logit_bias" or cfg.loss == "siglip")
+    if cfg.unfreeze_tower_blocks and model.image_tower is not None:
+        for block in list(model.image_tower.blocks)[-cfg.unfreeze_tower_blocks:]:
+            block.requires_grad_(True)
+    if model.config.image_trained is False and model.projector is not None:
+        model.config.image_trained = True  # the projector is what this run trains
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    root = out / "checkpoints"
+    return sorted(root.glob("step_*")) if root.is_dir() else []
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, *, resume: bool = False, progress: bool = True):
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.rank, self.world = _rank_world()
+        if cfg.batch_size % (self.world * cfg.grad_accum):
+            raise ValueError(f"batch_size {cfg.batch_size} must divide by world size x grad_accum ({self.world}x{cfg.grad_accum})")
+        self.progress = progress and self.rank == 0
+        self.sources, self.problems = build_sources(cfg)
+        self.sampler = MixtureSampler(self.sources, cfg.seed)
+        self.step = 0
+        latest = _checkpoints(self.out)[-1] if resume and _checkpoints(self.out) else None
+        torch.manual_seed(cfg.seed)
+        self.model = load_model(latest / "model") if latest else build_model(cfg)
+        set_trainable(self.model, cfg)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device)
+        self._train_mode()
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        if not self.params:
+            raise ValueError("nothing to train: every parameter is frozen")
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if latest:
+            state = torch.load(latest / "optimizer.pt", map_location="cpu", weights_only=True)
+            self.optimizer.load_state_dict(state)
+            self.step = json.loads((latest / "trainer_state.json").read_text())["step"]
+        self.embedder = PairEmbedder(self.model)
+        dims = tuple(self.model.config.matryoshka_dims) if cfg.matryoshka else ()
+        self.loss_cfg = LossConfig(kind=cfg.loss, matryoshka_dims=dims)
+        from ..backbone import native_bf16
+
+        self.autocast = cfg.autocast_bf16 == "on" or (cfg.autocast_bf16 == "auto" and native_bf16())
+
+    # ---- pieces ----------------------------------------------------------------------------
+    def _lr(self, step: int) -> float:
+        warm = max(1, self.cfg.warmup_steps)
+        if step < warm:
+            return self.cfg.lr * (step + 1) / warm
+        frac = (step - warm) / max(1, self.cfg.steps - warm)
+        return self.cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))  # cosine to 0
+
+    def _loss(self, a, p, n):
+        return contrastive_loss(a, p, self.model.logit_scale, negatives=n, logit_bias=self.model.logit_bias, cfg=self.loss_cfg)
+
+    def _local_batches(self, step: int):
+        """This rank's micro-batches of the global batch of `step`."""
+        global_batch = self.sampler.batch(step, self.cfg.batch_size)
+        per_rank = len(global_batch) // self.world
+        mine = global_batch[self.rank * per_rank : (self.rank + 1) * per_rank]
+        size = len(mine) // self.cfg.grad_accum
+        return [mine[i * size : (i + 1) * size] for i in range(self.cfg.grad_accum)]
+
+    def train_step(self, step: int) -> float:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr(step)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses = []
+        for micro in self._local_batches(step):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                if self.cfg.grad_cache_chunk:
+                    losses.append(grad_cache_step(self.embedder, micro, self._loss, self.cfg.grad_cache_chunk, 1 / self.cfg.grad_accum))
+                else:
+                    losses.append(plain_step(self.embedder, micro, self._loss, 1 / self.cfg.grad_accum))
+        if self.world > 1:
+            for p in self.params:  # what DDP does: average gradients over ranks
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                torch.distributed.all_reduce(p.grad)
+                p.grad /= self.world
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        with torch.no_grad():
+            self.model.logit_scale.clamp_(0, math.log(100))
+        return sum(losses) / len(losses)
+
+    def save_checkpoint(self) -> Path:
+        root = self.out / "checkpoints"
+        root.mkdir(parents=True, exist_ok=True)
+        final = root / f"step_{self.step:06d}"
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+        try:
+            save_model(self.model, tmp / "model")
+            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+            (tmp / "trainer_state.json").write_text(json.dumps({"step": self.step, "config": self.cfg.to_dict()}, indent=1))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        for old in _checkpoints(self.out)[: -self.cfg.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def _log(self, record: dict) -> None:
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with open(self.out / "log.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def _train_mode(self) -> None:
+        """Train mode for what trains; the image tower ALWAYS stays in eval mode: its BatchNorm must use
+        its ImageNet running statistics (batch statistics would differ between training and inference,
+        and would overwrite the running ones even when the tower is frozen)."""
+        self.model.train()
+        if self.model.image_tower is not None:
+            self.model.image_tower.eval()
+        if not any(p.requires_grad for p in self.model.backbone.parameters()):
+            self.model.backbone.eval()
+
+    def evaluate(self) -> dict:
+        self.model.eval()
+        try:
+            return {d.name: dev_metrics(self.model, d) for d in self.cfg.dev}
+        finally:
+            self._train_mode()
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def run(self, stop_after: Optional[int] = None) -> dict:
+        """Train to cfg.steps (or stop early after `stop_after` steps of this call, for tests)."""
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
+        done_here = 0
+        t0 = time.time()
+        while self.step < cfg.steps and (stop_after is None or done_here < stop_after):
+            t = time.time()
+            loss = self.train_step(self.step)
+            self.step += 1
+            done_here += 1
+            pairs_s = cfg.batch_size / max(time.time() - t, 1e-9)
+            self._log({"step": self.step, "loss": round(loss, 5), "lr": self._lr(self.step - 1),
+                       "logit_scale": round(float(self.model.logit_scale.detach().exp()), 3), "pairs_per_s": round(pairs_s, 2),
+                       "elapsed_s": round(time.time() - t0, 1)})
+            bar.set_postfix(loss=f"{loss:.3f}", pairs_s=f"{pairs_s:.1f}")
+            bar.update(1)
+            if self.rank == 0 and cfg.dev and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+                self._log({"step": self.step, "dev": self.evaluate()})
+            if self.rank == 0 and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
+                self.save_checkpoint()
+        bar.close()
+        return {"step": self.step, "wall_s": time.time() - t0}
+
+    def export(self, folder: str | Path, card_extra: str = "") -> Path:
+        """Save the trained model (trained parts only) as a loadable folder, e.g. adapters/NAME."""
+        self.model.eval()
+        return save_model(self.model, folder, card_extra=card_extra)
