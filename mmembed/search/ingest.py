@@ -59,12 +59,15 @@ def hash_documents(docs: Sequence[Document]) -> tuple[list[Document], list[Skipp
     return out, skipped
 
 
-def plan(collection: "Collection", docs: Sequence[Document], chunk: int = 2_000):
+def plan(collection: "Collection", docs: Sequence[Document], chunk: int = 2_000, progress: bool = False):
     """(documents to embed, number unchanged, skipped): drop rows stored with the same hash."""
+    from tqdm.auto import tqdm
+
     todo: list[Document] = []
     skipped: list[SkippedFile] = []
     unchanged = 0
-    for s in range(0, len(docs), chunk):
+    show = progress and len(docs) > chunk  # hashing 10,000 files takes a moment: show it
+    for s in tqdm(range(0, len(docs), chunk), desc="check for changes", unit="chunk", disable=not show):
         hashed, bad = hash_documents(docs[s : s + chunk])
         skipped += bad
         stored = collection.existing_hashes([d.id for d in hashed])
@@ -145,7 +148,7 @@ def ingest(
     start = time.perf_counter()
     found = discover(paths, options)
     report = IngestReport(skipped=list(found.skipped))
-    todo, report.unchanged, bad = plan(collection, found.documents)
+    todo, report.unchanged, bad = plan(collection, found.documents, progress=progress)
     report.skipped += bad
     collection._ensure_table()  # records the model before any worker starts
     if engine == "local":
