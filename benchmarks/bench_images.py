@@ -11,6 +11,7 @@ are noise). A breakdown times the stages separately on the same batch.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -68,7 +69,8 @@ def main() -> None:
     images = sample_images(args.images)
     kind = "PNG files" if isinstance(images[0], Path) else "random 256x256 arrays"
     print(f"image path of {args.config} (tower + projector + backbone + pooling), {args.images} {kind}, "
-          f"batch {args.batch}, {args.threads} threads, torch {torch.__version__}")
+          f"batch {args.batch}, {args.threads} threads, torch {torch.__version__}, "
+          f"load average at start {os.getloadavg()[0]:.1f}")
     print(f"{'tokens':>6} {'dtype':>9} {'lora':>4} {'seq len':>7} {'load s':>7} {'images/s':>9} {'ms/img':>7} | "
           f"{'preproc':>8} {'tower':>8} {'backbone':>9} (ms/img)")
     for k in (int(x) for x in args.tokens.split(",")):

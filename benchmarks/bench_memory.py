@@ -8,6 +8,7 @@ Each child reports its RSS after loading the model and its peak RSS (ru_maxrss) 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -70,7 +71,7 @@ def run_child(code: str) -> dict:
 
 
 def main() -> None:
-    print("peak RSS per workload, each in a fresh process (2 threads)")
+    print(f"peak RSS per workload, each in a fresh process (2 threads); load average {os.getloadavg()[0]:.1f}")
     print(f"{'workload':<62} {'RSS after load MB':>18} {'peak RSS MB':>12} {'items/s':>8}")
     for name, code in WORKLOADS.items():
         r = run_child(code)
