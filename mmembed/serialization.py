@@ -59,9 +59,13 @@ def save_model(model, folder, card_extra: str = "") -> Path:
     try:
         save_file(trained_state_dict(model), str(tmp / WEIGHTS), metadata={"format": "pt", "mmembed": "1"})
         (tmp / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2, ensure_ascii=False))
+        for f in tmp.iterdir():
+            f.chmod(0o644)  # mkdtemp/safetensors give 0600: a shipped model must be readable by all
+        tmp.chmod(0o755)
         readme = folder / "README.md"
         # keep a hand-written model card if there is one; otherwise write the generated one
         (tmp / "README.md").write_text(readme.read_text() if readme.is_file() and not card_extra else model_card(model, card_extra))
+        (tmp / "README.md").chmod(0o644)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
             os.replace(folder, old)
