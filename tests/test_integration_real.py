@@ -85,3 +85,19 @@ def test_second_backbone_smollm2():
     assert e.shape == (2, model.dim) and model.dim == 576
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
     assert float(e[0] @ e[1]) < 0.999  # different texts, different vectors
+
+
+def test_default_model_is_the_shipped_adapter_and_finds_pictures():
+    """mmembed.load() gives the trained adapter; queries in three languages find their emoji."""
+    from mmembed.data.builders.emoji import EmojiRenderer
+    from mmembed.data.builders.sources import NOTO_EMOJI
+
+    model = mmembed.load()
+    assert model.name == "gemma3-270m-mm" and model.config.image_trained
+    renderer = EmojiRenderer(NOTO_EMOJI.require())
+    images = [renderer.render(cp) for cp in ["\U0001F34E", "\U0001F436", "\U0001F697"]]  # apple, dog, car
+    queries = ["a red apple", "ein Hund", "一辆汽车"]  # en, de, zh
+    sim = model.similarity(model.encode_text(queries), model.encode_image(images))
+    assert (sim.argmax(1) == np.arange(3)).all(), sim
+    small = model.encode_text(queries, dim=128)  # a trained Matryoshka dim
+    assert small.shape == (3, 128)
