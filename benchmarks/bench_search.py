@@ -127,7 +127,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200, help="ANN queries per setting")
     ap.add_argument("--exact-queries", type=int, default=20, help="exact (flat scan) queries")
     ap.add_argument("-k", type=int, default=10)
-    ap.add_argument("--index-types", type=lambda s: s.split(","), default=["IVF_PQ"],
+    ap.add_argument("--index-types", type=lambda s: s.split(","), default=["IVF_SQ", "IVF_PQ"],
                     help="comma-separated: IVF_SQ, IVF_PQ, IVF_HNSW_SQ, ...")
     ap.add_argument("--settings", type=lambda s: [tuple(map(int, p.split(":"))) for p in s.split(",")],
                     default=[(16, 10), (32, 20), (64, 40)], help="nprobes:refine pairs, e.g. 16:10,32:20")
