@@ -4,7 +4,7 @@ import pytest
 from eval_fixtures import make_eval_data
 
 from mmembed.evaluation.baselines.imagenet_labels import ImageNetLabelEncoder
-from mmembed.evaluation.baselines.openclip_scratch import CompactTokenizer, train_openclip_scratch
+from mmembed.evaluation.baselines.openclip_scratch import CompactTokenizer, ScratchClipConfig, train_openclip_scratch
 from mmembed.evaluation.encoders import Encoder, MMEmbedEncoder, UnknownEncoderError, expand_baselines
 
 
@@ -26,16 +26,17 @@ def test_imagenet_label_pipeline_captions_and_embeds(data):
 
 def test_openclip_scratch_trains_and_replays_exactly(data):
     manifests = [data / "shapes" / "train.jsonl"]
-    a = train_openclip_scratch(manifests, steps=2, seed=5, tokenizer="bytes")
-    b = train_openclip_scratch(manifests, steps=2, seed=5, tokenizer="bytes")
+    small = ScratchClipConfig(width=64, layers=1, heads=2, embed_dim=32)  # same code, less compute
+    a = train_openclip_scratch(manifests, steps=2, seed=5, tokenizer="bytes", cfg=small)
+    b = train_openclip_scratch(manifests, steps=2, seed=5, tokenizer="bytes", cfg=small)
     assert isinstance(a, Encoder) and a.run.steps == 2 and np.isfinite(a.run.final_loss)
     assert a.run.concepts == 8 and a.run.pairs == 48
     texts = ["roter Kreis", "cercle bleu"]
     ta, tb = a.encode_text(texts, "query"), b.encode_text(texts, "query")
-    assert ta.shape == (2, 256) and np.array_equal(ta, tb)  # same seed + steps -> same weights
+    assert ta.shape == (2, 32) and np.array_equal(ta, tb)  # same seed + steps -> same weights
     img = [str(data / "shapes" / "images" / "red_circle.png")]
     assert np.array_equal(a.encode_images(img), b.encode_images(img))
-    c = train_openclip_scratch(manifests, steps=2, seed=6, tokenizer="bytes")
+    c = train_openclip_scratch(manifests, steps=2, seed=6, tokenizer="bytes", cfg=small)
     assert not np.array_equal(ta, c.encode_text(texts, "query"))
 
 

@@ -47,6 +47,16 @@ def test_zeroshot_classes_come_from_category_captions(data):
     assert rel.sum() == 8 and rel.sum(axis=0).tolist() == [4, 4]  # 4 circles, 4 squares
 
 
+def test_zeroshot_needs_category_captions(tmp_path):
+    from eval_fixtures import shape_records
+
+    from mmembed.data.manifest import write_manifest
+
+    write_manifest(tmp_path / "test.jsonl", [r for r in shape_records(tmp_path, "test") if r.kind != "category"])
+    with pytest.raises(TaskError, match="no captions of kind category or class"):
+        build_tasks(["zeroshot"], find_datasets(tmp_path))
+
+
 def test_bitext_both_directions_per_pair(data):
     tasks, _ = build_tasks(["bitext"], find_datasets(data / "parallel"))
     t = _by_id(tasks)

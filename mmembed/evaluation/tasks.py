@@ -3,7 +3,7 @@
 Each task kind turns one dataset into `EvalTask`s, one per language (or language pair):
   t2i       caption in L -> the dataset's whole image gallery              R@1/5/10, MRR
   i2t       image -> the captions in L (one per concept)                   R@1/5/10, MRR
-  zeroshot  image -> class names in L (category captions, else names)      accuracy
+  zeroshot  image -> class names in L (captions of kind category/class)   accuracy
   bitext    sentence in L <-> its anchor sentence (both directions)        accuracy (Tatoeba style)
   t2t       caption in L -> all anchor texts (or all English captions)     R@1/5/10, MRR
 
@@ -148,15 +148,12 @@ def build_i2t(ds: EvalDataset, langs: Optional[frozenset[str]]) -> list[EvalTask
 def build_zeroshot(ds: EvalDataset, langs: Optional[frozenset[str]]) -> list[EvalTask]:
     image_recs = [r for r in ds.records if r.image_path is not None]
     images = _images(image_recs)
-    labelled = [r for r in image_recs if r.record.kind in LABEL_KINDS]
-    if labelled:  # class = the concept's first category caption in L
-        label_of: dict[tuple[str, str], str] = {}
-        for r in labelled:
+    # class = the concept's first category caption in L. Without categories every concept would
+    # be its own class, which is i2t under another name: such datasets get no zeroshot task.
+    label_of: dict[tuple[str, str], str] = {}
+    for r in image_recs:
+        if r.record.kind in LABEL_KINDS:
             label_of.setdefault((r.record.concept, r.record.lang), r.record.caption)
-        note = "classes: category captions"
-    else:  # no categories: each concept is its own class, named by its best caption
-        label_of = {k: r.record.caption for k, r in best_captions(image_recs).items()}
-        note = "classes: concept names (the data has no category captions)"
     tasks = []
     for lang in sorted({lang for _, lang in label_of if langs is None or lang in langs}):
         concepts = [c for c in sorted(images) if (c, lang) in label_of]
@@ -166,7 +163,7 @@ def build_zeroshot(ds: EvalDataset, langs: Optional[frozenset[str]]) -> list[Eva
         queries = Side("image", tuple(images[c] for c in concepts),
                        tuple((f"label:{_norm(label_of[c, lang])}",) for c in concepts), "query")
         targets = Side("text", tuple(text for _, text in classes), tuple((f"label:{k}",) for k, _ in classes), "document")
-        tasks.append(EvalTask("zeroshot", ds.name, lang, queries, targets, note))
+        tasks.append(EvalTask("zeroshot", ds.name, lang, queries, targets))
     return tasks
 
 
@@ -272,5 +269,7 @@ def _why_empty(name: str, ds: EvalDataset, langs: Optional[frozenset[str]]) -> s
         return "no image records"
     if name == "bitext" and not has_texts:
         return "no text-anchored (parallel) records"
+    if name == "zeroshot" and not any(r.record.kind in LABEL_KINDS for r in ds.records):
+        return f"no captions of kind {' or '.join(LABEL_KINDS)} to use as class names"
     wanted = f" among --langs {','.join(sorted(langs))}" if langs else ""
     return f"fewer than {MIN_TARGETS} targets per language{wanted}; languages present: {', '.join(ds.langs)}"
