@@ -130,7 +130,7 @@ def main() -> None:
     ap.add_argument("--index-types", type=lambda s: s.split(","), default=["IVF_SQ", "IVF_PQ"],
                     help="comma-separated: IVF_SQ, IVF_PQ, IVF_HNSW_SQ, ...")
     ap.add_argument("--settings", type=lambda s: [tuple(map(int, p.split(":"))) for p in s.split(",")],
-                    default=[(16, 10), (32, 20), (64, 40)], help="nprobes:refine pairs, e.g. 16:10,32:20")
+                    default=[(4, 1), (8, 5), (16, 10)], help="nprobes:refine pairs, e.g. 8:5,16:10")
     ap.add_argument("--images", type=int, default=256, help="clip-art PNGs for images/s (0: skip)")
     ap.add_argument("--model", default="gemma3-270m-mm-untrained", help="model for images/s")
     ap.add_argument("--seed", type=int, default=0)

@@ -35,13 +35,14 @@ _RESULT_COLUMNS = ["id", "kind", "text", "image", "source", "folder", "language"
 class AnnParams:
     """How the ANN index is built and queried (defaults measured in benchmarks/bench_search.py)."""
 
-    # IVF_SQ (8-bit scalar codes) keeps recall@10 at 1.0 on clustered 640-d vectors where IVF_PQ
-    # (faster, 80-byte codes) drops to 0.5-0.85 at 1M rows: see benchmarks/bench_search.py.
+    # Measured at 1M clustered 640-d vectors (benchmarks/bench_search.py): IVF_SQ nprobes 8 +
+    # refine 5 gives recall@10 1.000 at p50 34 ms; IVF_PQ reaches only 0.47-0.86 (its 80-byte
+    # codes cannot rank close neighbours); IVF_HNSW_SQ is no better and takes 10x longer to build.
     index_type: str = "IVF_SQ"
     num_partitions: Optional[int] = None  # None: rows / PARTITION_ROWS
     num_sub_vectors: Optional[int] = None  # IVF_PQ only; None: dim / 8 (PQ codes of 8 dims)
-    nprobes: int = 16  # partitions searched per query
-    refine_factor: int = 10  # re-rank refine_factor * k candidates with exact distances
+    nprobes: int = 8  # partitions searched per query
+    refine_factor: int = 5  # re-rank refine_factor * k candidates with exact distances
 
 
 @dataclass(frozen=True)
