@@ -7,6 +7,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from mmembed.cli import app
+from mmembed.evaluation.baselines import openclip_scratch
+from mmembed.evaluation.baselines.openclip_scratch import ScratchClipConfig, train_openclip_scratch
 
 runner = CliRunner()
 
@@ -23,9 +25,19 @@ def _eval(*args):
 @pytest.fixture(scope="module")
 def full_run(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
-    res = _eval("--model", "tiny-random", "--data", data, "--out", out, "--baselines", "e5,openclip-scratch",
-                "--openclip-steps", 2, "--seed", 3)
+    seen = []
+
+    def small_scratch_clip(manifests, **kw):  # the real training code, on a small config and tokenizer
+        seen.extend(manifests)
+        cfg = ScratchClipConfig(width=64, layers=1, heads=2, embed_dim=32)
+        return train_openclip_scratch(manifests, **{**kw, "tokenizer": "bytes", "cfg": cfg})
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(openclip_scratch, "train_openclip_scratch", small_scratch_clip)
+        res = _eval("--model", "tiny-random", "--data", data, "--out", out, "--baselines", "e5,openclip-scratch",
+                    "--openclip-steps", 2, "--seed", 3)
     assert res.exit_code == 0, res.output
+    assert seen == [data / "shapes" / "train.jsonl"]  # trained on the train split beside the evaluated test split
     return res, out
 
 
