@@ -19,7 +19,8 @@ class LossConfig:
     matryoshka_dims: tuple[int, ...] = ()  # also train these truncated dims (renormalized)
 
 
-def _world() -> tuple[int, int]:
+def rank_world() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside torch.distributed."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
@@ -41,7 +42,7 @@ def _infonce_with_negatives(a, p, n, scale, rank, world):
 
 
 def _one_dim(a, p, n, logit_scale, logit_bias, cfg: LossConfig) -> torch.Tensor:
-    rank, world = _world()
+    rank, world = rank_world()
     scale = logit_scale.exp().clamp(max=100.0)  # CLIP's cap on the temperature
     if cfg.kind == "siglip":
         from open_clip.loss import SigLipLoss

@@ -26,17 +26,11 @@ from ..serialization import load_model, save_model, trained_state_dict
 from .config import TrainConfig
 from .devset import dev_metrics
 from .embedder import PairEmbedder
-from .losses import LossConfig, contrastive_loss
+from .losses import LossConfig, contrastive_loss, rank_world
 from .pairs import MixtureSampler, PairSource, group_pairs, load_custom_pairs, pairs_from_manifest
 from .step import grad_cache_step, plain_step
 
 logger = logging.getLogger(__name__)
-
-
-def _rank_world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def init_distributed_from_env() -> None:
@@ -102,7 +96,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, *, resume: bool = False, progress: bool = True):
         self.cfg = cfg
         self.out = Path(cfg.out)
-        self.rank, self.world = _rank_world()
+        self.rank, self.world = rank_world()
         if cfg.batch_size % (self.world * cfg.grad_accum):
             raise ValueError(f"batch_size {cfg.batch_size} must divide by world size x grad_accum ({self.world}x{cfg.grad_accum})")
         self.progress = progress and self.rank == 0
