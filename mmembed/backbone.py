@@ -63,23 +63,71 @@ def load_backbone(cfg: BackboneConfig) -> tuple[nn.Module, object]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # the same tiny model every time: tests compare across loads
             model = AutoModel.from_config(hf_config, dtype=dtype)
-        return model.eval(), tokenizer
+        return _truncate(model.eval(), cfg), tokenizer
 
     if cfg.source == "packaged":
         folder = _verified_cache_while_importing(cfg.name_or_path)
-        model = AutoModel.from_pretrained(folder, dtype=dtype)
-        return model.eval(), fast_tokenizer(folder)
+        model = _from_pretrained(folder, dtype, cfg)
+        return _truncate(model.eval(), cfg), fast_tokenizer(folder)
     if cfg.source != "pretrained":
         raise ValueError(f"backbone.source must be packaged, pretrained or random, got {cfg.source!r}")
     folder = cfg.name_or_path
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModel.from_pretrained(folder, dtype=dtype)
+        model = _from_pretrained(folder, dtype, cfg)
     except OSError as err:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or not Path(str(folder)).exists()
         hint = " (no hub access here? use a local folder or a packaged backbone)" if offline else ""
         raise BackboneLoadError(f"could not load backbone {folder!r}{hint}: {err}") from err
-    return model.eval(), tokenizer
+    return _truncate(model.eval(), cfg), tokenizer
+
+
+def _from_pretrained(folder, dtype: torch.dtype, cfg: BackboneConfig) -> nn.Module:
+    from transformers import AutoModel
+
+    kwargs = _layer_kwargs(folder, cfg)
+    if not kwargs:
+        return AutoModel.from_pretrained(folder, dtype=dtype)
+    # The skipped layers' weights are "unexpected" by design: keep transformers' load report quiet.
+    report_logger = logging.getLogger("transformers.modeling_utils")
+    level = report_logger.level
+    report_logger.setLevel(logging.ERROR)
+    try:
+        return AutoModel.from_pretrained(folder, dtype=dtype, **kwargs)
+    finally:
+        report_logger.setLevel(level)
+
+
+def _layer_kwargs(folder, cfg: BackboneConfig) -> dict:
+    """from_pretrained kwargs that build only the first cfg.num_layers layers (the rest is never loaded)."""
+    if cfg.num_layers is None:
+        return {}
+    from transformers import AutoConfig
+
+    hf_config = AutoConfig.from_pretrained(folder)
+    _check_num_layers(cfg, hf_config.num_hidden_layers)
+    hf_config.num_hidden_layers = cfg.num_layers
+    if getattr(hf_config, "layer_types", None) is not None:  # Gemma 3: sliding/full pattern per layer
+        hf_config.layer_types = hf_config.layer_types[: cfg.num_layers]
+    return {"config": hf_config}
+
+
+def _check_num_layers(cfg: BackboneConfig, available: int) -> None:
+    if not 1 <= cfg.num_layers <= available:
+        raise ValueError(f"backbone.num_layers={cfg.num_layers} but {cfg.name_or_path!r} has {available} layers")
+
+
+def _truncate(model: nn.Module, cfg: BackboneConfig) -> nn.Module:
+    """Keep the first cfg.num_layers decoder layers (random/tiny configs) and drop the final norm if asked."""
+    if cfg.num_layers is not None and len(model.layers) != cfg.num_layers:
+        _check_num_layers(cfg, len(model.layers))
+        model.layers = model.layers[: cfg.num_layers]
+        model.config.num_hidden_layers = cfg.num_layers
+        if getattr(model.config, "layer_types", None) is not None:
+            model.config.layer_types = model.config.layer_types[: cfg.num_layers]
+    if not cfg.final_norm:
+        model.norm = nn.Identity()
+    return model
 
 
 def _verified_cache_while_importing(name: str) -> Path:

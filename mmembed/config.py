@@ -35,6 +35,11 @@ class BackboneConfig:
     dtype: Literal["auto", "bfloat16", "float32"] = "auto"
     attention: AttentionKind = "causal"
     max_length: int = 512  # tokens per sequence, prompt included
+    # Pool the output of the first `num_layers` decoder layers (None: all of them). The layers
+    # after it are never loaded, so a truncated backbone is also that much faster. Middle layers
+    # of a multilingual LLM are the most language-agnostic ones (measured in the model card).
+    num_layers: Optional[int] = None
+    final_norm: bool = True  # apply the model's final norm to the (possibly truncated) output
 
 
 @dataclass
@@ -104,6 +109,9 @@ class ModelConfig:
     lora: Optional[LoraConfig] = None  # None: backbone weights untouched
     padding_side: PaddingSide = "left"
     embed_dim: Optional[int] = None  # None: the backbone's hidden size (no output projection)
+    # "identity" (embed_dim == hidden size only): training starts from the prompt-only space;
+    # "random": nn.Linear's default init, for pooled states whose raw space is degenerate.
+    head_init: Literal["identity", "random"] = "identity"
     matryoshka_dims: tuple[int, ...] = ()  # dims trained to be usable after truncation
     image_trained: bool = False  # False until a projector has been trained: encode_image refuses
     description: str = ""

@@ -36,7 +36,7 @@ class MMEmbedModel(nn.Module):
         )
         self.pooler = Pooler(config.pooling, d)
         self.head = nn.Linear(d, config.embed_dim) if config.embed_dim else nn.Identity()
-        if config.embed_dim == d:  # start as the identity: training begins from the prompt-only space
+        if config.embed_dim == d and config.head_init == "identity":  # start as the identity: training begins from the prompt-only space
             nn.init.eye_(self.head.weight)
             nn.init.zeros_(self.head.bias)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's init; learned in training

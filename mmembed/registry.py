@@ -116,11 +116,26 @@ def gemma3_270m_prompteol_mean() -> ModelConfig:
     return cfg
 
 
+def _gemma3_270m_mid_mean() -> ModelConfig:
+    """Mean of the raw residual stream after 10 of Gemma 3's 18 layers (the later 8 never run).
+
+    Measured on parallel dev sentences with a linear head trained on 6,000 pairs, mean pooling after
+    layer 10 gives 76% bitext accuracy vs 65% for last-token after all 18 layers. Not registered on
+    its own: untrained, these vectors share one dominant direction (cosines ~1); a trained head
+    (randomly initialised, see ModelConfig.head_init) removes it."""
+    cfg = gemma3_270m_prompteol()
+    cfg.backbone.num_layers = 10
+    cfg.backbone.final_norm = False  # the final norm amplifies a few outlier dims of mid-layer states
+    cfg.pooling = PoolingConfig(kind="mean")
+    cfg.head_init = "random"
+    return cfg
+
+
 @register_model
 def gemma3_270m_mm_untrained() -> ModelConfig:
-    """The architecture of the shipped multimodal adapter: frozen Gemma + frozen EfficientNet, with a
-    trained projector and linear head. (LoRA is a training option: `lora_r` in the recipe.)"""
-    cfg = gemma3_270m_prompteol()
+    """The architecture of the shipped multimodal adapter: frozen Gemma (first 10 layers, mean pooled)
+    + frozen EfficientNet, with a trained projector and linear head. (LoRA is a training option.)"""
+    cfg = _gemma3_270m_mid_mean()
     cfg.image_tower = ImageTowerConfig()
     cfg.projector = ProjectorConfig(num_visual_tokens=4)
     cfg.embed_dim = 640  # a trained linear head (identity at init) shared by both modalities

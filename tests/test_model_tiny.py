@@ -116,6 +116,42 @@ def test_bidirectional_switch_changes_outputs():
     np.testing.assert_allclose(bi.encode_text(TEXTS[:3]), b, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["tiny-random", "tiny-random-llama"])
+def test_truncated_backbone_pools_the_middle_layer(name):
+    """num_layers=1 + final_norm=False pools exactly hidden_states[1] of the full 2-layer model."""
+    from mmembed.backbone import attention_bias, position_ids_from_mask
+    from mmembed.pooling import mean
+
+    full = MMEmbedModel(mmembed.get_config(name))
+    cfg = mmembed.get_config(name)
+    cfg.backbone.num_layers, cfg.backbone.final_norm, cfg.pooling.kind = 1, False, "mean"
+    cut = MMEmbedModel(cfg)
+    assert len(cut.backbone.layers) == 1 and cut.backbone.config.num_hidden_layers == 1
+    plans = cut.text.text_plans(TEXTS[:3])
+    with torch.no_grad():
+        embeds, mask = full._assemble(plans, None)
+        out = full.backbone(inputs_embeds=embeds, attention_mask=attention_bias(mask, True, embeds.dtype),
+                            position_ids=position_ids_from_mask(mask), output_hidden_states=True)
+        expected = mean(out.hidden_states[1].float(), mask)
+        torch.testing.assert_close(cut.pooled(plans), expected)
+    assert not np.allclose(cut.encode_text(TEXTS[:3]), full.encode_text(TEXTS[:3]))
+
+
+def test_num_layers_out_of_range_names_the_backbone():
+    cfg = mmembed.get_config("tiny-random")
+    cfg.backbone.num_layers = 5
+    with pytest.raises(ValueError, match=r"num_layers=5 but 'tiny-gemma3_text' has 2 layers"):
+        MMEmbedModel(cfg)
+
+
+def test_head_init_identity_or_random():
+    cfg = mmembed.get_config("tiny-random")
+    cfg.embed_dim = 64  # == hidden size
+    assert torch.equal(MMEmbedModel(cfg).head.weight, torch.eye(64))
+    cfg.head_init = "random"
+    assert not torch.equal(MMEmbedModel(cfg).head.weight, torch.eye(64))
+
+
 def test_save_load_round_trip_bit_exact(tmp_path):
     cfg = mmembed.get_config("tiny-random")
     cfg.lora = mmembed.config.LoraConfig(r=4, alpha=8)
