@@ -85,13 +85,15 @@ def run_mode(model: str, batching: bool, clients: int, per_client: int) -> float
     try:
         health = asyncio.run(wait_ready(url, proc))
         wall, lat = asyncio.run(load(url, clients, per_client))
+        batches = asyncio.run(wait_ready(url, proc))["batches"]  # /health after the run: batch sizes
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     ms = np.percentile(np.array(lat) * 1000, [50, 99])
     rps = len(lat) / wall
     print(f"batching {'on ' if batching else 'off'} model {health['model']}: {len(lat)} requests from {clients} clients "
-          f"in {wall:.1f} s = {rps:.1f} req/s, p50 {ms[0]:.0f} ms, p99 {ms[1]:.0f} ms")
+          f"in {wall:.1f} s = {rps:.1f} req/s, p50 {ms[0]:.0f} ms, p99 {ms[1]:.0f} ms; "
+          f"{batches['model_calls']} model calls, mean batch {batches['mean_batch']}, largest {batches['largest_batch']}")
     return rps
 
 
@@ -99,7 +101,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="", help="model name (default: the default model)")
     ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--requests", type=int, default=8, help="requests per client")
+    ap.add_argument("--requests", type=int, default=16, help="requests per client")
     args = ap.parse_args()
     off = run_mode(args.model, False, args.clients, args.requests)
     on = run_mode(args.model, True, args.clients, args.requests)

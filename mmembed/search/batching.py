@@ -1,7 +1,10 @@
 """Dynamic batching: concurrent requests merged into one model call.
 
 Each request puts a job (its inputs + a future) on an asyncio queue. One worker takes the first
-job, then keeps collecting jobs until `max_batch` inputs or `max_wait_ms` have passed, runs ONE
+job, then keeps collecting while jobs keep coming: it stops at `max_batch` inputs, after a gap of
+`max_wait_ms` with no new job, or `max_delay_ms` after the first job. (A fixed deadline from the
+first job splits a wave of clients in two: after a batch is answered, their next requests trickle
+in over tens of ms on a busy CPU, and the first few would go alone.) It runs ONE
 model call for all of them on a single model thread (torch already uses every core inside one
 call; two calls at once would only fight over them) and hands each job its rows. With
 `enabled=False` the same worker runs one job per model call: the baseline of bench_server.py.
@@ -37,13 +40,19 @@ class BatchStats:
     model_seconds: float = 0.0
     largest_batch: int = 0
 
+    def summary(self) -> dict[str, float]:
+        return {"requests": self.requests, "items": self.items, "model_calls": self.model_calls,
+                "mean_batch": round(self.items / self.model_calls, 2) if self.model_calls else 0.0,
+                "largest_batch": self.largest_batch, "model_seconds": round(self.model_seconds, 3)}
+
 
 @dataclass
 class DynamicBatcher:
     encode: Callable[[list[Any]], Encoded]  # blocking; runs on the model thread
     enabled: bool = True
     max_batch: int = 64  # inputs per model call
-    max_wait_ms: float = 5.0  # how long a lone request waits for company
+    max_wait_ms: float = 5.0  # gap with no new request that closes a batch
+    max_delay_ms: float = 50.0  # the longest the first request of a batch waits for company
     stats: BatchStats = field(default_factory=BatchStats)
 
     def __post_init__(self) -> None:
@@ -77,12 +86,12 @@ class DynamicBatcher:
         if not self.enabled:
             return jobs
         size = len(jobs[0].items)
-        deadline = time.monotonic() + self.max_wait_ms / 1000.0
+        last_limit = time.monotonic() + self.max_delay_ms / 1000.0
         while size < self.max_batch:
             try:  # everything already queued joins at once; then wait a little for more
                 job = self._queue.get_nowait()
             except asyncio.QueueEmpty:
-                left = deadline - time.monotonic()
+                left = min(self.max_wait_ms / 1000.0, last_limit - time.monotonic())
                 if left <= 0:
                     break
                 try:

@@ -189,7 +189,8 @@ def serve_cmd(
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     batching: Annotated[bool, typer.Option(help="Dynamic batching of concurrent requests.")] = True,
     max_batch: Annotated[int, typer.Option(help="Inputs per merged model call.")] = 64,
-    max_wait_ms: Annotated[float, typer.Option(help="How long a request waits for others to batch with.")] = 5.0,
+    max_wait_ms: Annotated[float, typer.Option(help="A batch closes after this many ms with no new request.")] = 5.0,
+    max_delay_ms: Annotated[float, typer.Option(help="...or this many ms after its first request.")] = 50.0,
     max_inputs: Annotated[int, typer.Option(help="Inputs per request (more: 413).")] = 256,
     max_image_bytes: Annotated[int, typer.Option(help="Bytes per image (more: 413).")] = 8 * 1024 * 1024,
 ) -> None:
@@ -197,7 +198,7 @@ def serve_cmd(
     from .server import serve
     from .server_inputs import ServerSettings
 
-    settings = ServerSettings(batching=batching, max_batch=max_batch, max_wait_ms=max_wait_ms,
+    settings = ServerSettings(batching=batching, max_batch=max_batch, max_wait_ms=max_wait_ms, max_delay_ms=max_delay_ms,
                               max_inputs=max_inputs, max_image_bytes=max_image_bytes)
     serve(model, collection, host, port, settings)
 

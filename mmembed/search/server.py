@@ -63,7 +63,7 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
     from fastapi.responses import JSONResponse
 
     batcher = DynamicBatcher(make_encoder(model), enabled=settings.batching, max_batch=settings.max_batch,
-                             max_wait_ms=settings.max_wait_ms)
+                             max_wait_ms=settings.max_wait_ms, max_delay_ms=settings.max_delay_ms)
     images_ok = model_supports_images(model)
 
     @asynccontextmanager
@@ -104,7 +104,7 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
     async def health():
         return {
             "status": "ok", "model": model.name, "version": str(model.config.version), "dim": model.dim,
-            "images": images_ok, "batching": settings.batching,
+            "images": images_ok, "batching": settings.batching, "batches": batcher.stats.summary(),
             "collection": None if collection is None else collection.path,
             "rows": None if collection is None else len(collection),
         }

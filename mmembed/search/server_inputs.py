@@ -29,7 +29,8 @@ class ServerSettings:
     max_k: int = 100  # results per search
     batching: bool = True  # dynamic batching of concurrent requests
     max_batch: int = 64  # inputs per merged model call
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 5.0  # a batch closes after this long with no new request...
+    max_delay_ms: float = 50.0  # ...or this long after its first request
 
 
 class InputError(Exception):
