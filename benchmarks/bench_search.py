@@ -93,15 +93,18 @@ def bench_size(n: int, args, rng: np.random.Generator, root: Path) -> None:
           f"p50 {pct(ex_times, 50):8.1f} ms  p99 {pct(ex_times, 99):8.1f} ms  recall@{args.k} {ex_recall:.3f}")
 
     for index_type in args.index_types:
-        t0 = time.perf_counter()
-        col.create_index(AnnParams(index_type=index_type))
-        print(f"              {index_type} index built in {time.perf_counter() - t0:.1f} s")
-        for nprobes, refine in args.settings:
-            col.ann = AnnParams(index_type=index_type, nprobes=nprobes, refine_factor=refine)
-            times, ids = timed_search(col, queries, args.k, exact=False)
-            recall = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ids, truth)])
-            print(f"              {index_type} nprobes={nprobes:<3} refine={refine:<3} ({len(times)} queries): "
-                  f"p50 {pct(times, 50):7.1f} ms  p99 {pct(times, 99):7.1f} ms  recall@{args.k} {recall:.3f}")
+        for rows in args.partition_rows:  # 0: the collection's default partition size
+            parts = None if rows == 0 else max(1, n // rows)
+            t0 = time.perf_counter()
+            col.create_index(AnnParams(index_type=index_type, num_partitions=parts))
+            label = f"{index_type} ({'default' if parts is None else parts} partitions)"
+            print(f"              {label} index built in {time.perf_counter() - t0:.1f} s")
+            for nprobes, refine in args.settings:
+                col.ann = AnnParams(index_type=index_type, num_partitions=parts, nprobes=nprobes, refine_factor=refine)
+                times, ids = timed_search(col, queries, args.k, exact=False)
+                recall = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ids, truth)])
+                print(f"              {label} nprobes={nprobes:<3} refine={refine:<3} ({len(times)} queries): "
+                      f"p50 {pct(times, 50):7.1f} ms  p99 {pct(times, 99):7.1f} ms  recall@{args.k} {recall:.3f}")
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -131,6 +134,8 @@ def main() -> None:
                     help="comma-separated: IVF_SQ, IVF_PQ, IVF_HNSW_SQ, ...")
     ap.add_argument("--settings", type=lambda s: [tuple(map(int, p.split(":"))) for p in s.split(",")],
                     default=[(4, 1), (8, 5), (16, 10)], help="nprobes:refine pairs, e.g. 8:5,16:10")
+    ap.add_argument("--partition-rows", type=int, nargs="*", default=[0],
+                    help="rows per IVF partition to try (0: the collection default, PARTITION_ROWS)")
     ap.add_argument("--images", type=int, default=256, help="clip-art PNGs for images/s (0: skip)")
     ap.add_argument("--model", default="gemma3-270m-mm-untrained", help="model for images/s")
     ap.add_argument("--seed", type=int, default=0)
