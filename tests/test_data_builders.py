@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from mmembed.data.builders import DATASETS, MissingSourceError, build_dataset, sources
-from mmembed.data.builders import clipart, emoji
-from mmembed.data.builders.cldr import read_annotations
+from mmembed.data.builders import clipart, emoji, emoji_groups
+from mmembed.data.builders.cldr import read_annotations, read_character_labels
 from mmembed.data.builders.cldr_lexicon import build_lexicon, singular
 from mmembed.data.builders.concepts import Concept, assign_split, select
 from mmembed.data.builders.django_po import PLACEHOLDER
@@ -88,6 +88,64 @@ def test_emoji_covers_the_ten_languages_with_names_and_keywords(built):
     assert kinds["name"] > 0 and kinds["keyword"] > 0
     by_concept = Counter(r.concept for r in records)
     assert len(by_concept) == SMALL["emoji"]["limit"]
+
+
+def test_emoji_group_names_are_one_category_per_concept_and_language(built):
+    records = [r for recs in _records(built["emoji"][0]).values() for r in recs]
+    categories = [r for r in records if r.kind == "category"]
+    assert {r.lang for r in categories} == set(TEN)  # each of the ten names the emoji groups
+    assert max(Counter((r.concept, r.lang) for r in categories).values()) == 1
+    english = set(read_character_labels(sources.CLDR.require(), "en").values())
+    assert {r.caption for r in categories if r.lang == "en"} <= english
+    named = {(r.concept, r.lang) for r in records if r.kind in ("name", "keyword")}
+    assert {(r.concept, r.lang) for r in categories} <= named  # never a concept's only caption
+    card = json.loads((built["emoji"][0] / "card.json").read_text(encoding="utf-8"))
+    assert card["stats"]["emoji_with_group"] == len({r.concept for r in categories})
+
+
+def test_emoji_groups_keep_every_concept_in_its_split_and_every_caption(tmp_path, monkeypatch):
+    """The group captions are additions: same concepts, same splits, the same texts (a keyword
+    equal to a group name is now that category record)."""
+    options = {"limit": 30, "langs": ["en", "ja", "ar"]}
+    with_groups = build_dataset("emoji", tmp_path / "new", **options)
+    monkeypatch.setattr(emoji, "read_emoji_groups", lambda common: {})
+    without = build_dataset("emoji", tmp_path / "old", **options)
+    new = [r for recs in _records(with_groups).values() for r in recs]
+    old = [r for recs in _records(without).values() for r in recs]
+    assert {r.concept: r.split for r in new} == {r.concept: r.split for r in old}
+    assert {(r.concept, r.lang, r.caption) for r in old} <= {(r.concept, r.lang, r.caption) for r in new}
+    assert {r.kind for r in new} - {r.kind for r in old} == {"category"}
+
+
+def test_emoji_group_file_parsing(tmp_path):
+    assert emoji_groups.parse_unicode_set("[a-c{xy}d]") == ["a", "b", "c", "xy", "d"]
+    with pytest.raises(ValueError, match="unsupported UnicodeSet syntax"):
+        emoji_groups.parse_unicode_set(r"[\u0041]")
+    assert emoji_groups.group_type("Smileys & People") == "smileys_people"
+    (tmp_path / "properties").mkdir()
+    labels = tmp_path / "properties" / "labels.txt"
+    # '#' is a keycap inside the set and a comment after it; U+FE0F is dropped as in annotations
+    labels.write_text("# header\n[{#\ufe0f\u20e3}😀-😂] ;\tSmileys & People ;\tface # note\n"
+                      "[{🇩🇪}] ; Flags ; country-flag\n", encoding="utf-8")
+    assert emoji_groups.read_emoji_groups(tmp_path) == {
+        "#\u20e3": "smileys_people", "😀": "smileys_people", "😁": "smileys_people",
+        "😂": "smileys_people", "🇩🇪": "flags"}
+    labels.write_text("[a] ; Flags ; x\n[a] ; Objects ; y\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"labels.txt:2: 'a' is in both flags and objects"):
+        emoji_groups.read_emoji_groups(tmp_path)
+
+
+def test_emoji_group_names_come_from_cldr_character_labels():
+    common = sources.CLDR.require()
+    groups = emoji_groups.read_emoji_groups(common)
+    assert groups["🐶"] == "animals_nature" and groups["🇩🇪"] == "flags" and groups["#⃣"] == "symbols"
+    assert len(set(groups.values())) == 8
+    names = emoji_groups.group_names(common, ["de", "ja", "es_419", "en_GB"], set(groups.values()))
+    assert names["de"]["animals_nature"] == "Flora und Fauna" and names["ja"]["flags"] == "旗"
+    assert 0 < len(names["es_419"]) < 8  # a regional file names only what differs from es
+    assert "en_GB" not in names
+    with pytest.raises(ValueError, match="no character label for emoji group.*'not_a_group'"):
+        emoji_groups.group_names(common, ["de"], {"flags", "not_a_group"})
 
 
 def test_parallel_has_sentences_and_names_anchored_in_english(built):
@@ -277,7 +335,9 @@ def test_system_deps_script_installs_exactly_the_builders_packages():
     script = (ROOT / "scripts" / "system-deps.sh").read_text(encoding="utf-8")
     listed = re.search(r"^PACKAGES=\(([^)]*)\)", script, re.M)
     assert listed is not None
-    assert tuple(sorted(listed.group(1).split())) == sources.DEBIAN_PACKAGES
+    from mmembed.evaluation import fonts  # the plots' fallback fonts are installed there too
+
+    assert sorted(listed.group(1).split()) == sorted(sources.DEBIAN_PACKAGES + fonts.DEBIAN_PACKAGES)
     assert "DEBIAN_FRONTEND=noninteractive" in script
     assert script.index(" update ") < script.index(" install ")  # package lists refreshed first
     import subprocess

@@ -47,6 +47,27 @@ def test_zeroshot_classes_come_from_category_captions(data):
     assert rel.sum() == 8 and rel.sum(axis=0).tolist() == [4, 4]  # 4 circles, 4 squares
 
 
+def test_zeroshot_on_emoji_has_class_names_in_several_scripts(tmp_path):
+    """The emoji builder's group names (CLDR) are the classes: one task per language, the same
+    images, one correct class each; t2i still queries with the emoji's name."""
+    from mmembed.data.builders import build_dataset
+
+    folder = build_dataset("emoji", tmp_path / "emoji", limit=60, langs="en,zh,ja,hi,ar")
+    (ds,) = find_datasets(folder, split="train")
+    tasks, _ = build_tasks(["zeroshot", "t2i"], [ds])
+    t = _by_id(tasks)
+    assert {f"zeroshot/emoji/{lang}" for lang in ("en", "zh", "ja", "hi", "ar")} <= set(t)
+    assert set(t["zeroshot/emoji/en"].targets.items) <= {"smiley or person", "animal or nature", "food & drink",
+                                                         "travel or place", "activity", "object", "symbol", "flags"}
+    assert set(t["zeroshot/emoji/ja"].targets.items) <= {"スマイリーと人々", "動物と自然", "食事と飲み物", "旅行と場所",
+                                                          "アクティビティ", "物", "記号", "旗"}
+    for lang in ("zh", "hi", "ar"):
+        task = t[f"zeroshot/emoji/{lang}"]
+        assert 2 <= len(task.targets) <= 8 and not any(item.isascii() for item in task.targets.items)
+        assert relevance_from_keys(task.queries.keys, task.targets.keys).sum(axis=1).tolist() == [1] * len(task.queries)
+    assert not set(t["t2i/emoji/ja"].queries.items) & set(t["zeroshot/emoji/ja"].targets.items)
+
+
 def test_zeroshot_needs_category_captions(tmp_path):
     from eval_fixtures import shape_records
 

@@ -2,16 +2,20 @@
 
   {task}_by_language.png  one panel per dataset; per language, one bar per encoder (primary metric)
   similarity_heatmap.png  one panel per encoder: the same queries x their correct targets
+
+Labels are in every script the datasets caption in; `fonts` supplies the fallback fonts.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
+from .fonts import font_families, missing_fonts
 from .report import primary_metric
 from .runner import EvalRun, SimilarityPreview
 
@@ -84,11 +88,21 @@ def plot_heatmap(previews: Sequence[SimilarityPreview], path: Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def label_fonts() -> Iterator[list[str]]:
+    """matplotlib settings under which CJK, Indic, Arabic... labels draw as glyphs, not boxes."""
+    plt = _pyplot()
+    families = font_families()  # one MissingFontWarning, naming the packages, if fonts are absent
+    with plt.rc_context({"font.family": families}), warnings.catch_warnings():
+        if missing_fonts():
+            # the warning above said which scripts and how to fix it; one more per glyph is noise
+            warnings.filterwarnings("ignore", message="Glyph .* missing from")
+        yield families
+
+
 def write_plots(run: EvalRun, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        # scripts the default font lacks (CJK, Devanagari...) draw as boxes; one warning per glyph is noise
-        warnings.filterwarnings("ignore", message="Glyph .* missing from")
+    with label_fonts():
         tasks = dict.fromkeys(r.task for r in run.results)
         paths = [plot_by_language(run, task, out / f"{task}_by_language.png") for task in tasks]
         paths.append(plot_heatmap(run.previews, out / "similarity_heatmap.png"))

@@ -100,3 +100,23 @@ def read_display_names(common: Path, locale: str) -> Iterator[DisplayName]:
             code = el.get("type")
             if name and code:
                 yield DisplayName(kind, code, name)
+
+
+def read_character_labels(common: Path, locale: str) -> dict[str, str]:
+    """characterLabel type -> its name in main/LOCALE.xml ('animals_nature' -> 'Flora und Fauna').
+
+    A regional file (es_419, pt_PT) holds only the labels that differ from its parent: no others
+    are filled in, as for every other CLDR reader here.
+    """
+    path = common / "main" / f"{locale}.xml"
+    if not path.is_file():
+        return {}
+    labels = {}
+    for el in _parse(path).iter("characterLabel"):
+        if el.get("draft") in _LOW_QUALITY_DRAFT:
+            continue
+        name = _usable(el.text)
+        code = el.get("type")
+        if name and code:
+            labels[code] = name
+    return labels

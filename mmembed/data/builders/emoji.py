@@ -1,8 +1,9 @@
-"""Emoji dataset: Noto Color Emoji renderings captioned by CLDR names and keywords in ~130 locales.
+"""Emoji dataset: Noto Color Emoji renderings captioned by CLDR names, group names and keywords.
 
 Concept = one emoji (code-point sequence as CLDR writes it, U+FE0F removed); its image is
-`images/<hex-hex>.png`. Captions: the CLDR short name (kind="name") and each keyword
-(kind="keyword") in every locale file; language code = the CLDR file name (en, de, pt_PT, ...).
+`images/<hex-hex>.png`. Captions: the CLDR short name (kind="name"), the locale's name of the
+emoji's Unicode group (kind="category", the zero-shot class names; see `emoji_groups`) and each
+keyword (kind="keyword") in every locale file; language code = the CLDR file name (en, de, ...).
 """
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from typing import Optional, Sequence
 from mmembed.data.builders import sources
 from mmembed.data.builders.cldr import Annotation, annotation_locales, read_annotations
 from mmembed.data.builders.concepts import Concept, lang_allowed, parse_langs, selection_key
+from mmembed.data.builders.emoji_groups import group_names, read_emoji_groups
 from mmembed.data.builders.output import DatasetCard, staging_dir, write_dataset
 
 NAME = "emoji"
-DESCRIPTION = "Noto Color Emoji images with CLDR short names and keywords in ~130 locales"
+DESCRIPTION = "Noto Color Emoji images with CLDR short names, group names and keywords in ~130 locales"
 LICENSE = "OFL-1.1 (images: Noto Color Emoji); Unicode-DFS-2016 (captions: Unicode CLDR)"
 FONT_SIZE = 109  # the only size of the font's colour bitmap strike (CBDT)
 SKIN_TONES = range(0x1F3FB, 0x1F400)  # Fitzpatrick modifiers U+1F3FB..U+1F3FF
@@ -71,14 +73,21 @@ class EmojiRenderer:
         return image.convert("RGB")
 
 
-def _concept(cp: str, image: str, per_locale: dict[str, dict[str, Annotation]], source: str) -> Concept:
+def _concept(cp: str, image: str, per_locale: dict[str, dict[str, Annotation]], source: str,
+             group: Optional[str], names: dict[str, dict[str, str]]) -> Concept:
+    """`group`: the emoji's group type (None: labels.txt has none); `names`: locale -> group names."""
     concept = Concept(concept_id(cp), image=image)
     for locale in sorted(per_locale):
         ann = per_locale[locale].get(cp)
+        # no annotation, no group name either: it would be the concept's only caption in that
+        # language, and t2i/i2t (which fall back to categories) would query with a class name
         if ann is None:
             continue
         if ann.name:  # the name first: a keyword repeating it is then dropped as a duplicate
             concept.add(ann.name, locale, "name", source)
+        # the class name before the keywords, so that a keyword equal to it cannot drop it
+        if group is not None and group in names.get(locale, {}):
+            concept.add(names[locale][group], locale, "category", source)
         for word in ann.keywords:
             concept.add(word, locale, "keyword", source)
     return concept
@@ -102,6 +111,8 @@ def build(
     if not locales:
         raise ValueError(f"no CLDR annotation locale matches langs={sorted(lang_set or [])}")
     per_locale = {loc: read_annotations(common, loc) for loc in locales}
+    groups = read_emoji_groups(common)
+    names = group_names(common, locales, set(groups.values()))
     cldr_info = sources.CLDR.info()
     source = f"{cldr_info.package} {cldr_info.version}"
 
@@ -128,7 +139,7 @@ def build(
             kept[cp] = rel
         records = [
             rec for cp in sorted(kept)
-            for rec in _concept(cp, kept[cp], per_locale, source).records(LICENSE)
+            for rec in _concept(cp, kept[cp], per_locale, source, groups.get(cp), names).records(LICENSE)
         ]
         card = DatasetCard(
             dataset=NAME,
@@ -147,9 +158,18 @@ def build(
                 "CLDR entries marked draft=unconfirmed/provisional, '↑↑↑' and empty are skipped.",
                 "CLDR also names plain symbols (arrows, currency signs, punctuation) that the "
                 "emoji font cannot draw: those are skipped (stats.unrenderable).",
+                "category = the locale's name of the emoji's Unicode group (CLDR main/*.xml "
+                "characterLabel), the group from CLDR properties/labels.txt, which stops at "
+                "Emoji 11.0: newer emoji and skin-tone variants have no category record.",
+                "Group names are the locale's own: regional files (es_419, pt_PT) and ti name "
+                "only some groups (stats.group_locales_partial) and the rest are not inherited.",
             ],
             stats={"unrenderable": unrenderable, "skin_tone_variants_excluded": len(excluded_skin),
-                   "emoji": len(kept), "locales": len(locales), "text_layout": renderer.layout},
+                   "emoji": len(kept), "locales": len(locales), "text_layout": renderer.layout,
+                   "emoji_with_group": sum(cp in groups for cp in kept),
+                   "group_locales": len(names),
+                   "group_locales_partial": {loc: sorted(n) for loc, n in names.items()
+                                             if len(n) < len(set(groups.values()))}},
         )
         write_dataset(tmp, records, card)
     return Path(out)
