@@ -208,6 +208,7 @@ def test_train_cli_on_custom_pairs_end_to_end(tmp_path):
 
     model = mmembed.load(str(tmp_path / "exported"))
     assert model.encode_image([tmp_path / "red.png"]).shape == (1, model.dim)
+    assert "trained by `mmembed train`" in model.config.description  # not the untrained base's words
 
 
 def _free_port() -> int:

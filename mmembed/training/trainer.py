@@ -68,6 +68,8 @@ def build_model(cfg: TrainConfig) -> MMEmbedModel:
             raise ValueError(f"unfreeze_tower_blocks is set but base {cfg.base!r} has no image tower")
         model.config.image_tower.frozen = False  # its weights are then saved with the trained parts
     model.config.name = cfg.name
+    # the base's description ("untrained ... the training starting point") no longer holds
+    model.config.description = f"{cfg.name}: trained by `mmembed train` from {cfg.base!r} ({cfg.steps} steps asked)."
     return model
 
 
