@@ -26,7 +26,9 @@ from .info import CollectionInfo, CollectionNotFoundError, ModelMismatchError, d
 TABLE = "items"
 DEFAULT_ANN_THRESHOLD = 50_000  # a flat scan of 50k 640-d vectors takes ~0.1-0.3 s on 2 cores
 METRIC = "dot"  # on unit vectors: distance = 1 - cosine
-PARTITION_ROWS = 4096  # IVF partition size: k-means training cost grows with the partition count
+# IVF partition size. At 1M clustered vectors (bench_search.py): 4,096 rows -> p50 36 ms at nprobes 8;
+# 1,024 -> 17 ms at recall@10 1.000; 512 -> 15 ms but recall 0.90. k-means cost grows with the count.
+PARTITION_ROWS = 1024
 _ID_CHUNK = 2_000  # ids per `IN (...)` clause
 _RESULT_COLUMNS = ["id", "kind", "text", "image", "source", "folder", "language", "tags", "meta", "content_hash"]
 
@@ -35,8 +37,8 @@ _RESULT_COLUMNS = ["id", "kind", "text", "image", "source", "folder", "language"
 class AnnParams:
     """How the ANN index is built and queried (defaults measured in benchmarks/bench_search.py)."""
 
-    # Measured at 1M clustered 640-d vectors (benchmarks/bench_search.py): IVF_SQ nprobes 8 +
-    # refine 5 gives recall@10 1.000 at p50 34 ms; IVF_PQ reaches only 0.47-0.86 (its 80-byte
+    # Measured at 1M clustered 640-d vectors (benchmarks/bench_search.py): IVF_SQ with 1,024-row
+    # partitions, nprobes 8 + refine 5 gives recall@10 1.000 at p50 17 ms; IVF_PQ reaches only 0.47-0.86 (its 80-byte
     # codes cannot rank close neighbours); IVF_HNSW_SQ is no better and takes 10x longer to build.
     index_type: str = "IVF_SQ"
     num_partitions: Optional[int] = None  # None: rows / PARTITION_ROWS
