@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from mmembed.evaluation import fonts
-from mmembed.evaluation.plots import label_fonts, write_plots
+from mmembed.evaluation.plots import _short, label_fonts, write_plots
 from mmembed.evaluation.runner import EncoderRun, EvalRun, SimilarityPreview, TaskResult
 
 # CLDR 41's character label "animals_nature" in each language (main/LANG.xml)
@@ -67,3 +67,14 @@ def test_font_families_register_each_file_once():
                                         fonts.FallbackFont(Path("/nonexistent.ttf"), "fonts-nope", "Nope")])
     assert families == [fonts.PRIMARY_FAMILY, "Noto Sans Arabic"]
     assert fonts.font_families(fonts.FALLBACK_FONTS[:1]) == families
+
+
+@pytest.mark.parametrize("label", ["இயற்கை மற்றும் விலங்குகள்", "प्रकृति और जानवरों का समूह", "a" * 30])
+def test_short_labels_cut_between_syllables(label):
+    import unicodedata
+
+    out = _short(label, 18)
+    assert out.endswith("…") and len(out) <= 18 and label.startswith(out[:-1])
+    rest = label[len(out) - 1 :]  # what was cut off never starts with a mark of the last kept syllable
+    assert not unicodedata.category(rest[0]).startswith("M") and out[-2] not in "\u094d\u0bcd\u200d"
+    assert _short("short", 18) == "short"

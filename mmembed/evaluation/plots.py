@@ -8,6 +8,7 @@ Labels are in every script the datasets caption in; `fonts` supplies the fallbac
 from __future__ import annotations
 
 import contextlib
+import unicodedata
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -33,7 +34,14 @@ def _pyplot():
 
 
 def _short(label: str, n: int = 18) -> str:
-    return label if len(label) <= n else label[: n - 1] + "…"
+    """At most n characters, cut between whole syllables: a cut never leaves a vowel sign, virama
+    or other combining mark (Unicode category M*) without its base, nor ends on a joiner."""
+    if len(label) <= n:
+        return label
+    cut = n - 1
+    while cut > 1 and (unicodedata.category(label[cut]).startswith("M") or label[cut - 1] in "\u200d\u094d\u0bcd"):
+        cut -= 1
+    return label[:cut] + "…"
 
 
 def plot_by_language(run: EvalRun, task: str, path: Path) -> Path:
