@@ -49,7 +49,9 @@ def open_image(item: ImageInput, index: int = 0) -> Image.Image:
             img.load()
         except UnidentifiedImageError:
             raise ImageInputError(f"{where}: not a readable image file") from None
-        except (OSError, SyntaxError, Image.DecompressionBombError) as err:
+        except Image.DecompressionBombError as err:  # PIL refuses before we can read the size ourselves
+            raise ImageInputError(f"{where}: too many pixels to decode safely ({err})") from None
+        except (OSError, SyntaxError) as err:
             raise ImageInputError(f"{where}: damaged or truncated image ({err})") from None
     elif isinstance(item, Image.Image):
         img = item

@@ -116,6 +116,21 @@ def test_huge_image(tiny, tmp_path):
     assert tiny.encode_image([path]).shape == (1, tiny.dim)
 
 
+def test_decompression_bomb_header_is_refused_by_name(tmp_path):
+    """A PNG whose header claims 30000x30000 pixels (seen in openclipart-png): refused before decoding."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path = tmp_path / "bomb.png"
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    with pytest.raises(ImageInputError, match=r"bomb.png.*too many pixels"):
+        open_image(path)
+
+
 def test_unknown_model_lists_known():
     with pytest.raises(KeyError, match="known models: .*tiny-random"):
         mmembed.load("no-such-model")
