@@ -1,6 +1,7 @@
 """Training on tiny models: losses, GradCache, custom pairs, resume after kill -9, 2-rank DDP."""
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -22,7 +23,7 @@ from mmembed.training.embedder import PairEmbedder
 from mmembed.training.losses import LossConfig, contrastive_loss
 from mmembed.training.pairs import PairsError, load_custom_pairs
 from mmembed.training.step import grad_cache_step, plain_step
-from mmembed.training.trainer import Trainer
+from mmembed.training.trainer import Trainer, shutdown_distributed
 
 COLORS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220), "yellow": (240, 220, 0),
           "black": (0, 0, 0), "white": (255, 255, 255), "purple": (128, 0, 128), "orange": (255, 140, 0)}
@@ -228,7 +229,9 @@ def _ddp_worker(rank: int, world: int, port: int, dataset: str, out: str, result
         p.grad /= world
     if rank == 0:
         torch.save({"loss": loss, "grads": [p.grad for p in tr.params]}, result)
-    torch.distributed.destroy_process_group()
+    del tr  # drop the autograd graph (it holds gloo work objects) before the group goes away
+    gc.collect()
+    shutdown_distributed()
 
 
 def test_two_rank_loss_equals_single_process(dataset, tmp_path):

@@ -23,7 +23,7 @@ def train_cmd(
     from rich.console import Console
 
     from .config import SourceSpec, TrainConfig
-    from .trainer import Trainer, init_distributed_from_env
+    from .trainer import Trainer, init_distributed_from_env, shutdown_distributed
 
     console = Console(stderr=True)
     if (config is None) == (pairs is None):
@@ -52,13 +52,16 @@ def train_cmd(
         console.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
     if len(trainer.problems) > 50:
         console.print(f"[yellow]... and {len(trainer.problems) - 50} more skipped rows[/yellow]")
-    result = trainer.run()
-    if trainer.rank == 0:
-        final = trainer.export(Path(cfg.out) / "final")
-        console.print(f"trained {result['step']} steps in {result['wall_s']:.0f} s -> {final}")
-        if export is not None:
-            trainer.export(export)
-            console.print(f"exported -> {export}")
+    try:
+        result = trainer.run()
+        if trainer.rank == 0:
+            final = trainer.export(Path(cfg.out) / "final")
+            console.print(f"trained {result['step']} steps in {result['wall_s']:.0f} s -> {final}")
+            if export is not None:
+                trainer.export(export)
+                console.print(f"exported -> {export}")
+    finally:
+        shutdown_distributed()
 
 
 def register(app: typer.Typer) -> None:

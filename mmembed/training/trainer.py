@@ -39,6 +39,14 @@ def init_distributed_from_env() -> None:
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
+def shutdown_distributed() -> None:
+    """Leave the process group cleanly: every rank waits at a barrier first, so no rank tears down
+    gloo's connections while another still uses them (that kills the process with SIGABRT at exit)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def build_sources(cfg: TrainConfig) -> tuple[list[PairSource], list[str]]:
     """-> (sources, problems found in custom pairs, as 'file:line: reason' strings)."""
     sources, problems = [], []
