@@ -63,12 +63,15 @@ def load_backbone(cfg: BackboneConfig) -> tuple[nn.Module, object]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # the same tiny model every time: tests compare across loads
             model = AutoModel.from_config(hf_config, dtype=dtype)
-        return _truncate(model.eval(), cfg), tokenizer
+        if cfg.num_layers is not None:  # built whole, then cut: layer i keeps the same random weights
+            _cut_layers(model.config, cfg)
+            model.layers = model.layers[: cfg.num_layers]
+        return _final_norm(model.eval(), cfg), tokenizer
 
     if cfg.source == "packaged":
         folder = _verified_cache_while_importing(cfg.name_or_path)
         model = _from_pretrained(folder, dtype, cfg)
-        return _truncate(model.eval(), cfg), fast_tokenizer(folder)
+        return _final_norm(model.eval(), cfg), fast_tokenizer(folder)
     if cfg.source != "pretrained":
         raise ValueError(f"backbone.source must be packaged, pretrained or random, got {cfg.source!r}")
     folder = cfg.name_or_path
@@ -79,52 +82,42 @@ def load_backbone(cfg: BackboneConfig) -> tuple[nn.Module, object]:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or not Path(str(folder)).exists()
         hint = " (no hub access here? use a local folder or a packaged backbone)" if offline else ""
         raise BackboneLoadError(f"could not load backbone {folder!r}{hint}: {err}") from err
-    return _truncate(model.eval(), cfg), tokenizer
+    return _final_norm(model.eval(), cfg), tokenizer
 
 
 def _from_pretrained(folder, dtype: torch.dtype, cfg: BackboneConfig) -> nn.Module:
-    from transformers import AutoModel
+    from transformers import AutoConfig, AutoModel
 
-    kwargs = _layer_kwargs(folder, cfg)
-    if not kwargs:
-        return AutoModel.from_pretrained(folder, dtype=dtype)
-    # The skipped layers' weights are "unexpected" by design: keep transformers' load report quiet.
-    report_logger = logging.getLogger("transformers.modeling_utils")
-    level = report_logger.level
-    report_logger.setLevel(logging.ERROR)
-    try:
-        return AutoModel.from_pretrained(folder, dtype=dtype, **kwargs)
-    finally:
-        report_logger.setLevel(level)
-
-
-def _layer_kwargs(folder, cfg: BackboneConfig) -> dict:
-    """from_pretrained kwargs that build only the first cfg.num_layers layers (the rest is never loaded)."""
     if cfg.num_layers is None:
-        return {}
-    from transformers import AutoConfig
-
+        return AutoModel.from_pretrained(folder, dtype=dtype)
     hf_config = AutoConfig.from_pretrained(folder)
-    _check_num_layers(cfg, hf_config.num_hidden_layers)
+    _cut_layers(hf_config, cfg)  # the later layers are never built, so their weights never load
+    # ...which transformers reports as "unexpected" keys (and, given a config object, checks a
+    # tensor-parallel plan we do not use): by design here, so keep those two reports quiet
+    quiet = [logging.getLogger(f"transformers.{name}") for name in ("modeling_utils", "distributed.tensor_parallel")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.ERROR)
+    try:
+        return AutoModel.from_pretrained(folder, dtype=dtype, config=hf_config)
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
+
+
+def _cut_layers(hf_config, cfg: BackboneConfig) -> None:
+    """Make a transformers config describe only the first cfg.num_layers decoder layers."""
+    if cfg.num_layers is None:
+        return
+    if not 1 <= cfg.num_layers <= hf_config.num_hidden_layers:
+        raise ValueError(f"backbone.num_layers={cfg.num_layers} but {cfg.name_or_path!r} has "
+                         f"{hf_config.num_hidden_layers} layers")
     hf_config.num_hidden_layers = cfg.num_layers
     if getattr(hf_config, "layer_types", None) is not None:  # Gemma 3: sliding/full pattern per layer
         hf_config.layer_types = hf_config.layer_types[: cfg.num_layers]
-    return {"config": hf_config}
 
 
-def _check_num_layers(cfg: BackboneConfig, available: int) -> None:
-    if not 1 <= cfg.num_layers <= available:
-        raise ValueError(f"backbone.num_layers={cfg.num_layers} but {cfg.name_or_path!r} has {available} layers")
-
-
-def _truncate(model: nn.Module, cfg: BackboneConfig) -> nn.Module:
-    """Keep the first cfg.num_layers decoder layers (random/tiny configs) and drop the final norm if asked."""
-    if cfg.num_layers is not None and len(model.layers) != cfg.num_layers:
-        _check_num_layers(cfg, len(model.layers))
-        model.layers = model.layers[: cfg.num_layers]
-        model.config.num_hidden_layers = cfg.num_layers
-        if getattr(model.config, "layer_types", None) is not None:
-            model.config.layer_types = model.config.layer_types[: cfg.num_layers]
+def _final_norm(model: nn.Module, cfg: BackboneConfig) -> nn.Module:
     if not cfg.final_norm:
         model.norm = nn.Identity()
     return model
