@@ -93,13 +93,8 @@ def read_display_names(common: Path, locale: str) -> Iterator[DisplayName]:
     if names is None:
         return
     for kind, container in (("language", "languages"), ("territory", "territories")):
-        for el in names.findall(f"{container}/{kind}"):
-            if el.get("alt") or el.get("draft") in _LOW_QUALITY_DRAFT:
-                continue
-            name = _usable(el.text)
-            code = el.get("type")
-            if name and code:
-                yield DisplayName(kind, code, name)
+        for code, name in _typed_names(names.findall(f"{container}/{kind}"), skip_alt=True):
+            yield DisplayName(kind, code, name)
 
 
 def read_character_labels(common: Path, locale: str) -> dict[str, str]:
@@ -111,12 +106,15 @@ def read_character_labels(common: Path, locale: str) -> dict[str, str]:
     path = common / "main" / f"{locale}.xml"
     if not path.is_file():
         return {}
-    labels = {}
-    for el in _parse(path).iter("characterLabel"):
-        if el.get("draft") in _LOW_QUALITY_DRAFT:
+    return dict(_typed_names(_parse(path).iter("characterLabel")))
+
+
+def _typed_names(elements, skip_alt: bool = False) -> Iterator[tuple[str, str]]:
+    """(type attribute, usable text) of CLDR name elements, skipping draft (and, if asked, alt) ones."""
+    for el in elements:
+        if (skip_alt and el.get("alt")) or el.get("draft") in _LOW_QUALITY_DRAFT:
             continue
         name = _usable(el.text)
         code = el.get("type")
         if name and code:
-            labels[code] = name
-    return labels
+            yield code, name
