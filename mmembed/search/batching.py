@@ -86,12 +86,12 @@ class DynamicBatcher:
         if not self.enabled:
             return jobs
         size = len(jobs[0].items)
-        last_limit = time.monotonic() + self.max_delay_ms / 1000.0
+        close_by = time.monotonic() + self.max_delay_ms / 1000.0
         while size < self.max_batch:
             try:  # everything already queued joins at once; then wait a little for more
                 job = self._queue.get_nowait()
             except asyncio.QueueEmpty:
-                left = min(self.max_wait_ms / 1000.0, last_limit - time.monotonic())
+                left = min(self.max_wait_ms / 1000.0, close_by - time.monotonic())
                 if left <= 0:
                     break
                 try:

@@ -37,9 +37,9 @@ _RESULT_COLUMNS = ["id", "kind", "text", "image", "source", "folder", "language"
 class AnnParams:
     """How the ANN index is built and queried (defaults measured in benchmarks/bench_search.py)."""
 
-    # Measured at 1M clustered 640-d vectors (benchmarks/bench_search.py): IVF_SQ with 1,024-row
-    # partitions, nprobes 8 + refine 5 gives recall@10 1.000 at p50 17 ms; IVF_PQ reaches only 0.47-0.86 (its 80-byte
-    # codes cannot rank close neighbours); IVF_HNSW_SQ is no better and takes 10x longer to build.
+    # With PARTITION_ROWS partitions, nprobes 8 + refine 5 is the measured default (see there).
+    # IVF_PQ reaches only recall 0.47-0.86 at 1M (its 80-byte codes cannot rank close
+    # neighbours); IVF_HNSW_SQ is no better and takes 10x longer to build.
     index_type: str = "IVF_SQ"
     num_partitions: Optional[int] = None  # None: rows / PARTITION_ROWS
     num_sub_vectors: Optional[int] = None  # IVF_PQ only; None: dim / 8 (PQ codes of 8 dims)

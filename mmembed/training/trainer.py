@@ -113,7 +113,8 @@ class Trainer:
         self.sources, self.problems = build_sources(cfg)
         self.sampler = MixtureSampler(self.sources, cfg.seed)
         self.step = 0
-        latest = _checkpoints(self.out)[-1] if resume and _checkpoints(self.out) else None
+        saved = _checkpoints(self.out) if resume else []
+        latest = saved[-1] if saved else None
         torch.manual_seed(cfg.seed)
         self.model = load_model(latest / "model") if latest else build_model(cfg)
         set_trainable(self.model, cfg)
