@@ -86,6 +86,25 @@ def test_grad_cache_matches_plain_step(dataset, tmp_path):
         torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-6)
 
 
+def test_embed_chunk_changes_speed_not_results(dataset, tmp_path):
+    """Sequences per backbone forward (embed_chunk) is a speed knob: loss and gradients stay the same."""
+    results = []
+    for chunk in (2, 64):
+        tr = Trainer(_cfg(dataset, tmp_path / f"c{chunk}", lora_r=4, lora_targets=["q_proj", "down_proj"], embed_chunk=chunk),
+                     progress=False)
+        assert tr.embedder.chunk == chunk
+        batch = tr.sampler.batch(0, 8)
+        tr.optimizer.zero_grad(set_to_none=True)
+        loss = plain_step(tr.embedder, batch, tr._loss)
+        results.append((loss, {n: p.grad.clone() for n, p in tr.model.named_parameters() if p.grad is not None}))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
+    assert results[0][1].keys() == results[1][1].keys()
+    lora = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in results[0][1] if "lora_" in n}
+    assert lora == {"q_proj", "down_proj"}  # exactly the modules asked for
+    for n in results[0][1]:
+        torch.testing.assert_close(results[0][1][n], results[1][1][n], rtol=1e-4, atol=1e-6)
+
+
 def _color_ranks(model, dataset: Path) -> np.ndarray:
     """Rank (0 = best) of each colour's image for the query 'a <colour> square'."""
     imgs = model.encode_image([str(dataset / "images" / f"{c}.png") for c in COLORS])

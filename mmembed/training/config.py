@@ -43,12 +43,14 @@ class TrainConfig:
     batch_size: int = 64  # pairs per step (global across ranks)
     grad_accum: int = 1  # micro-batches per optimizer step, each with its own in-batch negatives
     grad_cache_chunk: Optional[int] = None  # set: cached-gradient step with chunks of this size
+    embed_chunk: int = 64  # sequences per backbone forward inside a step (raise it on a GPU)
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_steps: int = 10
     loss: Literal["clip", "siglip"] = "clip"
     matryoshka: bool = True  # also train the model config's matryoshka_dims
     lora_r: Optional[int] = None  # set: add LoRA of this rank to the backbone (overrides base config)
+    lora_targets: Optional[list[str]] = None  # backbone modules that get LoRA (default: the attention projections)
     unfreeze_tower_blocks: int = 0  # >0: train the last N blocks of the image tower too
     autocast_bf16: Literal["auto", "on", "off"] = "auto"  # auto: on where bf16 is native
     on_error: Literal["skip", "reject"] = "skip"  # bad rows of custom pairs

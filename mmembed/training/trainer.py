@@ -67,7 +67,8 @@ def build_model(cfg: TrainConfig) -> MMEmbedModel:
     model = load(cfg.base)
     if cfg.lora_r is not None:
         if model.config.lora is None:
-            model.config.lora = LoraConfig(r=cfg.lora_r, alpha=2 * cfg.lora_r)
+            targets = {"target_modules": tuple(cfg.lora_targets)} if cfg.lora_targets else {}
+            model.config.lora = LoraConfig(r=cfg.lora_r, alpha=2 * cfg.lora_r, **targets)
             model.add_lora()
         elif model.config.lora.r != cfg.lora_r:
             raise ValueError(f"base {cfg.base!r} already has LoRA r={model.config.lora.r}; lora_r={cfg.lora_r} differs")
@@ -129,7 +130,7 @@ class Trainer:
             state = torch.load(latest / "optimizer.pt", map_location="cpu", weights_only=True)
             self.optimizer.load_state_dict(state)
             self.step = json.loads((latest / "trainer_state.json").read_text())["step"]
-        self.embedder = PairEmbedder(self.model)
+        self.embedder = PairEmbedder(self.model, chunk=cfg.embed_chunk)
         dims = tuple(self.model.config.matryoshka_dims) if cfg.matryoshka else ()
         self.loss_cfg = LossConfig(kind=cfg.loss, matryoshka_dims=dims)
         from ..backbone import native_bf16
