@@ -90,6 +90,7 @@ def run_items(
 
     was_training = model.training
     model.eval()
+    model.set_lora_merged(True)  # undone by model.train(): training never sees merged weights
     try:
         with torch.inference_mode():
             for idx in tqdm(batches, desc=f"encode ({model.name})", unit="batch", disable=not show):
@@ -98,7 +99,7 @@ def run_items(
                 if imgs:
                     pixels = torch.cat([model.pixels([img], start_index=i) for i, img in imgs])
                     visual = model.visual_tokens(pixels)
-                out[idx] = model([items[i].plan for i in idx], visual).float()
+                out[idx] = model([items[i].plan for i in idx], visual).float().cpu()  # the model may sit on a GPU
     finally:
         model.train(was_training)
     return out

@@ -63,6 +63,27 @@ class MMEmbedModel(nn.Module):
             if "lora_" in name:
                 module.float()  # adapters train in fp32 even when the frozen base is bf16
 
+    def set_lora_merged(self, merged: bool) -> None:
+        """Fold LoRA into the base weights (inference: as fast as the plain backbone) or take it back
+        out (training: gradients reach the adapters). Only fp32 bases merge: merging into bf16 would
+        round the base weights a little more on every merge/unmerge cycle."""
+        if self.config.lora is None:
+            return
+        from peft.tuners.lora import LoraLayer
+
+        for module in self.backbone.modules():
+            if not isinstance(module, LoraLayer) or module.merged == merged:
+                continue
+            if merged and module.get_base_layer().weight.dtype == torch.float32:
+                module.merge()
+            elif not merged:
+                module.unmerge()
+
+    def train(self, mode: bool = True):
+        if mode:
+            self.set_lora_merged(False)
+        return super().train(mode)
+
     @property
     def dim(self) -> int:
         return int(self.config.embed_dim or hidden_size(self.backbone))

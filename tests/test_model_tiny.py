@@ -178,6 +178,34 @@ def test_save_load_round_trip_bit_exact(tmp_path):
     assert all("lora_" in k for k in keys if k.startswith("backbone."))
 
 
+def test_lora_merges_for_inference_and_unmerges_for_training():
+    """encode() folds LoRA into the base weights (speed); train() takes it back out (gradients)."""
+    from peft.tuners.lora import LoraLayer
+
+    cfg = mmembed.get_config("tiny-random")
+    cfg.lora = mmembed.config.LoraConfig(r=4, alpha=8)
+    model = MMEmbedModel(cfg)
+    with torch.no_grad():
+        for name, p in model.backbone.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    base = {n: p.detach().clone() for n, p in model.backbone.named_parameters() if "lora_" not in n}
+    plans = model.text.text_plans(TEXTS)
+    with torch.no_grad():
+        unmerged = model(plans)
+    merged = model.encode_text(TEXTS, as_tensor=True)
+    layers = [m for m in model.backbone.modules() if isinstance(m, LoraLayer)]
+    assert layers and all(m.merged for m in layers)
+    torch.testing.assert_close(merged, unmerged, rtol=1e-5, atol=1e-5)
+    model.train()
+    assert not any(m.merged for m in layers)
+    for n, p in model.backbone.named_parameters():
+        if n in base:
+            torch.testing.assert_close(p, base[n], rtol=0, atol=1e-6)
+    model(plans).sum().backward()
+    assert all(p.grad is not None for n, p in model.backbone.named_parameters() if "lora_A" in n)
+
+
 def test_truncation_warns_once():
     model = mmembed.load("tiny-random")  # max_length 128
     long = "word " * 500
