@@ -97,7 +97,7 @@ def run_items(
                 imgs = [(i, items[i].image) for i in idx if items[i].plan.num_visual]
                 visual = None
                 if imgs:
-                    pixels = torch.cat([model.pixels([img], start_index=i) for i, img in imgs])
+                    pixels = model.pixels([img for _, img in imgs], indices=[i for i, _ in imgs])
                     visual = model.visual_tokens(pixels)
                 out[idx] = model([items[i].plan for i in idx], visual).float().cpu()  # the model may sit on a GPU
     finally:

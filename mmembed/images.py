@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -120,18 +120,42 @@ def letterbox(img: Image.Image, size: int) -> Image.Image:
     return canvas
 
 
+_DECODE_POOL = None  # created on first use (no import-time side effects)
+
+
+def _decode_pool():
+    """Threads for decoding: PIL releases the GIL while it decodes and resizes."""
+    global _DECODE_POOL
+    if _DECODE_POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _DECODE_POOL = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="mmembed-decode")
+    return _DECODE_POOL
+
+
 def images_to_tensor(
     images: Sequence[ImageInput],
     size: int,
     mean: Sequence[float],
     std: Sequence[float],
     start_index: int = 0,
+    indices: Optional[Sequence[int]] = None,
 ) -> torch.Tensor:
-    """Load, letterbox and normalize -> (b, 3, size, size) float32."""
-    arrays = [
-        np.asarray(letterbox(open_image(item, start_index + i), size), dtype=np.float32)
-        for i, item in enumerate(images)
-    ]
+    """Load, letterbox and normalize -> (b, 3, size, size) float32, decoding in parallel threads.
+
+    Errors name each input by `indices[i]` (its position in the caller's list) or `start_index + i`;
+    with several bad inputs, the first one in order is reported."""
+    where = list(indices) if indices is not None else [start_index + i for i in range(len(images))]
+    if len(where) != len(images):
+        raise ValueError(f"indices has {len(where)} entries for {len(images)} images")
+
+    def load(i: int) -> np.ndarray:
+        return np.asarray(letterbox(open_image(images[i], where[i]), size), dtype=np.float32)
+
+    if len(images) < 4 or (os.cpu_count() or 1) < 2:
+        arrays = [load(i) for i in range(len(images))]
+    else:
+        arrays = list(_decode_pool().map(load, range(len(images))))  # in order; re-raises the first error in order
     batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).div_(255.0)  # (b, 3, h, w)
     m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)

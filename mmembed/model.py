@@ -159,11 +159,11 @@ class MMEmbedModel(nn.Module):
         return embeds, mask.to(device)
 
     # ---- pixels for a list of image inputs --------------------------------------------------
-    def pixels(self, images: Sequence, start_index: int = 0) -> torch.Tensor:
+    def pixels(self, images: Sequence, start_index: int = 0, indices: Optional[Sequence[int]] = None) -> torch.Tensor:
         cfg = self.config.image_tower
         if cfg is None:
             raise RuntimeError(f"model {self.name!r} has no image tower")
-        return images_to_tensor(images, cfg.image_size, cfg.mean, cfg.std, start_index)
+        return images_to_tensor(images, cfg.image_size, cfg.mean, cfg.std, start_index, indices)
 
     # ---- user API (numpy in/out, batching, order) lives in mmembed.encoding -----------------
     def encode_text(self, texts, **kwargs):

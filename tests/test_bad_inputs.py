@@ -5,6 +5,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import mmembed
@@ -44,6 +45,22 @@ def test_bad_batch_size(tiny):
 def test_missing_path(tiny, tmp_path):
     with pytest.raises(ImageInputError, match=r"image #1 .*nope\.png.*does not exist"):
         tiny.encode_image([Image.new("RGB", (8, 8)), str(tmp_path / "nope.png")])
+
+
+def test_parallel_decoding_names_the_first_bad_image_and_keeps_order(tiny, tmp_path):
+    """Decoding runs in threads: the result equals one-by-one decoding and the first bad input (in
+    the caller's order, not the batch's) is the one named."""
+    from mmembed.images import images_to_tensor
+
+    imgs = [Image.new("RGB", (8 + i, 12), (30 * i, 0, 255 - 30 * i)) for i in range(8)]
+    batched = images_to_tensor(imgs, 16, (0.5,) * 3, (0.5,) * 3)
+    one_by_one = torch.cat([images_to_tensor([im], 16, (0.5,) * 3, (0.5,) * 3) for im in imgs])
+    assert torch.equal(batched, one_by_one)
+    bad = imgs[:3] + [str(tmp_path / "first.png")] + imgs[3:6] + [str(tmp_path / "second.png")]
+    with pytest.raises(ImageInputError, match=r"image #3 .*first\.png"):
+        tiny.encode_image(bad, batch_size=16)
+    with pytest.raises(ImageInputError, match=r"image #12 .*first\.png"):
+        images_to_tensor(bad, 16, (0.5,) * 3, (0.5,) * 3, indices=range(9, 17))
 
 
 def test_folder_is_not_an_image(tmp_path):
