@@ -106,6 +106,25 @@ def test_embed_chunk_changes_speed_not_results(dataset, tmp_path):
         torch.testing.assert_close(results[0][1][n], results[1][1][n], rtol=1e-4, atol=1e-6)
 
 
+def test_freeze_lora_trains_only_the_head_side(dataset, tmp_path):
+    """A base with LoRA, freeze_lora=true: LoRA stays bit-identical, texts are cached, the projector moves."""
+    first = Trainer(_cfg(dataset, tmp_path / "a", lora_r=4, steps=1), progress=False)
+    first.run()
+    first.export(tmp_path / "with-lora")
+    tr = Trainer(_cfg(dataset, tmp_path / "b", base=str(tmp_path / "with-lora"), freeze_lora=True, steps=3), progress=False)
+    lora = {n: p.detach().clone() for n, p in tr.model.named_parameters() if "lora_" in n}
+    projector = [p.detach().clone() for p in tr.model.projector.parameters()]
+    assert lora and not any(p.requires_grad for n, p in tr.model.named_parameters() if "lora_" in n)
+    assert tr.embedder.cache_texts  # the whole text side is frozen: pooled states computed once
+    tr.run()
+    for n, p in tr.model.named_parameters():
+        if n in lora:
+            assert torch.equal(p.detach(), lora[n]), n
+    assert any(not torch.equal(p.detach(), q) for p, q in zip(tr.model.projector.parameters(), projector))
+    with pytest.raises(ValueError, match="freeze_lora"):
+        Trainer(_cfg(dataset, tmp_path / "c", base=str(tmp_path / "with-lora"), freeze_lora=True, lora_r=4), progress=False)
+
+
 def _color_ranks(model, dataset: Path) -> np.ndarray:
     """Rank (0 = best) of each colour's image for the query 'a <colour> square'."""
     imgs = model.encode_image([str(dataset / "images" / f"{c}.png") for c in COLORS])

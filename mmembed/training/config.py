@@ -51,6 +51,7 @@ class TrainConfig:
     matryoshka: bool = True  # also train the model config's matryoshka_dims
     lora_r: Optional[int] = None  # set: add LoRA of this rank to the backbone (overrides base config)
     lora_targets: Optional[list[str]] = None  # backbone modules that get LoRA (default: the attention projections)
+    freeze_lora: bool = False  # keep a base's LoRA fixed: only projector/head/temperature train (text states cached)
     unfreeze_tower_blocks: int = 0  # >0: train the last N blocks of the image tower too
     autocast_bf16: Literal["auto", "on", "off"] = "auto"  # auto: on where bf16 is native
     on_error: Literal["skip", "reject"] = "skip"  # bad rows of custom pairs

@@ -65,6 +65,8 @@ def build_model(cfg: TrainConfig) -> MMEmbedModel:
     from ..registry import load
 
     model = load(cfg.base)
+    if cfg.freeze_lora and cfg.lora_r is not None:
+        raise ValueError("freeze_lora keeps the base's LoRA fixed; lora_r would add a new one: set one of them")
     if cfg.lora_r is not None:
         if model.config.lora is None:
             targets = {"target_modules": tuple(cfg.lora_targets)} if cfg.lora_targets else {}
@@ -86,7 +88,7 @@ def set_trainable(model: MMEmbedModel, cfg: TrainConfig) -> None:
     """What trains: LoRA (if any), the last N tower blocks (if asked), projector, pooler, head, scale."""
     for name, p in model.named_parameters():
         if name.startswith("backbone."):
-            p.requires_grad_("lora_" in name)
+            p.requires_grad_("lora_" in name and not cfg.freeze_lora)
         elif name.startswith("image_tower."):
             p.requires_grad_(False)
         else:
