@@ -152,7 +152,7 @@ def images_to_tensor(
     def load(i: int) -> np.ndarray:
         return np.asarray(letterbox(open_image(images[i], where[i]), size), dtype=np.float32)
 
-    if len(images) < 4 or (os.cpu_count() or 1) < 2:
+    if len(images) < 4:  # not worth a thread hand-off
         arrays = [load(i) for i in range(len(images))]
     else:
         arrays = list(_decode_pool().map(load, range(len(images))))  # in order; re-raises the first error in order

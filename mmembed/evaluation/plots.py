@@ -39,7 +39,9 @@ def _short(label: str, n: int = 18) -> str:
     if len(label) <= n:
         return label
     cut = n - 1
-    while cut > 1 and (unicodedata.category(label[cut]).startswith("M") or label[cut - 1] in "\u200d\u094d\u0bcd"):
+    # a virama (canonical combining class 9, in every Indic script) or a joiner binds to what follows
+    while cut > 1 and (unicodedata.category(label[cut]).startswith("M")
+                       or unicodedata.combining(label[cut - 1]) == 9 or label[cut - 1] == "\u200d"):
         cut -= 1
     return label[:cut] + "…"
 

@@ -64,9 +64,9 @@ def build_sources(cfg: TrainConfig) -> tuple[list[PairSource], list[str]]:
 def build_model(cfg: TrainConfig) -> MMEmbedModel:
     from ..registry import load
 
-    model = load(cfg.base)
-    if cfg.freeze_lora and cfg.lora_r is not None:
+    if cfg.freeze_lora and cfg.lora_r is not None:  # before the (slow) load: a config error fails at once
         raise ValueError("freeze_lora keeps the base's LoRA fixed; lora_r would add a new one: set one of them")
+    model = load(cfg.base)
     if cfg.lora_r is not None:
         if model.config.lora is None:
             targets = {"target_modules": tuple(cfg.lora_targets)} if cfg.lora_targets else {}

@@ -2,7 +2,8 @@
 . .gpu0/env.sh
 end=$((SECONDS + ${1:-500}))
 while [ $SECONDS -lt $end ]; do
-  if ! pgrep -f "app()\" train" >/dev/null && ! pgrep -f "mmembed.cli import app" >/dev/null; then echo "run ended"; break; fi
+  # [d]: the pattern must not match this script's own command line (pkill -f with it killed the call once)
+  if ! pgrep -f "from mmembe[d].cli" >/dev/null; then echo "run ended"; break; fi
   sleep 15
 done
 tail -c 1500 /tmp/st/train.log | tr '\r' '\n' | tail -5
