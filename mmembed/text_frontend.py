@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from .config import PromptConfig
+from .tokenizer import TextTokenizer
 
 
 @dataclass(frozen=True)
@@ -24,41 +25,22 @@ class SequencePlan:
         return len(self.before) + self.num_visual + len(self.after)
 
 
-def byte_level_tokenizer():
-    """A 259-token byte-level tokenizer built offline: any language, no vocab file, for tiny tests."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {ch: i for i, ch in enumerate(alphabet)}
-    for special in ("<pad>", "<bos>", "<eos>"):
-        vocab[special] = len(vocab)
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
-
-
 class TextFrontend:
     """Tokenizes content and wraps it in the configured prompt."""
 
-    def __init__(self, tokenizer, prompt: PromptConfig, max_length: int):
+    def __init__(self, tokenizer: TextTokenizer, prompt: PromptConfig, max_length: int):
         self.tokenizer = tokenizer
         self.prompt = prompt
         self.max_length = max_length
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        self.pad_id: int = tokenizer.pad_token_id
-        self._bos: tuple[int, ...] = (tokenizer.bos_token_id,) if prompt.add_bos and tokenizer.bos_token_id is not None else ()
+        self.pad_id: int = tokenizer.pad_id
+        self._bos: tuple[int, ...] = (tokenizer.bos_id,) if prompt.add_bos and tokenizer.bos_id is not None else ()
         self._warned_truncation = False
 
     def ids(self, text: str) -> tuple[int, ...]:
-        return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else ()
+        return tuple(self.tokenizer.encode_batch([text])[0]) if text else ()
 
     def _ids_many(self, texts: Sequence[str]) -> list[list[int]]:
-        if not texts:
-            return []
-        return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return self.tokenizer.encode_batch(texts)
 
     def _head(self, instruction: Optional[str]) -> tuple[int, ...]:
         if not instruction:

@@ -46,7 +46,7 @@ def test_openclip_scratch_needs_image_training_pairs(data):
 
 
 def test_compact_tokenizer_maps_unseen_tokens_to_unk():
-    from mmembed.text_frontend import byte_level_tokenizer
+    from mmembed.tokenizer import byte_level_tokenizer
 
     tok = CompactTokenizer(byte_level_tokenizer(), ["ab"], context_length=6)
     ids = tok(["ab", "abz", "abcdefgh"])

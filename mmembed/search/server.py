@@ -34,7 +34,7 @@ def make_encoder(model, batch_size: int = 32):
     def encode(items: list[Any]) -> Encoded:
         vectors = model.encode(items, batch_size=batch_size)  # str: text; PIL image: image
         texts = [x for x in items if isinstance(x, str)]
-        lengths = iter(len(ids) for ids in model.tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else iter(())
+        lengths = iter(len(ids) for ids in model.tokenizer.encode_batch(texts)) if texts else iter(())
         tokens = [next(lengths) if isinstance(x, str) else model.num_visual_tokens for x in items]
         return Encoded(np.asarray(vectors, dtype=np.float32), tokens)
 

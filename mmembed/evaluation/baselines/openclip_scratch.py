@@ -25,6 +25,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
+from ...tokenizer import HFTokenizer, TextTokenizer, byte_level_tokenizer
 from ..tasks import Role
 
 PAD, UNK, EOS, SOT = 0, 1, 2, 3  # compact ids; open_clip pools the text tower at EOS (pool_type='eos')
@@ -57,7 +58,7 @@ class ScratchClipConfig:
 class CompactTokenizer:
     """A multilingual tokenizer restricted to the ids seen in the training captions."""
 
-    def __init__(self, tokenizer, texts: Sequence[str], context_length: int):
+    def __init__(self, tokenizer: TextTokenizer, texts: Sequence[str], context_length: int):
         self.tokenizer = tokenizer
         self.context_length = context_length
         seen = sorted({i for ids in self._raw(texts) for i in ids})
@@ -65,7 +66,7 @@ class CompactTokenizer:
         self.vocab_size = SOT + 1 + len(seen)
 
     def _raw(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+        return self.tokenizer.encode_batch(texts)
 
     def __call__(self, texts: Sequence[str]) -> torch.Tensor:
         """(n, context_length) long: <sot> tokens <eos> <pad>..., content cut to fit."""
@@ -76,17 +77,18 @@ class CompactTokenizer:
         return out
 
 
-def load_tokenizer(name: str):
+def load_tokenizer(name: str) -> TextTokenizer:
     """A packaged backbone's tokenizer ('gemma3-270m'), a local tokenizer folder, or 'bytes' (tests)."""
-    if name == "bytes":
-        from mmembed.text_frontend import byte_level_tokenizer
+    from mmembed.assets import PACKAGED_BACKBONES
+    from mmembed.backbone import packaged_tokenizer
 
+    if name == "bytes":
         return byte_level_tokenizer()
+    if name in PACKAGED_BACKBONES:
+        return packaged_tokenizer(name)
     from transformers import AutoTokenizer
 
-    from mmembed.assets import PACKAGED_BACKBONES, packaged_backbone_dir
-
-    return AutoTokenizer.from_pretrained(packaged_backbone_dir(name) if name in PACKAGED_BACKBONES else name)
+    return HFTokenizer(AutoTokenizer.from_pretrained(name))
 
 
 def training_pairs(manifests: Sequence[Path]) -> tuple[list[str], list[str], list[list[str]]]:
