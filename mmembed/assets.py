@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +113,11 @@ def verify_cache_dir(folder: Path) -> Optional[str]:
     return None
 
 
-def cached_build(key: str, build: Callable[[Path], None], *, home: Optional[Path] = None) -> Path:
-    """Return `home/key`, building it with `build(tmp_dir)` if absent or corrupted.
+def cached_build(
+    key: str, build: Callable[[Path], None], *, required: Sequence[str] = (), home: Optional[Path] = None
+) -> Path:
+    """Return `home/key`, building it with `build(tmp_dir)` if absent, corrupted or lacking one of
+    the `required` files (a cache made by an older mmembed).
 
     `build` writes files into an empty temporary folder; the manifest of their hashes is added and
     the folder renamed into place atomically.
@@ -123,6 +126,8 @@ def cached_build(key: str, build: Callable[[Path], None], *, home: Optional[Path
     final = home / key
     with _file_lock(home / f".{key.replace('/', '_')}.lock"):
         problem = verify_cache_dir(final)
+        if problem is None and (missing := [name for name in required if not (final / name).is_file()]):
+            problem = f"{final} lacks {missing} (made by an older mmembed)"
         if problem is None:
             return final
         if final.exists():
@@ -161,7 +166,8 @@ def locate_gguf(spec: PackagedGGUF, workdir: Path) -> Path:
 
 
 def _convert_gguf(spec: PackagedGGUF, out: Path) -> None:
-    """GGUF -> bf16 safetensors + tokenizer.json (reloads in seconds instead of a minute)."""
+    """GGUF -> bf16 safetensors + tokenizer.json (+ tokenizer.model for SentencePiece vocabularies):
+    reloads in seconds instead of a minute."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -178,6 +184,10 @@ def _convert_gguf(spec: PackagedGGUF, out: Path) -> None:
         del loaded
         plain.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
+        if spec.sentencepiece:  # from the GGUF assembled above: assembling it again costs ~15 s
+            from .tokenizer import sentencepiece_proto_from_gguf
+
+            (out / SENTENCEPIECE_FILE).write_bytes(sentencepiece_proto_from_gguf(gguf))
     (out / "SOURCE.txt").write_text(
         f"Converted from {spec.gguf_file} (package {spec.package}; {spec.license}).\n"
         "Not redistributed by mmembed: this cache is built on the user's machine.\n"
@@ -195,23 +205,8 @@ def _spec(name: str) -> PackagedGGUF:
 def packaged_backbone_dir(name: str) -> Path:
     """The converted cache folder of a packaged backbone (built on first use, ~1 minute)."""
     spec = _spec(name)
-    return cached_build(f"backbones/{name}", lambda out: _convert_gguf(spec, out))
-
-
-def _sentencepiece_from_gguf(spec: PackagedGGUF, out: Path) -> None:
-    from .tokenizer import sentencepiece_proto_from_gguf
-
-    with tempfile.TemporaryDirectory(dir=out.parent) as work:
-        (out / SENTENCEPIECE_FILE).write_bytes(sentencepiece_proto_from_gguf(locate_gguf(spec, Path(work))))
-
-
-def packaged_sentencepiece_file(name: str) -> Optional[Path]:
-    """The cached SentencePiece model of a packaged backbone (built on first use, ~3 s), or None
-    when its vocabulary is not SentencePiece."""
-    spec = _spec(name)
-    if not spec.sentencepiece:
-        return None
-    return cached_build(f"tokenizers/{name}", lambda out: _sentencepiece_from_gguf(spec, out)) / SENTENCEPIECE_FILE
+    required = (SENTENCEPIECE_FILE,) if spec.sentencepiece else ()
+    return cached_build(f"backbones/{name}", lambda out: _convert_gguf(spec, out), required=required)
 
 
 def efficientnet_lite0_state_dict_path() -> Path:

@@ -186,6 +186,25 @@ def test_cache_corruption_detected_and_rebuilt(tmp_path):
     assert len(calls) == 2 and verify_cache_dir(folder) is None
 
 
+def test_cache_lacking_a_required_file_is_rebuilt(tmp_path):
+    """A cache made by an older mmembed (valid manifest, one file short) is rebuilt, not trusted."""
+    calls = []
+
+    def old_build(out):
+        (out / "weights.bin").write_bytes(b"\x01")
+
+    def new_build(out):
+        calls.append(1)
+        old_build(out)
+        (out / "tokenizer.model").write_bytes(b"\x02")
+
+    cached_build("thing", old_build, home=tmp_path)
+    folder = cached_build("thing", new_build, required=("tokenizer.model",), home=tmp_path)
+    assert len(calls) == 1 and (folder / "tokenizer.model").is_file() and verify_cache_dir(folder) is None
+    cached_build("thing", new_build, required=("tokenizer.model",), home=tmp_path)
+    assert len(calls) == 1  # now complete: not rebuilt again
+
+
 def test_interrupted_cache_build_leaves_nothing(tmp_path):
     def build(out):
         (out / "half.bin").write_bytes(b"\x00" * 10)

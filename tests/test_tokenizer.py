@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmembed.assets import PACKAGED_BACKBONES, locate_gguf, packaged_backbone_dir, packaged_sentencepiece_file
+from mmembed.assets import PACKAGED_BACKBONES, SENTENCEPIECE_FILE, locate_gguf, packaged_backbone_dir
 from mmembed.backbone import fast_tokenizer, packaged_tokenizer
 from mmembed.tokenizer import HFTokenizer, SentencePieceTokenizer, byte_level_tokenizer, sentencepiece_proto_from_gguf
 
@@ -25,7 +25,7 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def gemma_tokenizers():
     folder = packaged_backbone_dir("gemma3-270m")
-    return SentencePieceTokenizer(packaged_sentencepiece_file("gemma3-270m")), HFTokenizer(fast_tokenizer(folder))
+    return SentencePieceTokenizer(folder / SENTENCEPIECE_FILE), HFTokenizer(fast_tokenizer(folder))
 
 
 def test_sentencepiece_matches_tokenizer_json(gemma_tokenizers):
@@ -50,7 +50,7 @@ def test_gemma_loads_the_sentencepiece_tokenizer():
 def test_non_sentencepiece_vocab_is_rejected_by_name(tmp_path):
     """SmolLM2's GGUF is a byte-level BPE ('gpt2'): it keeps tokenizer.json, and the builder says why."""
     spec = PACKAGED_BACKBONES["smollm2-135m"]
-    assert not spec.sentencepiece and packaged_sentencepiece_file("smollm2-135m") is None
+    assert not spec.sentencepiece and not (packaged_backbone_dir("smollm2-135m") / SENTENCEPIECE_FILE).exists()
     gguf = locate_gguf(spec, tmp_path)
     with pytest.raises(ValueError, match=r"SmolLM2.*tokenizer.ggml.model is 'gpt2'"):
         sentencepiece_proto_from_gguf(gguf)
