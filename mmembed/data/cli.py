@@ -32,8 +32,9 @@ def list_datasets() -> None:
     """Print the datasets that can be built."""
     from mmembed.data.builders import DATASETS
 
+    width = max(map(len, DATASETS))
     for name, spec in DATASETS.items():
-        typer.echo(f"{name:<10} {spec.description}")
+        typer.echo(f"{name:<{width}} {spec.description}")
 
 
 @data_app.command("build")

@@ -2,7 +2,8 @@
 
 A dataset folder holds `train.jsonl`, `dev.jsonl`, `test.jsonl` (any may be absent), images under
 it, and a `card.json` with counts. One line = one `PairRecord`: an anchor (an image path relative
-to the manifest's folder, or a text) paired with a caption in one language. Splits are by concept:
+to the manifest's folder, a text, or a row of a feature table: a precomputed pooled image-tower
+feature vector, see `FeatureRef`) paired with a caption in one language. Splits are by concept:
 every record of a concept lives in the same split.
 """
 from __future__ import annotations
@@ -23,6 +24,32 @@ class ManifestError(ValueError):
 
 
 @dataclass(frozen=True)
+class FeatureRef:
+    """An image-side anchor given as features, not pixels: row `row` of the 2-D tensor `tensor`
+    (n, c) in the safetensors file `file` (relative to the manifest's folder). c = the image
+    tower's channels; training broadcasts the vector to the (c, s, s) map the projector reads.
+    Written in JSON as {"file": ..., "tensor": ..., "row": ...}: no path suffix or separator to parse."""
+
+    file: str
+    tensor: str
+    row: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.file, str) or not self.file.strip():
+            raise ValueError(f"features.file must be a non-empty path string, got {self.file!r}")
+        if not isinstance(self.tensor, str) or not self.tensor:
+            raise ValueError(f"features.tensor must be a non-empty tensor name, got {self.tensor!r}")
+        if isinstance(self.row, bool) or not isinstance(self.row, int) or self.row < 0:
+            raise ValueError(f"features.row must be an integer >= 0, got {self.row!r}")
+
+    @classmethod
+    def from_json(cls, data: object) -> "FeatureRef":
+        if not isinstance(data, dict) or set(data) != {"file", "tensor", "row"}:
+            raise ValueError(f"features must be an object with exactly the keys file, tensor, row; got {data!r}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
 class PairRecord:
     concept: str  # concept id; all records of a concept share a split
     caption: str  # text in `lang` describing the anchor
@@ -30,6 +57,7 @@ class PairRecord:
     image: Optional[str] = None  # anchor image, path relative to the manifest's folder
     text: Optional[str] = None  # anchor text (text-text pairs, e.g. the English sentence)
     text_lang: Optional[str] = None  # language of `text`
+    features: Optional[FeatureRef] = None  # anchor given as a pooled-feature vector (no pixels)
     negative: Optional[str] = None  # optional hard-negative caption
     source: str = ""  # where it came from, e.g. "unicode-cldr-core 46" (see the data card)
     license: str = ""
@@ -37,8 +65,11 @@ class PairRecord:
     split: str = "train"
 
     def __post_init__(self) -> None:
-        if (self.image is None) == (self.text is None):
-            raise ValueError("a PairRecord needs exactly one anchor: image or text")
+        anchors = sum(a is not None for a in (self.image, self.text, self.features))
+        if anchors != 1:
+            raise ValueError(f"a PairRecord needs exactly one anchor (image, text or features), got {anchors}")
+        if self.features is not None and not isinstance(self.features, FeatureRef):
+            raise ValueError(f"features must be a FeatureRef, got {type(self.features).__name__}")
         if not self.caption or not self.caption.strip():
             raise ValueError("a PairRecord needs a non-empty caption")
         if self.split not in SPLITS:
@@ -75,6 +106,8 @@ def iter_manifest(path: str | os.PathLike) -> Iterator[PairRecord]:
             if unknown:
                 raise ManifestError(f"{path}:{lineno}: unknown fields {sorted(unknown)}")
             try:
+                if "features" in data:
+                    data["features"] = FeatureRef.from_json(data["features"])
                 yield PairRecord(**data)
             except (TypeError, ValueError) as err:
                 raise ManifestError(f"{path}:{lineno}: {err}") from None
@@ -103,3 +136,10 @@ def resolve_image(manifest_path: str | os.PathLike, record: PairRecord) -> Path:
     assert record.image is not None
     p = Path(record.image)
     return p if p.is_absolute() else Path(manifest_path).parent / p
+
+
+def resolve_features(manifest_path: str | os.PathLike, record: PairRecord) -> FeatureRef:
+    """A record's FeatureRef with its file made absolute (relative paths: to the manifest's folder)."""
+    assert record.features is not None
+    p = Path(record.features.file)
+    return dataclasses.replace(record.features, file=str(p if p.is_absolute() else Path(manifest_path).parent / p))

@@ -1,6 +1,9 @@
 """Embedding a batch of training pairs, with caches for whatever is frozen.
 
 A frozen image tower -> its pooled feature maps are computed once per image and reused.
+A feature anchor (a row of a feature table, e.g. an ImageNet class prototype) is a pooled feature
+vector (c,): its map is that vector broadcast to a constant (c, s, s), which is what the projector
+reads (adaptive pooling of a constant map is the map itself).
 A frozen backbone with a parameter-free pooler -> a text's pooled state is computed once and
 only the head (and everything on the image side) trains: the fast path that makes CPU training
 of the shipped model possible. With LoRA, texts run through the backbone every step.
@@ -11,8 +14,17 @@ from typing import Optional, Sequence
 
 import torch
 
+from ..data.feature_table import FeatureTableError, load_feature_table
+from ..data.manifest import FeatureRef
 from ..model import MMEmbedModel
+from ..vision import tower_channels
 from .pairs import TrainPair
+
+
+def _in_batch_order(parts: Sequence[tuple[Sequence[int], torch.Tensor]]) -> torch.Tensor:
+    """[(indices, rows)] -> the rows concatenated back into index order."""
+    order = torch.tensor([i for idx, _ in parts for i in idx])
+    return torch.cat([rows for _, rows in parts])[order.argsort()]
 
 
 def _frozen(module: Optional[torch.nn.Module]) -> bool:
@@ -27,6 +39,7 @@ class PairEmbedder:
         self.cache_images = _frozen(model.image_tower)
         self._text_states: dict[str, torch.Tensor] = {}  # text -> (d,) pooled state
         self._image_features: dict[str, torch.Tensor] = {}  # path -> (c, s, s) pooled feature map
+        self._tables: dict[tuple[str, str], torch.Tensor] = {}  # (file, tensor) -> (n, c) feature table
 
     # ---- texts ---------------------------------------------------------------------------
     def _compute_states(self, texts: Sequence[str]) -> torch.Tensor:
@@ -67,23 +80,61 @@ class PairEmbedder:
         self._image_features.update(fresh)
         return torch.stack([self._image_features[p] for p in paths])
 
-    def images(self, paths: Sequence[str]) -> torch.Tensor:
-        visual = self.model.project_features(self._features(paths))  # (n, k, d)
-        plans = self.model.text.image_plans(len(paths), self.model.num_visual_tokens)
+    def _table(self, ref: FeatureRef) -> torch.Tensor:
+        key = (ref.file, ref.tensor)
+        if key not in self._tables:
+            if self.model.image_tower is None:
+                raise FeatureTableError(f"feature anchors of {ref.file} need a model with an image tower; "
+                                        f"{self.model.name!r} has none")
+            self._tables[key] = load_feature_table(ref.file, ref.tensor, channels=tower_channels(self.model.image_tower))
+        return self._tables[key]
+
+    def _feature_maps(self, refs: Sequence[FeatureRef]) -> torch.Tensor:
+        """Feature-table rows -> (n, c, s, s) constant maps (the table is data: no gradient)."""
+        rows = []
+        for ref in refs:
+            table = self._table(ref)
+            if ref.row >= len(table):
+                raise FeatureTableError(f"feature table {ref.file}: row {ref.row} is out of range ({len(table)} rows)")
+            rows.append(table[ref.row])
+        side = self.model.projector.side
+        vectors = torch.stack(rows).to(self.model.logit_scale.device)  # (n, c)
+        return vectors[:, :, None, None].expand(-1, -1, side, side)
+
+    def _anchor_maps(self, pairs: Sequence[TrainPair]) -> torch.Tensor:
+        """(n, c, s, s) maps of image-side anchors: image files through the tower, feature rows broadcast."""
+        files = [i for i, p in enumerate(pairs) if p.image is not None]
+        rows = [i for i, p in enumerate(pairs) if p.image is None]
+        parts = []
+        if files:
+            parts.append((files, self._features([pairs[i].image for i in files])))
+        if rows:
+            parts.append((rows, self._feature_maps([pairs[i].features for i in rows])))
+        return _in_batch_order(parts)
+
+    def _embed_maps(self, maps: torch.Tensor) -> torch.Tensor:
+        visual = self.model.project_features(maps)  # (n, k, d)
+        plans = self.model.text.image_plans(len(maps), self.model.num_visual_tokens)
         return self.model(plans, visual)
+
+    def images(self, paths: Sequence[str]) -> torch.Tensor:
+        return self._embed_maps(self._features(paths))
+
+    def feature_anchors(self, refs: Sequence[FeatureRef]) -> torch.Tensor:
+        """(n, D) embeddings of feature-table rows, as an image with those pooled features."""
+        return self._embed_maps(self._feature_maps(refs))
 
     # ---- pairs -----------------------------------------------------------------------------
     def pairs(self, pairs: Sequence[TrainPair]) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         """-> anchors (b, D), positives (b, D), hard negatives (b, D) or None."""
-        img_idx = [i for i, p in enumerate(pairs) if p.image is not None]
-        txt_idx = [i for i, p in enumerate(pairs) if p.image is None]
+        img_idx = [i for i, p in enumerate(pairs) if p.image is not None or p.features is not None]
+        txt_idx = [i for i, p in enumerate(pairs) if p.image is None and p.features is None]
         parts = []
         if img_idx:
-            parts.append((img_idx, self.images([pairs[i].image for i in img_idx])))
+            parts.append((img_idx, self._embed_maps(self._anchor_maps([pairs[i] for i in img_idx]))))
         if txt_idx:
             parts.append((txt_idx, self.texts([pairs[i].text for i in txt_idx])))
-        order = torch.tensor([i for idx, _ in parts for i in idx])
-        anchors = torch.cat([e for _, e in parts])[order.argsort()]  # back to batch order
+        anchors = _in_batch_order(parts)
         positives = self.texts([p.positive for p in pairs])
         negatives = None
         if any(p.negative for p in pairs):

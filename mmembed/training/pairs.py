@@ -19,7 +19,8 @@ from typing import Literal, Optional, Sequence
 
 import torch
 
-from ..data.manifest import read_manifest, resolve_image
+from ..data.feature_table import FeatureTableError, load_feature_table
+from ..data.manifest import FeatureRef, read_manifest, resolve_features, resolve_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -32,6 +33,7 @@ class PairsError(ValueError):
 class TrainPair:
     positive: str  # the caption / positive text
     image: Optional[str] = None  # anchor image path (absolute)
+    features: Optional[FeatureRef] = None  # anchor given as a pooled-feature row (file absolute)
     text: Optional[str] = None  # anchor text
     negative: Optional[str] = None  # hard-negative text
     concept: str = ""
@@ -94,8 +96,27 @@ def pairs_from_manifest(
             continue
         counts[key] += 1
         image = str(resolve_image(path, r)) if r.image else None
-        out.append(TrainPair(r.caption, image=image, text=r.text, negative=r.negative, concept=r.concept, lang=r.lang))
+        features = resolve_features(path, r) if r.features else None
+        out.append(TrainPair(r.caption, image=image, text=r.text, features=features, negative=r.negative,
+                             concept=r.concept, lang=r.lang))
+    check_feature_rows([p.features for p in out if p.features is not None], where=str(path))
     return out
+
+
+def check_feature_rows(refs: Sequence[FeatureRef], where: str) -> None:
+    """Fail before training, not at the step that first samples a bad row: every referenced feature
+    table must load and hold the referenced rows."""
+    rows: dict[tuple[str, str], int] = {}
+    for ref in refs:
+        key = (ref.file, ref.tensor)
+        rows[key] = max(rows.get(key, -1), ref.row)
+    for (file, tensor), top in sorted(rows.items()):
+        try:
+            n = len(load_feature_table(file, tensor))
+        except FeatureTableError as err:
+            raise PairsError(f"{where}: {err}") from None
+        if top >= n:
+            raise PairsError(f"{where}: row {top} of feature table {file} tensor {tensor!r} is out of range ({n} rows)")
 
 
 # ---- a user's own paired data --------------------------------------------------------------

@@ -78,6 +78,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("emoji", "mmembed.data.builders.emoji"),
         DatasetSpec("clipart", "mmembed.data.builders.clipart"),
         DatasetSpec("parallel", "mmembed.data.builders.parallel"),
+        DatasetSpec("imagenet-prototypes", "mmembed.data.builders.imagenet_prototypes"),
     )
 }
 

@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence, TypeVar
 
-from mmembed.data.manifest import PairRecord
+from mmembed.data.manifest import FeatureRef, PairRecord
 
 # Percent of concepts per split; the hash bucket (0..99) picks the split.
 SPLIT_PERCENT = (("train", 80), ("dev", 10), ("test", 10))
@@ -74,11 +74,13 @@ class Caption:
 
 @dataclass
 class Concept:
-    """One anchor (image path relative to the dataset folder, or a text) and its captions."""
+    """One anchor (image path relative to the dataset folder, a text, or a feature-table row) and
+    its captions."""
 
     id: str
     image: Optional[str] = None
     text: Optional[str] = None
+    features: Optional[FeatureRef] = None
     text_lang: Optional[str] = None
     captions: list[Caption] = field(default_factory=list)
 
@@ -103,7 +105,7 @@ class Concept:
             seen.add(key)
             out.append(PairRecord(
                 concept=self.id, caption=cap.text, lang=cap.lang, image=self.image,
-                text=self.text, text_lang=self.text_lang, source=cap.source,
+                text=self.text, text_lang=self.text_lang, features=self.features, source=cap.source,
                 license=license, kind=cap.kind, split=split,
             ))
         return out

