@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from mmembed.assets import PACKAGED_BACKBONES, SENTENCEPIECE_FILE, locate_gguf, packaged_backbone_dir
+import json
+
+from mmembed.assets import PACKAGED_BACKBONES, SENTENCEPIECE_FILE, packaged_backbone_dir
 from mmembed.backbone import fast_tokenizer, packaged_tokenizer
-from mmembed.tokenizer import HFTokenizer, SentencePieceTokenizer, byte_level_tokenizer, sentencepiece_proto_from_gguf
+from mmembed.tokenizer import HFTokenizer, SentencePieceTokenizer, byte_level_tokenizer, sentencepiece_proto_from_tokenizer_json
 
 pytestmark = pytest.mark.integration
 
@@ -47,13 +49,21 @@ def test_gemma_loads_the_sentencepiece_tokenizer():
     assert isinstance(packaged_tokenizer("gemma3-270m"), SentencePieceTokenizer)
 
 
-def test_non_sentencepiece_vocab_is_rejected_by_name(tmp_path):
-    """SmolLM2's GGUF is a byte-level BPE ('gpt2'): it keeps tokenizer.json, and the builder says why."""
+def test_sentencepiece_model_is_rebuilt_deterministically():
+    folder = packaged_backbone_dir("gemma3-270m")
+    data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    specials = {"bos": "<bos>", "eos": "<eos>", "pad": "<pad>"}
+    assert sentencepiece_proto_from_tokenizer_json(data, specials, "gemma") == (folder / SENTENCEPIECE_FILE).read_bytes()
+
+
+def test_non_sentencepiece_vocab_is_rejected_by_name():
+    """SmolLM2's vocabulary is a byte-level BPE: it keeps tokenizer.json, and the converter says why."""
     spec = PACKAGED_BACKBONES["smollm2-135m"]
-    assert not spec.sentencepiece and not (packaged_backbone_dir("smollm2-135m") / SENTENCEPIECE_FILE).exists()
-    gguf = locate_gguf(spec, tmp_path)
-    with pytest.raises(ValueError, match=r"SmolLM2.*tokenizer.ggml.model is 'gpt2'"):
-        sentencepiece_proto_from_gguf(gguf)
+    folder = packaged_backbone_dir("smollm2-135m")
+    assert not spec.sentencepiece and not (folder / SENTENCEPIECE_FILE).exists()
+    data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    with pytest.raises(ValueError, match=r"smollm2/tokenizer.json: not a SentencePiece-style BPE.*pre_tokenizer 'ByteLevel'"):
+        sentencepiece_proto_from_tokenizer_json(data, {}, "smollm2/tokenizer.json")
     assert isinstance(packaged_tokenizer("smollm2-135m"), HFTokenizer)
 
 
