@@ -48,12 +48,13 @@ model.encode_text(["a red apple"])
 done(imported, loaded, time.perf_counter())
 """,
     "sentence-transformers, same Gemma folder (tokenizer.json)": """
-from sentence_transformers import SentenceTransformer, models
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 from mmembed.assets import packaged_backbone_dir
 folder = str(packaged_backbone_dir("gemma3-270m"))
 imported = time.perf_counter()
-word = models.Transformer(folder)
-pool = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="lasttoken")
+word = Transformer(folder)
+pool = Pooling(word.get_embedding_dimension(), pooling_mode="lasttoken")
 st = SentenceTransformer(modules=[word, pool], device="cpu")
 loaded = time.perf_counter()
 st.encode(['This sentence : "a red apple" means in one word:"'])
