@@ -251,6 +251,24 @@ def test_train_cli_on_custom_pairs_end_to_end(tmp_path):
     assert "trained by `mmembed train`" in model.config.description  # not the untrained base's words
 
 
+def test_cli_pairs_default_base_is_the_default_model(tmp_path, monkeypatch):
+    """Without --base, fine-tuning starts from what mmembed.load() gives (the shipped model), not an older stage."""
+    from typer.testing import CliRunner
+
+    import mmembed.registry
+    from mmembed.cli import app
+
+    monkeypatch.setattr(mmembed.registry, "default_model_name", lambda: "tiny-random")  # fast stand-in
+    for name, rgb in list(COLORS.items())[:4]:
+        Image.new("RGB", (16, 16), rgb).save(tmp_path / f"{name}.png")
+        (tmp_path / f"{name}.txt").write_text(f"a {name} swatch")
+    res = CliRunner().invoke(app, ["train", "--pairs", str(tmp_path), "--out", str(tmp_path / "run"),
+                                   "--steps", "2", "--batch-size", "4", "--freeze-lora"])
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((tmp_path / "run" / "final" / "config.json").read_text())
+    assert cfg["name"] == "tiny-random-custom" and "from 'tiny-random'" in cfg["description"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -10,7 +10,8 @@ import typer
 def train_cmd(
     config: Annotated[Optional[Path], typer.Argument(help="TOML training recipe (see configs/).")] = None,
     pairs: Annotated[Optional[Path], typer.Option(help="Your own pairs: .jsonl / .csv / folder of images (instead of CONFIG).")] = None,
-    base: Annotated[str, typer.Option(help="Model to start from (name, adapter or saved folder).")] = "gemma3-270m-mm",
+    base: Annotated[Optional[str], typer.Option(help="Model to start from (name, adapter or saved folder); default: the model `mmembed.load()` gives.")] = None,
+    freeze_lora: Annotated[bool, typer.Option("--freeze-lora", help="Keep the base's LoRA fixed: only projector, head and temperature train, on cached text states (several times faster on a CPU).")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Run folder (checkpoints, log.jsonl, final model).")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Override the number of steps.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Override pairs per step.")] = None,
@@ -33,8 +34,15 @@ def train_cmd(
         if config is not None:
             cfg = TrainConfig.from_toml(config)
         else:
+            from ..registry import default_model_name
+
+            base = base or default_model_name()
             cfg = TrainConfig(base=base, out=str(out or "runs/custom"), name=f"{Path(base).name}-custom",
                               sources=[SourceSpec(name="pairs", path=str(pairs), custom=True)], steps=100, batch_size=32, lr=5e-4)
+        if base is not None and config is not None:
+            cfg.base = base
+        if freeze_lora:
+            cfg.freeze_lora = True
         if out is not None:
             cfg.out = str(out)
         if on_error not in ("skip", "reject"):
