@@ -4,7 +4,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 sys.path.insert(0, '.')
-from mmembed.assets import sha256_file, MANIFEST
+from mmembed.assets import sha256_file, MANIFEST, _write_sentencepiece
 st = Path('/tmp/st')
 packed = load_file(str(st / 'w' / 'packed.safetensors'))
 sd = {}
@@ -25,6 +25,7 @@ save_file(sd, str(out / 'model.safetensors'), metadata={'format': 'pt'})
 for f in ['config.json', 'generation_config.json', 'tokenizer_config.json', 'SOURCE.txt']:
     shutil.copy(st / 'w' / f, out / f)
 (out / 'tokenizer.json').write_bytes(lzma.open(st / 'w' / 'tokenizer.json.xz').read())
+_write_sentencepiece(out)  # tokenizer.model: the cache is incomplete (and rebuilt from the GGUF) without it
 hashes = {p.name: sha256_file(p) for p in sorted(out.iterdir()) if p.is_file() and p.name != MANIFEST}
 (out / MANIFEST).write_text(json.dumps({'sha256': hashes, 'created': time.time()}, indent=1))
 for xz in (st / 'data').glob('*/*.jsonl.xz'):
