@@ -25,36 +25,27 @@ def done(imported, loaded, first):
     print(json.dumps({"import": imported - T0, "load": loaded - T0, "first": first - T0, "peak_mb": peak}))
 """
 
+def _mmembed(setup: str, name: str = "") -> str:
+    """A child that runs `setup` (imports), then times mmembed.load(name) and a first embedding."""
+    return f"""
+{setup}
+imported = time.perf_counter()
+model = mmembed.load({repr(name) if name else ""})
+loaded = time.perf_counter()
+model.encode_text(["a red apple"])
+done(imported, loaded, time.perf_counter())
+"""
+
+
 WORKLOADS = {
     "import floor (torch + transformers.modeling_utils)": """
 import torch, transformers.modeling_utils
 t = time.perf_counter()
 done(t, t, t)
 """,
-    "mmembed.load() (default, gemma3-270m-mm-lora)": """
-import mmembed
-imported = time.perf_counter()
-model = mmembed.load()
-loaded = time.perf_counter()
-model.encode_text(["a red apple"])
-done(imported, loaded, time.perf_counter())
-""",
-    "mmembed.load() after `import torch` (a notebook that has it)": """
-import torch, mmembed
-imported = time.perf_counter()
-model = mmembed.load()
-loaded = time.perf_counter()
-model.encode_text(["a red apple"])
-done(imported, loaded, time.perf_counter())
-""",
-    "mmembed.load('gemma3-270m-prompteol') (text only)": """
-import mmembed
-imported = time.perf_counter()
-model = mmembed.load("gemma3-270m-prompteol")
-loaded = time.perf_counter()
-model.encode_text(["a red apple"])
-done(imported, loaded, time.perf_counter())
-""",
+    "mmembed.load() (default model)": _mmembed("import mmembed"),
+    "mmembed.load() after `import torch` (a notebook that has it)": _mmembed("import torch, mmembed"),
+    "mmembed.load('gemma3-270m-prompteol') (text only)": _mmembed("import mmembed", "gemma3-270m-prompteol"),
     "sentence-transformers, same Gemma folder (tokenizer.json)": """
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Pooling, Transformer

@@ -39,16 +39,13 @@ def train_cmd(
             base = base or default_model_name()
             cfg = TrainConfig(base=base, out=str(out or "runs/custom"), name=f"{Path(base).name}-custom",
                               sources=[SourceSpec(name="pairs", path=str(pairs), custom=True)], steps=100, batch_size=32, lr=5e-4)
-        if base is not None and config is not None:
-            cfg.base = base
-        if freeze_lora:
-            cfg.freeze_lora = True
         if out is not None:
             cfg.out = str(out)
         if on_error not in ("skip", "reject"):
             raise ValueError(f"--on-error must be skip or reject, got {on_error!r}")
         cfg.on_error = on_error  # type: ignore[assignment]
-        for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr)):
+        overrides = (("base", base), ("freeze_lora", freeze_lora or None), ("steps", steps), ("batch_size", batch_size), ("lr", lr))
+        for key, value in overrides:
             if value is not None:
                 setattr(cfg, key, value)
         init_distributed_from_env()
