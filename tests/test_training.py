@@ -303,3 +303,23 @@ def test_two_rank_loss_equals_single_process(dataset, tmp_path):
     assert ddp["loss"] == pytest.approx(loss, rel=1e-5)
     for g1, g2 in zip(ddp["grads"], [p.grad for p in single.params]):
         torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-6)
+
+
+RECIPES = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.toml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_committed_recipe_parses_and_names_real_inputs(recipe):
+    """Every shipped recipe must retrain in one command: it parses, its base is a registered model or a
+    committed adapter, and every source/dev set is a split of a dataset `mmembed data build` makes."""
+    from mmembed.data.builders import DATASETS
+    from mmembed.registry import list_models
+
+    root = recipe.parent.parent
+    cfg = TrainConfig.from_toml(recipe)
+    assert cfg.base in list_models() or (root / cfg.base / "config.json").is_file(), cfg.base
+    assert cfg.name == recipe.stem  # `--export adapters/NAME` and the recipe file share the name
+    for specs, split in ((cfg.sources, "train.jsonl"), (cfg.dev, "dev.jsonl")):  # test splits never train or select
+        for spec in specs:
+            parts = Path(spec.path).parts
+            assert parts[:2] == ("data", "build") and parts[2] in DATASETS and parts[3] == split, spec.path
