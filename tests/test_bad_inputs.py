@@ -169,6 +169,18 @@ def test_config_rejects_unknown_fields():
         mmembed.ModelConfig.from_dict(data)
 
 
+@pytest.mark.parametrize("section", ["sources", "dev"])
+def test_train_config_rejects_repeated_names(section):
+    from mmembed.training.config import TrainConfig
+
+    data = {"sources": [{"name": "emoji", "path": "a/train.jsonl"}, {"name": "parallel", "path": "b/train.jsonl"}],
+            "dev": [{"name": "emoji", "path": "a/dev.jsonl"}, {"name": "parallel", "path": "b/dev.jsonl"}]}
+    TrainConfig.from_dict(data)  # distinct names load
+    data[section][1]["name"] = "emoji"
+    with pytest.raises(ValueError, match=rf"\[\[{section}\]\] names must be unique, repeated: \['emoji'\]"):
+        TrainConfig.from_dict(data, where="run.toml")
+
+
 def test_cache_corruption_detected_and_rebuilt(tmp_path):
     calls = []
 

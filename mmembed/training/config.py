@@ -82,6 +82,11 @@ class TrainConfig:
         cfg = cls(**data)
         if not cfg.sources:
             raise ValueError(f"{where}: no [[sources]]: nothing to train on")
+        for section, specs in (("[[sources]]", cfg.sources), ("[[dev]]", cfg.dev)):
+            names = [s.name for s in specs]
+            if dups := sorted({n for n in names if names.count(n) > 1}):
+                # dev metrics and logs are keyed by name: a repeated one would silently hide the others
+                raise ValueError(f"{where}: {section} names must be unique, repeated: {dups}")
         if cfg.batch_size < 2:
             raise ValueError(f"{where}: batch_size must be >= 2 (in-batch negatives), got {cfg.batch_size}")
         return cfg
