@@ -127,3 +127,34 @@ def test_default_model_finds_real_photos(tmp_path):
     ranks = (sim > sim[np.arange(len(concepts)), np.arange(len(concepts))][:, None]).sum(1)  # 0 = ranked first
     # measured: R@1 0.7, R@5 1.0 (stage 2 without the prototypes: 0.6 / 0.8; stage 1: 0.4 / 0.6)
     assert (ranks < 5).mean() >= 0.9 and (ranks == 0).mean() >= 0.5, dict(zip(concepts, ranks.tolist()))
+
+
+def _shipped_adapters() -> list[str]:
+    from mmembed.registry import _adapter_names
+
+    return _adapter_names()
+
+
+@pytest.mark.parametrize("name", _shipped_adapters())
+def test_every_shipped_adapter_loads_by_name_and_matches_text_to_emoji(name):
+    """Every folder in adapters/ is a usable model: small, carded, retrainable from a committed recipe,
+    and its text and image sides meet (queries in three languages find their emoji among four)."""
+    from pathlib import Path
+
+    from mmembed.data.builders.emoji import EmojiRenderer
+    from mmembed.data.builders.sources import NOTO_EMOJI
+    from mmembed.registry import adapters_dir
+
+    folder = adapters_dir() / name
+    weights = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+    assert 0 < weights < 50e6, f"{name}: {weights / 1e6:.1f} MB of trained parts"
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    recipe = Path(__file__).resolve().parents[1] / "configs" / f"{name}.toml"
+    assert recipe.is_file() and f"configs/{name}.toml" in card, f"{name}: card must name its recipe {recipe.name}"
+    model = mmembed.load(name)
+    assert model.name == name and model.config.image_trained
+    renderer = EmojiRenderer(NOTO_EMOJI.require())
+    images = [renderer.render(cp) for cp in ["\U0001F34E", "\U0001F436", "\U0001F697", "\U0001F680"]]  # apple, dog, car, rocket
+    queries = ["a red apple", "ein Hund", "一辆汽车", "a rocket"]  # en, de, zh, en (sw "roketi" -> car in stages 1-2)
+    sim = model.similarity(model.encode_text(queries), model.encode_image(images))
+    assert (sim.argmax(1) == np.arange(4)).all(), f"{name}: {sim}"
