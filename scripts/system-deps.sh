@@ -2,13 +2,14 @@
 # Debian packages the dataset builders read (mmembed/data/builders/sources.py):
 #   fonts-noto-color-emoji  emoji images        unicode-cldr-core  names/keywords in ~130 locales
 #   openclipart-png/-svg    clip-art drawings and their metadata
+#   tuxpaint-stamps-default photos and drawings with descriptions translated into ~100 languages
 # and the fonts the evaluation plots fall back on for non-Latin labels (mmembed/evaluation/fonts.py):
 #   fonts-noto-core  Arabic, Indic, Thai, Ethiopic... scripts   fonts-wqy-microhei  CJK incl. Hangul
 #   fonts-droid-fallback  rare CJK ideographs (yue, zh_Hant_HK)
 # Idempotent and quick when everything is installed: apt is only called for missing packages.
 set -euo pipefail
 
-PACKAGES=(fonts-noto-color-emoji unicode-cldr-core openclipart-png openclipart-svg
+PACKAGES=(fonts-noto-color-emoji unicode-cldr-core openclipart-png openclipart-svg tuxpaint-stamps-default
           fonts-noto-core fonts-wqy-microhei fonts-droid-fallback)
 
 missing=()

@@ -80,6 +80,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("parallel", "mmembed.data.builders.parallel"),
         DatasetSpec("imagenet-prototypes", "mmembed.data.builders.imagenet_prototypes"),
         DatasetSpec("photos", "mmembed.data.builders.photos"),
+        DatasetSpec("tuxpaint", "mmembed.data.builders.tuxpaint"),
     )
 }
 

@@ -111,6 +111,12 @@ OPENCLIPART_SVG = DebianSource(
     "Open Clip Art SVG drawings (metadata)",
     "public-domain",
 )
+TUXPAINT_STAMPS = DebianSource(
+    "tuxpaint-stamps-default",
+    Path("/usr/share/tuxpaint/stamps"),
+    "Tux Paint stamps (pictures with translated descriptions)",
+    "GPL-2.0",  # /usr/share/doc/tuxpaint-stamps-default/copyright: Files: * GPL-2
+)
 DJANGO = PypiSource("Django", "django", "Django translation catalogs", "BSD-3-Clause")
 PYCOUNTRY = PypiSource("pycountry", "pycountry", "pycountry country-name translations", "LGPL-2.1")
 # ImageNet-1k class list (synsets, WordNet lemmas and glosses) under timm/data/_info/; the names
@@ -131,5 +137,5 @@ SKLEARN = PypiSource("scikit-learn", "sklearn", "scikit-learn sample photographs
 
 # Debian packages the builders read; scripts/system-deps.sh installs exactly these.
 DEBIAN_PACKAGES = tuple(
-    sorted({s.package for s in (NOTO_EMOJI, CLDR, OPENCLIPART_PNG, OPENCLIPART_SVG)})
+    sorted({s.package for s in (NOTO_EMOJI, CLDR, OPENCLIPART_PNG, OPENCLIPART_SVG, TUXPAINT_STAMPS)})
 )
