@@ -239,7 +239,7 @@ def test_unknown_dataset_or_option_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="option skin_tones=1"):
         build_dataset("emoji", tmp_path / "x", skin_tones=1)
     assert not (tmp_path / "x").exists()
-    assert set(DATASETS) == {"emoji", "clipart", "parallel", "imagenet-prototypes", "photos"}
+    assert set(DATASETS) == {"emoji", "clipart", "parallel", "imagenet-prototypes", "photos", "tuxpaint"}
 
 
 def test_split_assignment_is_stable_and_about_80_10_10():
