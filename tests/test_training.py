@@ -323,3 +323,19 @@ def test_committed_recipe_parses_and_names_real_inputs(recipe):
         for spec in specs:
             parts = Path(spec.path).parts
             assert parts[:2] == ("data", "build") and parts[2] in DATASETS and parts[3] == split, spec.path
+
+
+@pytest.mark.parametrize("dev,match", [
+    (dict(kinds=["description"]), r"dev set 'colors' .* has no records of kinds \['description'\]; it has kinds \['name', 'sentence'\]"),
+    (dict(langs=["sw"]), r"dev set 'colors' .* has no captions in langs \['sw'\].* \['de', 'en'\]"),
+    (dict(path="nope/dev.jsonl"), r"dev set 'colors' \(nope/dev.jsonl\): no such file"),
+])
+def test_a_bad_dev_set_stops_training_before_step_one(dataset, tmp_path, dev, match):
+    """Dev sets are scored every eval_every steps; a wrong kind, language or path must not wait
+    until then (a real run lost 40 steps that way) and must leave no checkpoint behind."""
+    from mmembed.training.config import DevSpec
+
+    spec = DevSpec(**(dict(name="colors", path=str(dataset / "train.jsonl")) | dev))
+    with pytest.raises((ValueError, FileNotFoundError), match=match):
+        Trainer(_cfg(dataset, tmp_path / "r", dev=[spec]), progress=False)
+    assert not (tmp_path / "r").exists()

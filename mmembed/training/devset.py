@@ -6,6 +6,9 @@ prototypes), embedded exactly as training embeds them.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -14,12 +17,32 @@ from ..evaluation.metrics import first_relevant_rank, recall_at_k
 from .config import DevSpec
 
 
-def dev_metrics(model, spec: DevSpec) -> dict[str, float]:
-    records = [r for r in read_manifest(spec.path) if r.kind in spec.kinds]
-    concepts = sorted({r.concept for r in records})[: spec.max_concepts]
-    keep = set(concepts)
+@dataclass
+class DevSet:
+    """A loaded dev set: anchors of the first `max_concepts` concepts and one caption per
+    (concept, language). Built once, when training starts, so a wrong path, kind or language
+    list stops the run before its first step, not at its first evaluation."""
+
+    spec: DevSpec
+    ids: list[str]  # concept ids, sorted
+    anchors: list[object]  # per id: image path, text, or FeatureRef
+    anchor_kind: str  # "features" | "image" | "text"
+    captions: dict[str, list[tuple[str, str]]]  # lang -> [(concept, caption)], first per concept
+
+
+def load_dev_set(spec: DevSpec) -> DevSet:
+    where = f"dev set {spec.name!r} ({spec.path})"
+    if not Path(spec.path).is_file():
+        raise FileNotFoundError(f"{where}: no such file")
+    every = read_manifest(spec.path)
+    records = [r for r in every if r.kind in spec.kinds]
+    if not records:
+        present = sorted({r.kind for r in every})
+        raise ValueError(f"{where} has no records of kinds {spec.kinds}; it has kinds {present}: "
+                         f"set `kinds = [...]` in its [[dev]] section")
+    keep = set(sorted({r.concept for r in records})[: spec.max_concepts])
     anchors: dict[str, object] = {}
-    captions: dict[str, list[tuple[str, str]]] = {}  # lang -> [(concept, caption)], first per concept
+    captions: dict[str, list[tuple[str, str]]] = {}
     seen = set()
     for r in records:
         if r.concept not in keep:
@@ -28,23 +51,32 @@ def dev_metrics(model, spec: DevSpec) -> dict[str, float]:
         if r.lang in spec.langs and (r.concept, r.lang) not in seen:
             seen.add((r.concept, r.lang))
             captions.setdefault(r.lang, []).append((r.concept, r.caption))
-    ids = list(anchors)
-    if not ids:
-        raise ValueError(f"dev set {spec.path} has no records of kinds {spec.kinds}")
+    if not captions:
+        present = sorted({r.lang for r in records})
+        raise ValueError(f"{where} has no captions in langs {spec.langs} (kinds {spec.kinds}); "
+                         f"its languages include {present[:20]}")
     first = records[0]
-    if first.features is not None:
-        anchor_emb = _encode_feature_anchors(model, [anchors[c] for c in ids])
-    elif first.image is not None:
-        anchor_emb = model.encode_image([anchors[c] for c in ids])
+    kind = "features" if first.features is not None else "image" if first.image is not None else "text"
+    ids = sorted(anchors)
+    return DevSet(spec, ids, [anchors[c] for c in ids], kind, dict(sorted(captions.items())))
+
+
+def dev_metrics(model, dev: DevSet | DevSpec) -> dict[str, float]:
+    """R@1 per language (and their mean) of captions -> anchors among the dev set's anchors."""
+    if isinstance(dev, DevSpec):
+        dev = load_dev_set(dev)
+    if dev.anchor_kind == "features":
+        anchor_emb = _encode_feature_anchors(model, dev.anchors)
+    elif dev.anchor_kind == "image":
+        anchor_emb = model.encode_image(dev.anchors)
     else:
-        anchor_emb = model.encode_text([anchors[c] for c in ids])
+        anchor_emb = model.encode_text(dev.anchors)
     out = {}
-    for lang, pairs in sorted(captions.items()):
+    for lang, pairs in dev.captions.items():
         q = model.encode_text([c for _, c in pairs])
-        relevant = np.array([[c == a for a in ids] for c, _ in pairs])
+        relevant = np.array([[c == a for a in dev.ids] for c, _ in pairs])
         out[f"R@1_{lang}"] = round(recall_at_k(first_relevant_rank(q @ anchor_emb.T, relevant), 1), 4)
-    if out:
-        out["R@1_mean"] = round(float(np.mean(list(out.values()))), 4)
+    out["R@1_mean"] = round(float(np.mean(list(out.values()))), 4)
     return out
 
 

@@ -24,7 +24,7 @@ from ..config import LoraConfig
 from ..model import MMEmbedModel
 from ..serialization import load_model, save_model, trained_state_dict
 from .config import TrainConfig
-from .devset import dev_metrics
+from .devset import dev_metrics, load_dev_set
 from .embedder import PairEmbedder
 from .losses import LossConfig, contrastive_loss, rank_world
 from .pairs import MixtureSampler, PairSource, group_pairs, load_custom_pairs, pairs_from_manifest
@@ -114,6 +114,8 @@ class Trainer:
             raise ValueError(f"batch_size {cfg.batch_size} must divide by world size x grad_accum ({self.world}x{cfg.grad_accum})")
         self.progress = progress and self.rank == 0
         self.sources, self.problems = build_sources(cfg)
+        # dev sets are read now: a bad path, kind or language stops the run before step 1
+        self.dev_sets = [load_dev_set(d) for d in cfg.dev] if self.rank == 0 else []
         self.sampler = MixtureSampler(self.sources, cfg.seed)
         self.step = 0
         saved = _checkpoints(self.out) if resume else []
@@ -218,7 +220,7 @@ class Trainer:
     def evaluate(self) -> dict:
         self.model.eval()
         try:
-            return {d.name: dev_metrics(self.model, d) for d in self.cfg.dev}
+            return {d.spec.name: dev_metrics(self.model, d) for d in self.dev_sets}
         finally:
             self._train_mode()
 
