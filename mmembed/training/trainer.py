@@ -114,8 +114,9 @@ class Trainer:
             raise ValueError(f"batch_size {cfg.batch_size} must divide by world size x grad_accum ({self.world}x{cfg.grad_accum})")
         self.progress = progress and self.rank == 0
         self.sources, self.problems = build_sources(cfg)
-        # dev sets are read now: a bad path, kind or language stops the run before step 1
-        self.dev_sets = [load_dev_set(d) for d in cfg.dev] if self.rank == 0 else []
+        # dev sets are read now, on every rank (so all ranks stop together): a bad path, kind or
+        # language stops the run before step 1; only rank 0 scores them
+        self.dev_sets = [load_dev_set(d) for d in cfg.dev]
         self.sampler = MixtureSampler(self.sources, cfg.seed)
         self.step = 0
         saved = _checkpoints(self.out) if resume else []

@@ -69,12 +69,13 @@ def read_description(path: Path) -> tuple[str, list[tuple[str, str]], list[int]]
 
 
 def find_stamps(root: Path) -> tuple[list[Stamp], Counter]:
-    """Every described stamp with a PNG, in path order; `skipped` counts what was left out and why."""
+    """Every described stamp with a PNG, in path order; `skipped` counts what was left out and why
+    (and, as `unparsed_lines`, lines that are neither English nor a translation)."""
     stamps: list[Stamp] = []
     skipped: Counter = Counter()
     for txt in sorted(root.rglob("*.txt")):
         rel = txt.relative_to(root).with_suffix("").as_posix()
-        if rel.startswith(EXCLUDED_FOLDERS):
+        if any(rel.startswith(folder + "/") for folder in EXCLUDED_FOLDERS):
             skipped["excluded_folder"] += 1
             continue
         png = txt.with_suffix(".png")
@@ -94,11 +95,15 @@ def find_stamps(root: Path) -> tuple[list[Stamp], Counter]:
 def unique_descriptions(stamps: list[Stamp]) -> tuple[list[Stamp], list[str]]:
     """Keep the first stamp (path order) of each English description; return the dropped ids."""
     seen: set[str] = set()
-    kept, dropped = [], []
-    for s in stamps:
-        key = s.english.casefold()
-        (dropped if key in seen else kept).append(s.id if key in seen else s)
-        seen.add(key)
+    kept: list[Stamp] = []
+    dropped: list[str] = []
+    for stamp in stamps:
+        key = stamp.english.casefold()
+        if key in seen:
+            dropped.append(stamp.id)
+        else:
+            seen.add(key)
+            kept.append(stamp)
     return kept, dropped
 
 
@@ -160,7 +165,7 @@ def build(
                 "A translation equal to the English line in a non-English locale is an "
                 "untranslated copy and is dropped (stats.untranslated_copies).",
             ],
-            stats={"stamps_described": len(found) + sum(skipped[k] for k in ("excluded_folder", "svg_only", "no_image", "no_english_description")),
+            stats={"stamps_described": len(found) + sum(n for k, n in skipped.items() if k != "unparsed_lines"),
                    "stamps": len(stamps), "skipped": dict(sorted(skipped.items())),
                    "duplicate_descriptions_dropped": duplicates,
                    "untranslated_copies": dict(sorted(untranslated.items()))},
