@@ -130,11 +130,12 @@ def test_default_model_finds_real_photos(tmp_path):
 
 
 def test_default_model_finds_tux_paint_photographs_in_four_languages(tmp_path):
-    """The 61 held-out Tux Paint test pictures (most are photographs, data/tuxpaint.md): each
-    description finds its picture among all 61 in the top 10 for at least half of them, as the card
-    says (R@10 en 63.9, de 65.6, zh 63.6, hi 42.6); stage 3, before Tux Paint was in training: 49 / 51 / 46 / 30."""
+    """The 61 held-out Tux Paint test pictures (most are photographs, data/tuxpaint.md): descriptions
+    find their picture among all 61 in the top 10 at least 55% of the time (hi: 35%), as the card says
+    (R@10 en 63.9, de 65.6, zh 63.6, hi 42.6); stage 3, before Tux Paint was in training: 49 / 51 / 46 / 30."""
     from mmembed.data.builders import build_dataset
     from mmembed.data.manifest import read_manifest, resolve_image
+    from mmembed.evaluation.metrics import first_relevant_rank, recall_at_k
 
     langs = {"en": 0.55, "de": 0.55, "zh": 0.55, "hi": 0.35}
     folder = build_dataset("tuxpaint", tmp_path / "tux", langs=list(langs))
@@ -148,11 +149,11 @@ def test_default_model_finds_tux_paint_photographs_in_four_languages(tmp_path):
     model = mmembed.load()
     gallery = model.encode_image([images[c] for c in concepts])
     for lang, floor in langs.items():
-        pairs = [(concepts.index(r.concept), r.caption) for r in records if r.lang == lang]
-        sim = model.similarity(model.encode_text([c for _, c in pairs]), gallery)
-        gold = np.array([i for i, _ in pairs])
-        ranks = (sim > sim[np.arange(len(pairs)), gold][:, None]).sum(1)
-        assert (ranks < 10).mean() >= floor, (lang, (ranks < 10).mean())
+        queries = [r for r in records if r.lang == lang]
+        sim = model.similarity(model.encode_text([r.caption for r in queries]), gallery)
+        relevant = np.array([[r.concept == c for c in concepts] for r in queries])
+        found = recall_at_k(first_relevant_rank(np.asarray(sim), relevant), 10)
+        assert found >= floor, (lang, found)
 
 
 def _shipped_adapters() -> list[str]:

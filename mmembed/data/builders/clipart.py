@@ -82,6 +82,15 @@ def flatten(png: Path, max_side: int):
     return image
 
 
+def write_flat_image(source: Path, folder: Path, image_id: str, max_side: int) -> str:
+    """Write `source` flattened (see `flatten`) to folder/images/<image_id>.png; return that path
+    relative to `folder`, as manifests store it."""
+    rel = f"images/{image_id}.png"
+    (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+    flatten(source, max_side).save(folder / rel, format="PNG")
+    return rel
+
+
 def _english_captions(concept: Concept, drawing: Drawing, meta: SvgMetadata,
                       collection_titles: set[str], source: str) -> list[tuple[str, str]]:
     """Add the English captions; return (word, kind) pairs to try against the CLDR lexicon."""
@@ -190,9 +199,7 @@ def build(
     with staging_dir(out) as tmp:
         records = []
         for drawing in drawings:
-            rel = f"images/{drawing.id}.png"
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            flatten(drawing.png, max_side).save(tmp / rel, format="PNG")
+            rel = write_flat_image(drawing.png, tmp, drawing.id, max_side)
             concept = Concept(f"clipart:{drawing.id}", image=rel)
             words = _english_captions(concept, drawing, metas[drawing.id], collection_titles, art_source)
             _cldr_captions(concept, words, lexicon, cldr_source, matched)

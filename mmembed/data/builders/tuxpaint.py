@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from mmembed.data.builders import sources
-from mmembed.data.builders.clipart import flatten
+from mmembed.data.builders.clipart import write_flat_image
 from mmembed.data.builders.concepts import Concept, lang_allowed, parse_langs, select
 from mmembed.data.builders.langcodes import to_cldr
 from mmembed.data.builders.output import DatasetCard, staging_dir, write_dataset
@@ -144,9 +144,7 @@ def build(
     with staging_dir(out) as tmp:
         records = []
         for stamp in stamps:
-            rel = f"images/{stamp.id}.png"
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            flatten(stamp.image, max_side).save(tmp / rel, format="PNG")
+            rel = write_flat_image(stamp.image, tmp, stamp.id, max_side)
             records.extend(_concept(stamp, rel, source, lang_set, untranslated).records(LICENSE))
         if not records:
             raise ValueError(f"no caption of any Tux Paint stamp is in langs={sorted(lang_set or [])}")
