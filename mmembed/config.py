@@ -99,6 +99,15 @@ class LoraConfig:
 
 
 @dataclass
+class LabelPriorConfig:
+    """Image embeddings nudged toward the model's own embeddings of the tower's top ImageNet labels
+    (mmembed.label_prior). Weight and top_k were chosen on the dev sets (adapters/*/README.md)."""
+
+    weight: float = 0.75  # prior added with this weight x the classifier's top-k probabilities
+    top_k: int = 5
+
+
+@dataclass
 class ModelConfig:
     name: str
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
@@ -113,6 +122,7 @@ class ModelConfig:
     # "random": nn.Linear's default init, for pooled states whose raw space is degenerate.
     head_init: Literal["identity", "random"] = "identity"
     matryoshka_dims: tuple[int, ...] = ()  # dims trained to be usable after truncation
+    label_prior: Optional[LabelPriorConfig] = None  # None: image embeddings come from the backbone alone
     image_trained: bool = False  # False until a projector has been trained: encode_image refuses
     description: str = ""
     version: str = "0"
@@ -134,6 +144,7 @@ class ModelConfig:
             "pooling": PoolingConfig,
             "prompt": PromptConfig,
             "lora": LoraConfig,
+            "label_prior": LabelPriorConfig,
         }
         for key, typ in sub.items():
             if data.get(key) is not None:

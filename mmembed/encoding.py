@@ -31,6 +31,7 @@ class EncodeInputError(ValueError):
 class Item:
     plan: SequencePlan
     image: Any = None  # image input for plans with visual tokens
+    label_prior: bool = False  # an image alone: the model's label prior (if it has one) applies
 
 
 def _check_texts(texts, what: str = "text") -> list[str]:
@@ -95,14 +96,31 @@ def run_items(
         with torch.inference_mode():
             for idx in tqdm(batches, desc=f"encode ({model.name})", unit="batch", disable=not show):
                 imgs = [(i, items[i].image) for i in idx if items[i].plan.num_visual]
-                visual = None
+                visual = features = None
                 if imgs:
                     pixels = model.pixels([img for _, img in imgs], indices=[i for i, _ in imgs])
-                    visual = model.visual_tokens(pixels)
-                out[idx] = model([items[i].plan for i in idx], visual).float().cpu()  # the model may sit on a GPU
+                    features = model.image_features(pixels)  # (n_img, c, h, w)
+                    visual = model.project_features(features)
+                emb = model([items[i].plan for i in idx], visual)  # (b, D)
+                if features is not None and model.label_prior is not None:
+                    emb = _apply_label_prior(model, emb, idx, [i for i, _ in imgs], features, items)
+                out[idx] = emb.float().cpu()  # the model may sit on a GPU
     finally:
         model.train(was_training)
     return out
+
+
+def _apply_label_prior(model, emb, idx, img_idx, features, items) -> torch.Tensor:
+    """Label prior on the rows of `emb` (batch order `idx`) that are images alone; `features` rows follow `img_idx`."""
+    rows = [r for r, i in enumerate(img_idx) if items[i].label_prior]
+    if not rows:
+        return emb
+    where = {i: b for b, i in enumerate(idx)}
+    at = torch.tensor([where[img_idx[r]] for r in rows], device=emb.device)
+    logits = model.image_tower.forward_head(features[rows])  # (n, C)
+    emb = emb.clone()
+    emb[at] = model.label_prior(emb[at].float(), logits).to(emb.dtype)
+    return emb
 
 
 def encode_text(
@@ -135,7 +153,8 @@ def encode_image(
     if images:
         _require_images(model)
     plans = model.text.image_plans(len(images), model.num_visual_tokens, instruction) if images else []
-    emb = run_items(model, [Item(p, img) for p, img in zip(plans, images)], batch_size=batch_size, progress=progress)
+    items = [Item(p, img, label_prior=True) for p, img in zip(plans, images)]
+    emb = run_items(model, items, batch_size=batch_size, progress=progress)
     return _finish(emb, model, dim, as_tensor)
 
 
@@ -166,7 +185,7 @@ def encode_mixed(
             texts.append(x)
         elif _is_image(x):
             _require_images(model)
-            built[i] = Item(model.text.image_plans(1, model.num_visual_tokens, instruction)[0], x)
+            built[i] = Item(model.text.image_plans(1, model.num_visual_tokens, instruction)[0], x, label_prior=True)
         elif isinstance(x, tuple) and len(x) == 2 and _is_image(x[0]) and isinstance(x[1], str):
             _require_images(model)
             fused_idx.append(i)

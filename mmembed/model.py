@@ -15,6 +15,7 @@ from torch import nn
 from .backbone import attention_bias, hidden_size, input_embeddings, load_backbone, position_ids_from_mask
 from .config import ModelConfig
 from .images import images_to_tensor
+from .label_prior import IMAGENET_CLASSES, LabelPrior
 from .pooling import Pooler
 from .text_frontend import SequencePlan, TextFrontend
 from .tokenizer import TextTokenizer
@@ -45,6 +46,9 @@ class MMEmbedModel(nn.Module):
         self.backbone.requires_grad_(False)  # the base stays frozen; LoRA adds the trainable part
         if config.lora is not None:
             self.add_lora()
+        self.label_prior: Optional[LabelPrior] = None
+        if config.label_prior is not None:
+            self.add_label_prior()
         self.eval()
 
     # ---- construction helpers -------------------------------------------------------------
@@ -63,6 +67,18 @@ class MMEmbedModel(nn.Module):
         for name, module in self.backbone.named_modules():
             if "lora_" in name:
                 module.float()  # adapters train in fp32 even when the frozen base is bf16
+
+    def add_label_prior(self) -> None:
+        """Attach the label prior (config.label_prior); its label embeddings start at zero (no effect)
+        until mmembed.label_prior.refresh_label_embeddings fills them."""
+        cfg = self.config.label_prior
+        num_classes = int(getattr(self.image_tower, "num_classes", 0) or 0)
+        if cfg is None or num_classes != IMAGENET_CLASSES:
+            raise ValueError(
+                f"model {self.name!r}: label_prior needs an image tower with its ImageNet-1k classifier "
+                f"({IMAGENET_CLASSES} classes), this one has {'no tower' if self.image_tower is None else num_classes}"
+            )
+        self.label_prior = LabelPrior(cfg, num_classes, self.dim)
 
     def set_lora_merged(self, merged: bool) -> None:
         """Fold LoRA into the base weights (inference: as fast as the plain backbone) or take it back
@@ -102,10 +118,15 @@ class MMEmbedModel(nn.Module):
         """(b, 3, s, s) normalized pixels -> (b, k, d) visual tokens."""
         if self.image_tower is None or self.projector is None:
             raise RuntimeError(f"model {self.name!r} has no image tower")
+        return self.projector(self.image_features(pixels))
+
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(b, 3, s, s) normalized pixels -> (b, c, h, w) tower feature map."""
+        if self.image_tower is None:
+            raise RuntimeError(f"model {self.name!r} has no image tower")
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.image_tower.parameters())
         with torch.set_grad_enabled(grad):
-            features = self.image_tower.forward_features(pixels.to(self.logit_scale.device))  # (b, c, h, w)
-        return self.projector(features)
+            return self.image_tower.forward_features(pixels.to(self.logit_scale.device))
 
     def project_features(self, features: torch.Tensor) -> torch.Tensor:
         """(b, c, h, w) cached tower features -> (b, k, d): training reuses features of a frozen tower."""

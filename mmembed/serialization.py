@@ -46,19 +46,44 @@ def model_card(model, extra: str = "") -> str:
         f"- pooling: {c.pooling.kind} over the output of "
         f"{'all layers' if c.backbone.num_layers is None else f'the first {c.backbone.num_layers} layers'}"
         f"{'' if c.backbone.final_norm else ' (no final norm)'}; embedding dim: {model.dim}; Matryoshka dims: {list(c.matryoshka_dims) or 'none'}\n"
-        f"- LoRA: {c.lora if c.lora else 'none'}\n\n"
+        f"- LoRA: {c.lora if c.lora else 'none'}\n"
+        f"- label prior (mmembed/label_prior.py): {c.label_prior if c.label_prior else 'none'}\n\n"
         "This folder holds only the trained parts (safetensors); base weights load from their packages.\n"
         f"{extra}"
     )
 
 
+def _check_replaceable(folder: Path) -> None:
+    """Saving replaces the folder: only a new, empty or earlier-saved model folder may be replaced."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise CheckpointError(f"cannot save a model to {folder}: it is a file, not a folder")
+    if any(folder.iterdir()) and not (folder / CONFIG).is_file():
+        raise CheckpointError(
+            f"cannot save a model to {folder}: it is a non-empty folder that is not a saved mmembed model "
+            f"(no {CONFIG}), and saving replaces the whole folder; pass a new or empty folder"
+        )
+
+
 def save_model(model, folder, card_extra: str = "") -> Path:
+    """Write the model to `folder` atomically. Replacing an earlier-saved model keeps that folder's
+    other files (a train_log.jsonl, notes); any other non-empty folder is refused, never emptied."""
     folder = Path(folder)
+    _check_replaceable(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
+        if folder.is_dir():
+            for extra in folder.iterdir():
+                if extra.name in (WEIGHTS, CONFIG, "README.md"):
+                    continue
+                if extra.is_dir() and not extra.is_symlink():
+                    shutil.copytree(extra, tmp / extra.name, symlinks=True)
+                else:
+                    shutil.copy2(extra, tmp / extra.name, follow_symlinks=False)
         save_file(trained_state_dict(model), str(tmp / WEIGHTS), metadata={"format": "pt", "mmembed": "1"})
         (tmp / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2, ensure_ascii=False))
         for f in tmp.iterdir():

@@ -226,3 +226,29 @@ def test_interrupted_cache_build_leaves_nothing(tmp_path):
         cached_build("thing", build, home=tmp_path)
     assert not (tmp_path / "thing").exists()
     assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_saving_never_empties_a_folder_that_is_not_a_model(tiny, tmp_path):
+    from mmembed.serialization import CheckpointError
+
+    photos = tmp_path / "Pictures"
+    photos.mkdir()
+    (photos / "holiday.jpg").write_bytes(b"precious")
+    with pytest.raises(CheckpointError, match=r"Pictures: it is a non-empty folder that is not a saved mmembed model"):
+        tiny.save(photos)
+    assert sorted(p.name for p in photos.iterdir()) == ["holiday.jpg"]
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(CheckpointError, match="it is a file, not a folder"):
+        tiny.save(tmp_path / "afile")
+    # replacing an earlier-saved model keeps the files that sit beside it (a training log, notes)
+    tiny.save(tmp_path / "model")
+    (tmp_path / "model" / "train_log.jsonl").write_text('{"step": 1}\n')
+    (tmp_path / "model" / "notes").mkdir()
+    (tmp_path / "model" / "notes" / "a.txt").write_text("kept")
+    tiny.save(tmp_path / "model")
+    assert (tmp_path / "model" / "train_log.jsonl").read_text() == '{"step": 1}\n'
+    assert (tmp_path / "model" / "notes" / "a.txt").read_text() == "kept"
+    tiny.save(tmp_path / "empty")  # a new folder, and an empty one, are fine
+    (tmp_path / "empty2").mkdir()
+    tiny.save(tmp_path / "empty2")
+    assert (tmp_path / "empty2" / "config.json").is_file()

@@ -339,3 +339,22 @@ def test_a_bad_dev_set_stops_training_before_step_one(dataset, tmp_path, dev, ma
     with pytest.raises((ValueError, FileNotFoundError), match=match):
         Trainer(_cfg(dataset, tmp_path / "r", dev=[spec]), progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_label_prior_is_filled_from_the_trained_text_path_at_export(dataset, tmp_path):
+    from mmembed import load
+    from mmembed.config import LabelPriorConfig
+    from mmembed.label_prior import imagenet_class_names
+
+    cfg = _cfg(dataset, tmp_path / "r", steps=2, label_prior=LabelPriorConfig(weight=0.5, top_k=3))
+    trainer = Trainer(cfg, progress=False)
+    trainer.run()
+    model = load(str(trainer.export(tmp_path / "exported")))
+    assert model.config.label_prior == LabelPriorConfig(weight=0.5, top_k=3)
+    names = imagenet_class_names()
+    np.testing.assert_allclose(model.label_prior.label_embeddings[:4].numpy(), model.encode_text(names[:4]), atol=1e-5)
+    # the TOML table is typed: a misspelt key is named
+    with pytest.raises(ValueError, match=r"\[label_prior\]: unknown fields \['wieght'\]"):
+        TrainConfig.from_dict({"sources": [{"name": "a", "path": "x.jsonl"}], "label_prior": {"wieght": 1.0}})
+    assert TrainConfig.from_dict({"sources": [{"name": "a", "path": "x.jsonl"}], "label_prior": {"weight": 0.25}}).label_prior == \
+        LabelPriorConfig(weight=0.25)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+from ..config import LabelPriorConfig
+
 
 @dataclass
 class SourceSpec:
@@ -59,6 +61,8 @@ class TrainConfig:
     checkpoint_every: int = 50
     eval_every: int = 50
     keep_checkpoints: int = 2
+    # [label_prior] table: give the trained model a label prior (mmembed.label_prior); a base's own is kept
+    label_prior: Optional[LabelPriorConfig] = None
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "TrainConfig":
@@ -79,6 +83,8 @@ class TrainConfig:
             raise ValueError(f"{where}: unknown fields {sorted(unknown)}; known: {sorted(known)}")
         data["sources"] = [_sub(SourceSpec, s, f"{where} [[sources]]") for s in data.get("sources", [])]
         data["dev"] = [_sub(DevSpec, s, f"{where} [[dev]]") for s in data.get("dev", [])]
+        if data.get("label_prior") is not None:
+            data["label_prior"] = _sub(LabelPriorConfig, data["label_prior"], f"{where} [label_prior]")
         cfg = cls(**data)
         if not cfg.sources:
             raise ValueError(f"{where}: no [[sources]]: nothing to train on")

@@ -22,6 +22,7 @@ import torch
 
 from ..config import LoraConfig
 from ..model import MMEmbedModel
+from ..label_prior import refresh_label_embeddings
 from ..serialization import load_model, save_model, trained_state_dict
 from .config import TrainConfig
 from .devset import dev_metrics, load_dev_set
@@ -78,6 +79,9 @@ def build_model(cfg: TrainConfig) -> MMEmbedModel:
         if model.config.image_tower is None:
             raise ValueError(f"unfreeze_tower_blocks is set but base {cfg.base!r} has no image tower")
         model.config.image_tower.frozen = False  # its weights are then saved with the trained parts
+    if cfg.label_prior is not None:
+        model.config.label_prior = cfg.label_prior
+        model.add_label_prior()  # filled from the trained text path before dev scoring and export
     model.config.name = cfg.name
     # the base's description ("untrained ... the training starting point") no longer holds
     model.config.description = f"{cfg.name}: trained by `mmembed train` from {cfg.base!r} ({cfg.steps} steps asked)."
@@ -221,6 +225,8 @@ class Trainer:
     def evaluate(self) -> dict:
         self.model.eval()
         try:
+            if any(d.anchor_kind == "image" for d in self.dev_sets):
+                refresh_label_embeddings(self.model)  # image dev sets are scored as users will see them
             return {d.spec.name: dev_metrics(self.model, d) for d in self.dev_sets}
         finally:
             self._train_mode()
@@ -255,4 +261,5 @@ class Trainer:
     def export(self, folder: str | Path, card_extra: str = "") -> Path:
         """Save the trained model (trained parts only) as a loadable folder, e.g. adapters/NAME."""
         self.model.eval()
+        refresh_label_embeddings(self.model)
         return save_model(self.model, folder, card_extra=card_extra)
