@@ -47,7 +47,7 @@ def model_card(model, extra: str = "") -> str:
         f"{'all layers' if c.backbone.num_layers is None else f'the first {c.backbone.num_layers} layers'}"
         f"{'' if c.backbone.final_norm else ' (no final norm)'}; embedding dim: {model.dim}; Matryoshka dims: {list(c.matryoshka_dims) or 'none'}\n"
         f"- LoRA: {c.lora if c.lora else 'none'}\n"
-        f"- label prior (mmembed/label_prior.py): {c.label_prior if c.label_prior else 'none'}\n\n"
+        f"- label prior (mmembed/label_prior.py): {c.label_prior if getattr(model, 'label_prior', None) is not None else 'none'}\n\n"
         "This folder holds only the trained parts (safetensors); base weights load from their packages.\n"
         f"{extra}"
     )
@@ -85,7 +85,10 @@ def save_model(model, folder, card_extra: str = "") -> Path:
                 else:
                     shutil.copy2(extra, tmp / extra.name, follow_symlinks=False)
         save_file(trained_state_dict(model), str(tmp / WEIGHTS), metadata={"format": "pt", "mmembed": "1"})
-        (tmp / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2, ensure_ascii=False))
+        config = model.config.to_dict()
+        if getattr(model, "label_prior", None) is None:
+            config["label_prior"] = None  # switched off with `model.label_prior = None`: saved as off
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
         for f in tmp.iterdir():
             f.chmod(0o644)  # mkdtemp/safetensors give 0600: a shipped model must be readable by all
         tmp.chmod(0o755)

@@ -106,6 +106,12 @@ def test_label_embeddings_are_saved_and_loaded(tmp_path):
     assert loaded.config.label_prior == LabelPriorConfig(weight=0.75, top_k=5)
     torch.testing.assert_close(loaded.label_prior.label_embeddings, model.label_prior.label_embeddings)
     np.testing.assert_array_equal(loaded.encode_image(IMAGES), model.encode_image(IMAGES))
+    # switched off (as the model card says: `model.label_prior = None`), it saves and loads as off
+    loaded.label_prior = None
+    loaded.save(tmp_path / "off")
+    off = mmembed.load(str(tmp_path / "off"))
+    assert off.config.label_prior is None and off.label_prior is None
+    np.testing.assert_array_equal(off.encode_image(IMAGES), loaded.encode_image(IMAGES))
 
 
 def test_a_model_without_a_classifier_cannot_have_a_label_prior():
