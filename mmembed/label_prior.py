@@ -8,9 +8,10 @@ photographs far better than our projector, trained mostly on emoji and drawings,
     embedding     = normalize(e_image + weight * prior)
 
 p is not renormalized over the top k, so the classifier's confidence gates the prior: a photograph
-it is sure of gets nearly `weight` of prior, an emoji or a drawing outside ImageNet's domain (median
-top-1 probability ~0.2 on our emoji and clip-art dev sets) little. The class names are embedded by the same text path as queries,
-so a Swahili query meets the prior in the model's multilingual space, not through English labels.
+it is sure of gets nearly `weight` of prior, an emoji or a drawing outside ImageNet's domain
+(median top-1 probability ~0.2 on our emoji and clip-art dev sets) little. The class names are
+embedded by the same text path as queries, so a Swahili query meets the prior in the model's
+multilingual space, not through English labels.
 
 L is a buffer saved with the model. It depends on the text path, so `refresh_label_embeddings`
 recomputes it after training changes that path (the trainer calls it before dev scoring and export).
