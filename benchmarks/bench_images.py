@@ -4,7 +4,9 @@ Whole path = decode + letterbox (PIL) -> EfficientNet-Lite0 (fp32) -> projector 
 (the config's dtype, printed; LoRA attached as the trained model runs) -> pooling, through
 `model.encode_image`. The
 projector is untrained: `image_trained=True` is set for this SPEED-ONLY run (the embeddings
-are noise). A breakdown times the stages separately on the same batch.
+are noise). A breakdown times the stages separately on the same batch. A last line times the
+label prior (mmembed/label_prior.py: the tower's classifier + top-k label mix) at 4 tokens, with
+and without it in one process, best of 2 alternating runs.
 
     flock /tmp/mmembed-heavy.lock python benchmarks/bench_images.py [--images 64] [--batch 32]
 """
@@ -31,14 +33,32 @@ def sample_images(n: int) -> list:
     return [rng.integers(0, 255, (256, 256, 3), dtype=np.uint8) for _ in range(n)]
 
 
-def build(config: str, tokens: int):
+def build(config: str, tokens: int, label_prior: bool = False):
     import mmembed
+    from mmembed.config import LabelPriorConfig
     from mmembed.model import MMEmbedModel
 
     cfg = mmembed.get_config(config)
     cfg.projector.num_visual_tokens = tokens
     cfg.image_trained = True  # speed only: the projector is random
+    cfg.label_prior = LabelPriorConfig() if label_prior else None  # zero label embeddings: same compute
     return MMEmbedModel(cfg)
+
+
+def label_prior_overhead(config: str, images, batch: int) -> None:
+    model = build(config, 4, label_prior=True)
+    prior = model.label_prior
+    model.encode_image(images[:batch], batch_size=batch)  # warm-up
+    best = {"with": float("inf"), "without": float("inf")}
+    for _ in range(2):
+        for name in best:
+            model.label_prior = prior if name == "with" else None
+            t = time.perf_counter()
+            model.encode_image(images, batch_size=batch)
+            best[name] = min(best[name], time.perf_counter() - t)
+    n = len(images)
+    print(f"label prior at 4 tokens: {n / best['with']:.1f} images/s with, {n / best['without']:.1f} without "
+          f"(time ratio {best['with'] / best['without']:.3f})")
 
 
 def stage_times(model, images, batch: int) -> dict[str, float]:
@@ -90,6 +110,7 @@ def main() -> None:
               f"{1000 * stages['preprocess']:>8.1f} {1000 * stages['tower+projector']:>8.1f} "
               f"{1000 * stages['backbone+pool']:>9.1f}")
         del model
+    label_prior_overhead(args.config, images, args.batch)
 
 
 if __name__ == "__main__":
