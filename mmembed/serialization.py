@@ -89,8 +89,8 @@ def save_model(model, folder, card_extra: str = "") -> Path:
         if getattr(model, "label_prior", None) is None:
             config["label_prior"] = None  # switched off with `model.label_prior = None`: saved as off
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
-        for f in tmp.iterdir():
-            f.chmod(0o644)  # mkdtemp/safetensors give 0600: a shipped model must be readable by all
+        for name in (WEIGHTS, CONFIG):  # files kept from an earlier save keep their own modes
+            (tmp / name).chmod(0o644)  # mkdtemp/safetensors give 0600: a shipped model must be readable by all
         tmp.chmod(0o755)
         readme = folder / "README.md"
         # keep a hand-written model card if there is one; otherwise write the generated one

@@ -248,6 +248,8 @@ def test_saving_never_empties_a_folder_that_is_not_a_model(tiny, tmp_path):
     tiny.save(tmp_path / "model")
     assert (tmp_path / "model" / "train_log.jsonl").read_text() == '{"step": 1}\n'
     assert (tmp_path / "model" / "notes" / "a.txt").read_text() == "kept"
+    assert (tmp_path / "model" / "notes").stat().st_mode & 0o111  # still a folder one can enter
+    assert (tmp_path / "model" / "config.json").stat().st_mode & 0o777 == 0o644
     tiny.save(tmp_path / "empty")  # a new folder, and an empty one, are fine
     (tmp_path / "empty2").mkdir()
     tiny.save(tmp_path / "empty2")
