@@ -97,3 +97,24 @@ def test_empty_task_set_and_bad_manifest_are_errors(data, tmp_path):
     bad.write_text('{"concept": "a", "caption": "x", "lang": "en", "image": "gone.png"}\n')
     res = runner.invoke(app, ["eval", "--model", "tiny-random", "--data", str(bad)])
     assert res.exit_code == 2 and "mine.jsonl:1: image 'gone.png' does not exist" in res.output
+
+
+def test_label_prior_is_on_by_default_and_can_be_switched_off(data, tmp_path):
+    """--no-label-prior scores an mmembed model without its label prior; results say which was used."""
+    import mmembed
+    from mmembed.config import LabelPriorConfig
+    from mmembed.label_prior import refresh_label_embeddings
+    from mmembed.model import MMEmbedModel
+
+    cfg = mmembed.get_config("tiny-random")
+    cfg.label_prior = LabelPriorConfig(weight=0.5, top_k=3)
+    model = MMEmbedModel(cfg)
+    refresh_label_embeddings(model)
+    model.save(tmp_path / "with-prior")
+    for flags, expected in (((), {"weight": 0.5, "top_k": 3}), (("--no-label-prior",), None)):
+        out = tmp_path / ("off" if flags else "on")
+        res = _eval("--model", tmp_path / "with-prior", "--data", data, "--out", out, "--tasks", "t2i", "--no-plots", *flags)
+        assert res.exit_code == 0, res.output
+        payload = json.loads((out / "results.json").read_text())
+        assert payload["encoders"][0]["label_prior"] == expected
+        assert payload["settings"]["label_prior"] is (expected is not None)

@@ -35,6 +35,7 @@ def run_eval_command(
     openclip_steps: Optional[int],
     plots: bool,
     console=None,
+    label_prior: bool = True,
 ) -> dict:
     """The whole command as a function (the CLI wraps it; tests and notebooks may call it)."""
     from rich.console import Console
@@ -71,7 +72,7 @@ def run_eval_command(
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
     opts = EncoderOptions(seed=seed, batch_size=batch_size, train_data=tuple(train),
-                          openclip_budget_s=openclip_budget, openclip_steps=openclip_steps)
+                          openclip_budget_s=openclip_budget, openclip_steps=openclip_steps, label_prior=label_prior)
     console.print(f"eval: {len(task_list)} tasks on {', '.join(ds.name for ds in datasets)}; encoders: {', '.join(names)}")
 
     def progress(er, results):
@@ -87,7 +88,7 @@ def run_eval_command(
     console.print(summary_table(run))
     settings = _settings(tasks=task_names, encoders=names, data=[str(d) for d in data], split=split, limit=limit,
                          langs=sorted(lang_set) if lang_set else None, seed=seed, batch_size=batch_size,
-                         openclip_budget_s=openclip_budget, openclip_steps=openclip_steps)
+                         openclip_budget_s=openclip_budget, openclip_steps=openclip_steps, label_prior=label_prior)
     ds_info = [{"name": ds.name, "manifest": str(ds.manifest), "records": len(ds.records),
                 "concepts": len(ds.concepts), "langs": len(ds.langs)} for ds in datasets]
     payload = results_payload(run, settings, ds_info, notes)
@@ -121,11 +122,12 @@ def register(app: typer.Typer) -> None:
         openclip_budget: float = typer.Option(300.0, "--openclip-budget", help="Training seconds for openclip-scratch (match the adapter's wall time)."),
         openclip_steps: Optional[int] = typer.Option(None, "--openclip-steps", help="Train openclip-scratch for exactly N steps instead (reproducible)."),
         plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots."),
+        label_prior: bool = typer.Option(True, "--label-prior/--no-label-prior", help="Keep mmembed models' label prior (mmembed/label_prior.py) on images; --no-label-prior scores them without it."),
     ) -> None:
         """Score models and baselines on retrieval, zero-shot and bitext tasks: table, JSON, plots."""
         try:
             run_eval_command(model, tasks, data, out, baselines, limit, langs, seed, split, batch_size,
-                             openclip_budget, openclip_steps, plots)
+                             openclip_budget, openclip_steps, plots, label_prior=label_prior)
         except EvalUsageError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None

@@ -7,6 +7,7 @@ in memory at once.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, Sequence, runtime_checkable
@@ -59,7 +60,8 @@ class MMEmbedEncoder:
         cfg = self.model.config
         return {"kind": "mmembed", "description": cfg.description, "dim": self.model.dim,
                 "pooling": cfg.pooling.kind, "backbone": cfg.backbone.name_or_path,
-                "visual_tokens": cfg.projector.num_visual_tokens if "image" in self.modalities else None}
+                "visual_tokens": cfg.projector.num_visual_tokens if "image" in self.modalities else None,
+                "label_prior": None if getattr(self.model, "label_prior", None) is None else dataclasses.asdict(self.model.label_prior.cfg)}
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class EncoderOptions:
     openclip_budget_s: float = 300.0
     openclip_steps: Optional[int] = None  # fixed step count: exact reproduction of a budgeted run
     openclip_tokenizer: str = "gemma3-270m"  # packaged backbone name, tokenizer folder, or 'bytes'
+    label_prior: bool = True  # False: mmembed models are scored with their label prior switched off
 
 
 def _mmembed(name: str, opts: EncoderOptions) -> Encoder:
@@ -80,7 +83,10 @@ def _mmembed(name: str, opts: EncoderOptions) -> Encoder:
     import mmembed
 
     torch.manual_seed(opts.seed)  # random-init parts (tiny models, untrained heads) are seeded
-    return MMEmbedEncoder(mmembed.load(name), batch_size=opts.batch_size)
+    model = mmembed.load(name)
+    if not opts.label_prior:
+        model.label_prior = None
+    return MMEmbedEncoder(model, batch_size=opts.batch_size)
 
 
 def _e5(name: str, opts: EncoderOptions) -> Encoder:
