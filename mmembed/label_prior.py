@@ -53,8 +53,8 @@ class LabelPrior(nn.Module):
         """(n, D) L2-normalized image embeddings, (n, C) classifier logits -> (n, D) L2-normalized."""
         probs = logits.float().softmax(dim=-1)
         top = probs.topk(self.cfg.top_k, dim=-1)  # values, indices: (n, k)
-        labels = self.label_embeddings.to(image_emb.device)[top.indices]  # (n, k, D)
-        prior = (top.values.unsqueeze(-1).to(image_emb.device) * labels).sum(dim=1)  # (n, D)
+        labels = self.label_embeddings[top.indices]  # (n, k, D); a buffer, so on the model's device
+        prior = (top.values.unsqueeze(-1) * labels).sum(dim=1)  # (n, D)
         return nn.functional.normalize(image_emb + self.cfg.weight * prior, dim=-1)
 
 

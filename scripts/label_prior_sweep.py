@@ -10,7 +10,6 @@ because the prior is applied inside encode_image.
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
 
 import numpy as np
 
@@ -18,6 +17,7 @@ import mmembed
 from mmembed.config import LabelPriorConfig
 from mmembed.evaluation.data import load_eval_data
 from mmembed.evaluation.encoders import MMEmbedEncoder
+from mmembed.evaluation.report import summarize
 from mmembed.evaluation.runner import Embedder, score_task
 from mmembed.evaluation.tasks import build_tasks
 from mmembed.label_prior import LabelPrior, refresh_label_embeddings
@@ -47,10 +47,8 @@ def main() -> None:
             model.label_prior = prior
             prior.cfg = LabelPriorConfig(weight=setting[0], top_k=setting[1])
         embedder.cache = {k: v for k, v in embedder.cache.items() if k[0] == "text"}  # images again, texts kept
-        scores = defaultdict(list)
-        for task in tasks:
-            scores[f"{task.kind} {task.dataset}"].append(score_task(embedder, task).metrics["R@1"])
-        cols = {k: 100 * float(np.mean(v)) for k, v in sorted(scores.items())}
+        means = summarize([score_task(embedder, task) for task in tasks])  # mean over languages
+        cols = dict(sorted((f"{m['task']} {m['dataset']}", 100 * m["mean"]["R@1"]) for m in means))
         if header is None:
             header = list(cols)
             print("| prior | " + " | ".join(header) + " | mean |")
