@@ -2,7 +2,9 @@
 
 Every failure names the input and says what is wrong: a missing file, a file that is not an
 image, a truncated file, an array of the wrong shape. Odd modes (RGBA, palette, 16-bit, CMYK,
-grayscale) are converted; transparency is flattened onto white.
+grayscale) are converted; transparency is flattened onto white. Files and PIL images are turned
+upright by their EXIF orientation, as every photo viewer shows them (phone photos are often stored
+sideways with an orientation tag).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
 
@@ -67,7 +69,24 @@ def open_image(item: ImageInput, index: int = 0) -> Image.Image:
         raise ImageInputError(f"{where}: expected a path, PIL.Image or numpy array, got {type(item).__name__}")
     if img.width < 1 or img.height < 1:
         raise ImageInputError(f"{where}: has no pixels ({img.width}x{img.height})")
-    return to_rgb(img)
+    return to_rgb(upright(img))
+
+
+EXIF_ORIENTATION = 0x0112  # 1 = upright; 2-8 = mirrored and/or rotated by 90/180/270 degrees
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """The image as viewers display it: its EXIF orientation applied (a no-op without a tag).
+
+    Damaged EXIF data is metadata, not pixels: the image is kept as stored rather than refused.
+    """
+    try:
+        orientation = img.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # PIL raises many types on malformed EXIF blocks
+        return img
+    if orientation in (None, 1) or not isinstance(orientation, int) or not 2 <= orientation <= 8:
+        return img
+    return ImageOps.exif_transpose(img)
 
 
 def _from_array(arr: np.ndarray, where: str) -> Image.Image:

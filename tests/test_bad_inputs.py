@@ -127,6 +127,37 @@ def test_uint16_and_float_arrays():
     assert open_image(np.full((4, 4, 3), 0.5, np.float32)).getpixel((0, 0)) == (128, 128, 128)
 
 
+def _sideways(upright: Image.Image, orientation: int) -> Image.Image:
+    """The stored pixels a camera writes for `upright` with this EXIF orientation tag."""
+    stored = {3: upright.transpose(Image.Transpose.ROTATE_180),
+              6: upright.transpose(Image.Transpose.ROTATE_90),  # viewers rotate 90 degrees clockwise back
+              8: upright.transpose(Image.Transpose.ROTATE_270),
+              2: upright.transpose(Image.Transpose.FLIP_LEFT_RIGHT)}[orientation]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored.info["exif"] = exif.tobytes()
+    return stored
+
+
+@pytest.mark.parametrize("orientation", [2, 3, 6, 8])
+def test_exif_orientation_is_applied_to_files_and_pil_images(tiny, tmp_path, orientation):
+    pixels = np.random.default_rng(orientation).integers(0, 255, (24, 40, 3), dtype=np.uint8)  # landscape, asymmetric
+    upright = Image.fromarray(pixels)
+    stored = _sideways(upright, orientation)
+    path = tmp_path / f"phone-{orientation}.png"
+    stored.save(path, exif=stored.info["exif"])
+    assert np.array_equal(np.asarray(open_image(path)), pixels)
+    assert np.array_equal(np.asarray(open_image(Image.open(path))), pixels)
+    e = tiny.encode_image([path, pixels])
+    assert np.allclose(e[0], e[1], atol=1e-5)
+
+
+def test_damaged_exif_keeps_the_image_as_stored(tmp_path):
+    path = tmp_path / "bad-exif.png"
+    Image.new("RGB", (8, 4), (9, 8, 7)).save(path, exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\xff\xff")
+    assert open_image(path).size == (8, 4)
+
+
 def test_huge_image(tiny, tmp_path):
     path = tmp_path / "huge.jpg"
     Image.new("RGB", (10000, 10000), (10, 20, 30)).save(path, quality=50)
