@@ -18,7 +18,7 @@ recomputes it after training changes that path (the trainer calls it before dev 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 import torch
 from torch import nn
@@ -49,11 +49,16 @@ class LabelPrior(nn.Module):
         self.cfg = cfg
         self.register_buffer("label_embeddings", torch.zeros(num_classes, dim))  # (C, D), filled by refresh
 
-    def forward(self, image_emb: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """(n, D) L2-normalized image embeddings, (n, C) classifier logits -> (n, D) L2-normalized."""
+    def forward(self, image_emb: torch.Tensor, logits: torch.Tensor, label_embeddings: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(n, D) L2-normalized image embeddings, (n, C) classifier logits -> (n, D) L2-normalized.
+
+        `label_embeddings` (C, D) replaces the buffer: training passes the class names' embeddings
+        computed through the head it trains, so gradients flow into them.
+        """
+        table = self.label_embeddings if label_embeddings is None else label_embeddings
         probs = logits.float().softmax(dim=-1)
         top = probs.topk(self.cfg.top_k, dim=-1)  # values, indices: (n, k)
-        labels = self.label_embeddings[top.indices]  # (n, k, D); a buffer, so on the model's device
+        labels = table[top.indices]  # (n, k, D); the buffer moves with the model
         prior = (top.values.unsqueeze(-1) * labels).sum(dim=1)  # (n, D)
         return nn.functional.normalize(image_emb + self.cfg.weight * prior, dim=-1)
 

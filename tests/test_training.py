@@ -358,3 +358,33 @@ def test_label_prior_is_filled_from_the_trained_text_path_at_export(dataset, tmp
         TrainConfig.from_dict({"sources": [{"name": "a", "path": "x.jsonl"}], "label_prior": {"wieght": 1.0}})
     assert TrainConfig.from_dict({"sources": [{"name": "a", "path": "x.jsonl"}], "label_prior": {"weight": 0.25}}).label_prior == \
         LabelPriorConfig(weight=0.25)
+
+
+def test_label_prior_in_loss_gives_training_anchors_the_embeddings_users_get(dataset, tmp_path):
+    from mmembed.config import LabelPriorConfig
+    from mmembed.label_prior import refresh_label_embeddings
+    from mmembed.training.embedder import LabelPriorInLossError
+
+    prior = LabelPriorConfig(weight=0.75, top_k=5)
+    trainer = Trainer(_cfg(dataset, tmp_path / "r", steps=2, label_prior=prior, label_prior_in_loss=True), progress=False)
+    model = trainer.model
+    with torch.no_grad():  # a random classifier is unsure of everything (a near-zero prior): make it sure
+        model.image_tower.get_classifier().weight.mul_(200.0)
+        model.image_tower.get_classifier().bias[7] += 30.0  # of class 7 above all
+    model.eval()
+    refresh_label_embeddings(model)
+    batch = [p for p in trainer.sampler.batch(0, 16) if p.image is not None][:4]
+    assert batch
+    with torch.no_grad():
+        anchors = trainer.embedder.pairs(batch)[0].numpy()
+        plain = PairEmbedder(model).pairs(batch)[0].numpy()
+    users = model.encode_image([p.image for p in batch])
+    np.testing.assert_allclose(anchors, users, atol=1e-5)  # what the loss sees is what encode_image gives
+    assert np.abs(plain - users).max() > 1e-2  # and the prior did move them
+    trainer._train_mode()
+    assert trainer.run()["step"] == 2  # trains end to end (the class-name table through the head)
+    # what it cannot give is refused by name, before any step
+    with pytest.raises(LabelPriorInLossError, match="has no label prior"):
+        Trainer(_cfg(dataset, tmp_path / "no-prior", label_prior_in_loss=True), progress=False)
+    with pytest.raises(LabelPriorInLossError, match="needs freeze_lora"):
+        Trainer(_cfg(dataset, tmp_path / "lora", lora_r=4, label_prior=prior, label_prior_in_loss=True), progress=False)

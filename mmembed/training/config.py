@@ -63,6 +63,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     # [label_prior] table: give the trained model a label prior (mmembed.label_prior); a base's own is kept
     label_prior: Optional[LabelPriorConfig] = None
+    label_prior_in_loss: bool = False  # image anchors get the prior in the loss too (needs freeze_lora)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "TrainConfig":

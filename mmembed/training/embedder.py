@@ -7,6 +7,9 @@ reads (adaptive pooling of a constant map is the map itself).
 A frozen backbone with a parameter-free pooler -> a text's pooled state is computed once and
 only the head (and everything on the image side) trains: the fast path that makes CPU training
 of the shipped model possible. With LoRA, texts run through the backbone every step.
+With `label_prior_in_loss`, image-file anchors get the model's label prior inside the loss (as
+`encode_image` gives it to users), the class names embedded through the head being trained, so the
+projector and head learn what the ImageNet classifier does not already say.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import torch
 
 from ..data.feature_table import FeatureTableError, load_feature_table
 from ..data.manifest import FeatureRef
+from ..label_prior import imagenet_class_names
 from ..model import MMEmbedModel
 from ..vision import tower_channels
 from .pairs import TrainPair
@@ -31,14 +35,28 @@ def _frozen(module: Optional[torch.nn.Module]) -> bool:
     return module is not None and not any(p.requires_grad for p in module.parameters())
 
 
+class LabelPriorInLossError(ValueError):
+    """label_prior_in_loss asked of a model or run that cannot give it."""
+
+
 class PairEmbedder:
-    def __init__(self, model: MMEmbedModel, chunk: int = 64):
+    def __init__(self, model: MMEmbedModel, chunk: int = 64, label_prior_in_loss: bool = False):
         self.model = model
         self.chunk = chunk
         self.cache_texts = _frozen(model.backbone) and _frozen(model.pooler)
         self.cache_images = _frozen(model.image_tower)
+        self.label_prior_in_loss = label_prior_in_loss
+        if label_prior_in_loss:
+            if model.label_prior is None:
+                raise LabelPriorInLossError(f"label_prior_in_loss: model {model.name!r} has no label prior "
+                                            "(add a [label_prior] table to the recipe)")
+            if not self.cache_texts:
+                raise LabelPriorInLossError("label_prior_in_loss needs freeze_lora = true: the 1000 class names are "
+                                            "embedded every step through the head, from cached backbone states")
         self._text_states: dict[str, torch.Tensor] = {}  # text -> (d,) pooled state
         self._image_features: dict[str, torch.Tensor] = {}  # path -> (c, s, s) pooled feature map
+        self._image_logits: dict[str, torch.Tensor] = {}  # path -> (C,) classifier logits (label prior only)
+        self._class_names = imagenet_class_names() if label_prior_in_loss else []
         self._tables: dict[tuple[str, str], torch.Tensor] = {}  # (file, tensor) -> (n, c) feature table
 
     # ---- texts ---------------------------------------------------------------------------
@@ -74,6 +92,9 @@ class PairEmbedder:
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cache_images):
                 feats = self.model.image_tower.forward_features(self.model.pixels(part).to(self.model.logit_scale.device))
                 pooled = torch.nn.functional.adaptive_avg_pool2d(feats, side)  # (b, c, s, s): all the projector reads
+            if self.label_prior_in_loss:
+                with torch.no_grad():  # the classifier's probabilities gate the prior; they are not trained
+                    self._image_logits.update(zip(part, self.model.image_tower.forward_head(feats)))  # (b, C)
             fresh.update(zip(part, pooled))
         if not self.cache_images:
             return torch.stack([fresh[p] for p in paths])
@@ -120,6 +141,19 @@ class PairEmbedder:
     def images(self, paths: Sequence[str]) -> torch.Tensor:
         return self._embed_maps(self._features(paths))
 
+    def _with_label_prior(self, pairs: Sequence[TrainPair], emb: torch.Tensor) -> torch.Tensor:
+        """(n, D) anchor embeddings -> the same with the label prior on the image files (not feature rows,
+        which users never embed)."""
+        rows = [i for i, p in enumerate(pairs) if p.image is not None]
+        if not rows:
+            return emb
+        logits = torch.stack([self._image_logits[pairs[i].image] for i in rows])  # (r, C)
+        table = self.texts(self._class_names)  # (C, D): through the head, so it trains with it
+        assert self.model.label_prior is not None
+        out = emb.clone()
+        out[rows] = self.model.label_prior(emb[rows], logits, table).to(emb.dtype)
+        return out
+
     def feature_anchors(self, refs: Sequence[FeatureRef]) -> torch.Tensor:
         """(n, D) embeddings of feature-table rows, as an image with those pooled features."""
         return self._embed_maps(self._feature_maps(refs))
@@ -131,7 +165,9 @@ class PairEmbedder:
         txt_idx = [i for i, p in enumerate(pairs) if p.image is None and p.features is None]
         parts = []
         if img_idx:
-            parts.append((img_idx, self._embed_maps(self._anchor_maps([pairs[i] for i in img_idx]))))
+            anchor_pairs = [pairs[i] for i in img_idx]
+            emb = self._embed_maps(self._anchor_maps(anchor_pairs))
+            parts.append((img_idx, self._with_label_prior(anchor_pairs, emb) if self.label_prior_in_loss else emb))
         if txt_idx:
             parts.append((txt_idx, self.texts([pairs[i].text for i in txt_idx])))
         anchors = _in_batch_order(parts)

@@ -139,7 +139,7 @@ class Trainer:
             state = torch.load(latest / "optimizer.pt", map_location="cpu", weights_only=True)
             self.optimizer.load_state_dict(state)
             self.step = json.loads((latest / "trainer_state.json").read_text())["step"]
-        self.embedder = PairEmbedder(self.model, chunk=cfg.embed_chunk)
+        self.embedder = PairEmbedder(self.model, chunk=cfg.embed_chunk, label_prior_in_loss=cfg.label_prior_in_loss)
         dims = tuple(self.model.config.matryoshka_dims) if cfg.matryoshka else ()
         self.loss_cfg = LossConfig(kind=cfg.loss, matryoshka_dims=dims)
         from ..backbone import native_bf16
