@@ -149,20 +149,38 @@ def test_training_reduces_loss_and_aligns(dataset, tmp_path):
     assert (after == 0).mean() >= 0.25  # top-1 at least twice chance (1/8) on a random tiny backbone
 
 
+def _assert_resumed_like_uninterrupted(full: dict, resumed: dict, init: dict) -> None:
+    """The resumed run ends where the uninterrupted one does, up to float noise.
+
+    Not bit-exact: the frozen caches (caption states, tower features) are rebuilt on resume, and a state
+    computed in a different batch differs in its last bits (batched GEMM; how many depends on the CPU's
+    kernels), which Adam then carries along. So the yardstick is the run itself: no tensor may be further
+    off than 2% of the largest distance training moved any tensor. A real resume bug (schedule restarted,
+    optimizer moments lost, a step skipped or repeated) is off by a sizeable part of a step (10-50% here).
+    """
+    assert full.keys() == resumed.keys()
+    moved = max(float((full[k] - init[k]).abs().max()) for k in full)
+    for k in full:
+        off = float((full[k] - resumed[k]).abs().max())
+        assert off <= 0.02 * moved, f"{k}: the resumed run is {off:.2e} away; training moved weights up to {moved:.2e}"
+
+
 def test_checkpoint_resume_equals_uninterrupted(dataset, tmp_path):
+    init = trained_state_dict(Trainer(_cfg(dataset, tmp_path / "init"), progress=False).model)
     full = Trainer(_cfg(dataset, tmp_path / "a"), progress=False)
     full.run()
     part = Trainer(_cfg(dataset, tmp_path / "b"), progress=False)
     part.run(stop_after=4)  # "crash" after the step-4 checkpoint
+    at_step_4 = trained_state_dict(part.model)
     resumed = Trainer(_cfg(dataset, tmp_path / "b"), resume=True, progress=False)
     assert resumed.step == 4
+    torch.testing.assert_close(trained_state_dict(resumed.model), at_step_4, rtol=0, atol=0)  # the checkpoint is exact
     resumed.run()
-    a, b = trained_state_dict(full.model), trained_state_dict(resumed.model)
-    assert a.keys() == b.keys()
-    for k in a:
-        # Not bit-exact: the frozen-text cache is rebuilt on resume, and a caption's state computed in a
-        # different batch differs in the last float bits (batched GEMM). Same batches, same updates.
-        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+    final = trained_state_dict(full.model)
+    _assert_resumed_like_uninterrupted(final, trained_state_dict(resumed.model), init)
+    # the yardstick is strict enough: the last two steps alone move the weights far more than resuming does
+    assert max(float((final[k] - at_step_4[k]).abs().max()) for k in final) > \
+        0.1 * max(float((final[k] - init[k]).abs().max()) for k in final)
 
 
 def _write_toml(cfg: TrainConfig, path: Path) -> None:
@@ -177,6 +195,7 @@ def test_kill_dash_9_then_resume(dataset, tmp_path):
     """A real process killed with SIGKILL mid-run, resumed from its last checkpoint, ends where an
     uninterrupted run ends."""
     steps = 30
+    init = trained_state_dict(Trainer(_cfg(dataset, tmp_path / "init", steps=steps), progress=False).model)
     ref = Trainer(_cfg(dataset, tmp_path / "ref", steps=steps, checkpoint_every=3), progress=False)
     ref.run()
     cfg = _cfg(dataset, tmp_path / "killed", steps=steps, checkpoint_every=3)
@@ -197,10 +216,7 @@ def test_kill_dash_9_then_resume(dataset, tmp_path):
     from mmembed.serialization import load_model
 
     final = load_model(tmp_path / "killed" / "final")
-    a, b = trained_state_dict(ref.model), trained_state_dict(final)
-    assert a.keys() == b.keys()
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)  # see the test above
+    _assert_resumed_like_uninterrupted(trained_state_dict(ref.model), trained_state_dict(final), init)
 
 
 def test_custom_pairs_report_bad_rows(tmp_path):
