@@ -124,6 +124,7 @@ class ModelConfig:
     matryoshka_dims: tuple[int, ...] = ()  # dims trained to be usable after truncation
     label_prior: Optional[LabelPriorConfig] = None  # None: image embeddings come from the backbone alone
     image_trained: bool = False  # False until a projector has been trained: encode_image refuses
+    init_seed: Optional[int] = None  # set: parts not loaded from weights (projector, head) start the same at every load
     description: str = ""
     version: str = "0"
 

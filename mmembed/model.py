@@ -33,11 +33,14 @@ class MMEmbedModel(nn.Module):
         self.text = TextFrontend(tokenizer, config.prompt, config.backbone.max_length)
         d = hidden_size(backbone)
         self.image_tower = create_image_tower(config.image_tower) if config.image_tower is not None else None
-        self.projector = (
-            VisualProjector(tower_channels(self.image_tower), d, config.projector) if self.image_tower is not None else None
-        )
-        self.pooler = Pooler(config.pooling, d)
-        self.head = nn.Linear(d, config.embed_dim) if config.embed_dim else nn.Identity()
+        with torch.random.fork_rng(devices=[], enabled=config.init_seed is not None):
+            if config.init_seed is not None:  # test models: the same random parts at every load
+                torch.manual_seed(config.init_seed)
+            self.projector = (
+                VisualProjector(tower_channels(self.image_tower), d, config.projector) if self.image_tower is not None else None
+            )
+            self.pooler = Pooler(config.pooling, d)
+            self.head = nn.Linear(d, config.embed_dim) if config.embed_dim else nn.Identity()
         if config.embed_dim == d and config.head_init == "identity":  # start as the identity: training begins from the prompt-only space
             nn.init.eye_(self.head.weight)
             nn.init.zeros_(self.head.bias)

@@ -36,6 +36,34 @@ def trained_state_dict(model) -> dict[str, torch.Tensor]:
     return state
 
 
+def saved_config(model) -> dict:
+    """The model's config as a saved folder records it (what the live model does, not what it was loaded with)."""
+    config = model.config.to_dict()
+    if getattr(model, "label_prior", None) is None:
+        config["label_prior"] = None  # switched off with `model.label_prior = None`: saved as off
+    return config
+
+
+FINGERPRINT_IGNORES = ("name", "description", "version")  # labels: they do not change a single vector
+
+
+def model_fingerprint(model) -> str:
+    """16 hex digits that change whenever the model's embeddings could: any trained tensor or any config
+    field that shapes vectors (prompt, pooling, LoRA, label prior...). The same weights loaded by name or by
+    path, or saved under another name, share it. Collections record it, so vectors of a retrained or
+    changed model are never mixed with the old ones (same name and version or not)."""
+    import hashlib
+
+    config = {k: v for k, v in saved_config(model).items() if k not in FINGERPRINT_IGNORES}
+    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode("utf-8"))
+    for key, value in sorted(trained_state_dict(model).items()):
+        if not model.config.image_trained and key.startswith(("projector.", "image_tower.")):
+            continue  # an untrained projector embeds no vector (images are refused); its random init must not count
+        h.update(f"{key}|{value.dtype}|{tuple(value.shape)}|".encode("utf-8"))
+        h.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def model_card(model, extra: str = "") -> str:
     c: ModelConfig = model.config
     return (
@@ -85,9 +113,7 @@ def save_model(model, folder, card_extra: str = "") -> Path:
                 else:
                     shutil.copy2(extra, tmp / extra.name, follow_symlinks=False)
         save_file(trained_state_dict(model), str(tmp / WEIGHTS), metadata={"format": "pt", "mmembed": "1"})
-        config = model.config.to_dict()
-        if getattr(model, "label_prior", None) is None:
-            config["label_prior"] = None  # switched off with `model.label_prior = None`: saved as off
+        config = saved_config(model)
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
         for name in (WEIGHTS, CONFIG):  # files kept from an earlier save keep their own modes
             (tmp / name).chmod(0o644)  # mkdtemp/safetensors give 0600: a shipped model must be readable by all

@@ -115,3 +115,46 @@ def test_ann_index_past_threshold_keeps_recall(tmp_path):
     assert recall >= 0.9, f"ANN recall@10 {recall:.3f} against exact"
     filtered = col.search_vector(queries[0], 5, where="id IN ('1', '2', '3')")
     assert sorted(h.document.id for h in filtered) == ["1", "2", "3"]
+
+
+def test_a_retrained_or_changed_model_of_the_same_name_is_refused(tmp_path):
+    import torch
+
+    from mmembed.search.info import CollectionInfo
+    from mmembed.serialization import model_fingerprint, save_model
+
+    path = tmp_path / "fp.lance"
+    original = mmembed.load("tiny-random")
+    Collection(path, model=original).add_texts(["hello", "world"])
+    assert Collection(path).info.fingerprint == model_fingerprint(original)  # every fresh load of it matches
+    assert len(Collection(path, model=mmembed.load("tiny-random")).search("hello", k=1)) == 1
+    # the same weights saved elsewhere under another name: the same space
+    save_model(original, tmp_path / "copy")
+    assert model_fingerprint(mmembed.load(str(tmp_path / "copy"))) == model_fingerprint(original)
+    # "retrained": same name and version, one head weight moved
+    retrained = mmembed.load("tiny-random")
+    with torch.no_grad():
+        next(retrained.projector.parameters()).view(-1)[0] += 1e-3
+    assert (retrained.name, retrained.config.version) == (original.name, original.config.version)
+    with pytest.raises(ModelMismatchError, match=r"fingerprint .* embeds differently .*retrained"):
+        Collection(path, model=retrained)
+    with pytest.raises(ModelMismatchError, match="fingerprint"):
+        Collection(path, model=retrained).add_texts(["never written"])
+    assert len(Collection(path)) == 2  # nothing was mixed in
+    # a collection recorded before fingerprints (no field) is checked by name and version only
+    old = CollectionInfo.from_json('{"model": "tiny-random", "model_version": "0", "dim": 64, "format": 1}', "old")
+    assert old.fingerprint is None
+    old.check_model(retrained, "old")
+
+
+def test_switching_the_label_prior_off_changes_the_fingerprint(tmp_path):
+    from mmembed.config import LabelPriorConfig
+    from mmembed.model import MMEmbedModel
+    from mmembed.serialization import model_fingerprint
+
+    cfg = mmembed.get_config("tiny-random")
+    cfg.label_prior = LabelPriorConfig()
+    model = MMEmbedModel(cfg)
+    with_prior = model_fingerprint(model)
+    model.label_prior = None
+    assert model_fingerprint(model) != with_prior

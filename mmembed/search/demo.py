@@ -128,6 +128,7 @@ def run_demo(
 ) -> DemoResult:
     from ..encoding import _require_images
     from ..registry import load
+    from ..serialization import model_fingerprint
 
     start = time.perf_counter()
     out = Path(out)
@@ -144,7 +145,10 @@ def run_demo(
         source = "emoji"
     pictures = emoji_pictures(out / "emoji-data", size, log) if source == "emoji" else clipart_pictures(size)
     safe = model.name.replace("/", "_")
-    collection = Collection(out / f"collection-{safe}-{'images' if mode == 'text-to-image' else 'names'}.lance", model=model)
+    # the fingerprint in the name: a changed model (retrained, label prior on/off) gets its own fresh collection
+    # instead of being refused by the old one
+    name = f"collection-{safe}-{model_fingerprint(model)}-{'images' if mode == 'text-to-image' else 'names'}.lance"
+    collection = Collection(out / name, model=model)
     docs = _image_docs(pictures, source) if mode == "text-to-image" else _name_docs(pictures)
     t0 = time.perf_counter()
     stored = collection.existing_hashes([d.id for d in docs])

@@ -2,15 +2,28 @@
 
 The record lives in the Lance table's schema metadata (key `mmembed`), so it travels with the
 data (a copied folder, object storage) and cannot drift from it. Vectors of another model (name,
-version or dim) are refused: mixing two embedding spaces silently ruins every search.
+version or dim) are refused: mixing two embedding spaces silently ruins every search. The model's
+fingerprint (`serialization.model_fingerprint`) also catches a model retrained or changed under the
+same name and version (a fine-tune exported twice, the label prior switched off); collections made
+before it was recorded are checked by name and version only.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 FORMAT_VERSION = 1
 METADATA_KEY = b"mmembed"
+
+
+def fingerprint_of(model) -> Optional[str]:
+    """The model's fingerprint; None for a stand-in that only stores ready-made vectors (no weights to hash)."""
+    if not hasattr(model, "state_dict"):
+        return None
+    from ..serialization import model_fingerprint
+
+    return model_fingerprint(model)
 
 
 class CollectionError(RuntimeError):
@@ -31,6 +44,7 @@ class CollectionInfo:
     model_version: str
     dim: int  # stored vector size (may be a Matryoshka truncation of the model's dim)
     format: int = FORMAT_VERSION
+    fingerprint: Optional[str] = None  # of the model that embedded the vectors; None: an older collection
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -39,8 +53,9 @@ class CollectionInfo:
     def from_json(cls, text: str, where: str) -> "CollectionInfo":
         try:
             data = json.loads(text)
+            fingerprint = data.get("fingerprint")
             info = cls(model=str(data["model"]), model_version=str(data["model_version"]), dim=int(data["dim"]),
-                       format=int(data.get("format", FORMAT_VERSION)))
+                       format=int(data.get("format", FORMAT_VERSION)), fingerprint=None if fingerprint is None else str(fingerprint))
         except (ValueError, KeyError, TypeError) as err:
             raise CollectionError(f"{where}: unreadable mmembed metadata ({err}): {text[:200]!r}") from None
         if info.format > FORMAT_VERSION:
@@ -52,7 +67,7 @@ class CollectionInfo:
         dim = int(dim or model.dim)
         if not 0 < dim <= model.dim:
             raise ValueError(f"dim must be in 1..{model.dim} for model {model.name!r}, got {dim}")
-        return cls(model=model.name, model_version=str(model.config.version), dim=dim)
+        return cls(model=model.name, model_version=str(model.config.version), dim=dim, fingerprint=fingerprint_of(model))
 
     def check_model(self, model, where: str) -> None:
         """Raise ModelMismatchError unless `model` produced (and will produce) this collection's vectors."""
@@ -62,6 +77,14 @@ class CollectionInfo:
                 f"collection {where} holds vectors of model {self.model!r} (version {self.model_version}, dim {self.dim}); "
                 f"model {model.name!r} (version {model.config.version}, dim {model.dim}) embeds into another space. "
                 f"Use model={self.model!r} or index into a new collection."
+            )
+        now = fingerprint_of(model) if self.fingerprint is not None else None
+        if now is not None and now != self.fingerprint:
+            raise ModelMismatchError(
+                f"collection {where} holds vectors of model {self.model!r} as it was when they were embedded "
+                f"(fingerprint {self.fingerprint}); the {model.name!r} given now embeds differently (fingerprint "
+                f"{now}): it was retrained, replaced or changed (e.g. its label prior switched off). "
+                "Index into a new collection with it, or use the model that built this one."
             )
 
     def check_vectors(self, shape: tuple[int, ...], n: int, where: str) -> None:
