@@ -117,6 +117,7 @@ def test_search_and_health(server, collection):
     url = server[0]
     health = httpx.get(url + "/health").json()
     assert health["status"] == "ok" and health["model"] == "tiny-random" and health["rows"] == 3
+    assert health["fingerprint"] == collection.info.fingerprint  # the model that built the collection
     r = httpx.post(url + "/v1/search", json={"query": "a red apple", "k": 2, "tag": "fruit"}).json()
     assert [h["text"] for h in r["data"]][0] == "a red apple" and len(r["data"]) == 2
     r = httpx.post(url + "/v1/search", json={"query": "x", "where": "language = 'de'"}).json()

@@ -62,9 +62,12 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
+    from .info import fingerprint_of
+
     batcher = DynamicBatcher(make_encoder(model), enabled=settings.batching, max_batch=settings.max_batch,
                              max_wait_ms=settings.max_wait_ms, max_delay_ms=settings.max_delay_ms)
     images_ok = model_supports_images(model)
+    fingerprint = fingerprint_of(model)  # clients can check it against a collection's record
 
     @asynccontextmanager
     async def lifespan(app):
@@ -103,7 +106,8 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
     @app.get("/health")
     async def health():
         return {
-            "status": "ok", "model": model.name, "version": str(model.config.version), "dim": model.dim,
+            "status": "ok", "model": model.name, "version": str(model.config.version), "fingerprint": fingerprint,
+            "dim": model.dim,
             "images": images_ok, "batching": settings.batching, "batches": batcher.stats.summary(),
             "collection": None if collection is None else collection.path,
             "rows": None if collection is None else len(collection),
