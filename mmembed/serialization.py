@@ -59,7 +59,11 @@ def model_fingerprint(model) -> str:
     for key, value in sorted(trained_state_dict(model).items()):
         if not model.config.image_trained and key.startswith(("projector.", "image_tower.")):
             continue  # an untrained projector embeds no vector (images are refused); its random init must not count
-        h.update(f"{key}|{value.dtype}|{tuple(value.shape)}|".encode("utf-8"))
+        if value.is_floating_point():
+            # hashed at bf16 precision: the same adapter loaded in bf16 (a GPU) or fp32 (this CPU) is one space,
+            # while any retraining moves weights by far more than bf16's 0.4% steps
+            value = value.to(torch.bfloat16)
+        h.update(f"{key}|{tuple(value.shape)}|".encode("utf-8"))
         h.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 

@@ -131,7 +131,11 @@ def test_a_retrained_or_changed_model_of_the_same_name_is_refused(tmp_path):
     # the same weights saved elsewhere under another name: the same space
     save_model(original, tmp_path / "copy")
     assert model_fingerprint(mmembed.load(str(tmp_path / "copy"))) == model_fingerprint(original)
-    # "retrained": same name and version, one head weight moved
+    # the same adapter run in bf16 (as on a GPU) is the same space
+    as_bf16 = mmembed.load("tiny-random")
+    as_bf16.projector.to(torch.bfloat16)
+    assert model_fingerprint(as_bf16) == model_fingerprint(original)
+    # "retrained": same name and version, one projector weight moved by 1e-3
     retrained = mmembed.load("tiny-random")
     with torch.no_grad():
         next(retrained.projector.parameters()).view(-1)[0] += 1e-3
