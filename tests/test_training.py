@@ -404,3 +404,26 @@ def test_label_prior_in_loss_gives_training_anchors_the_embeddings_users_get(dat
         Trainer(_cfg(dataset, tmp_path / "no-prior", label_prior_in_loss=True), progress=False)
     with pytest.raises(LabelPriorInLossError, match="needs freeze_lora"):
         Trainer(_cfg(dataset, tmp_path / "lora", lora_r=4, label_prior=prior, label_prior_in_loss=True), progress=False)
+
+
+def test_cli_pairs_label_prior_in_loss(tmp_path):
+    from typer.testing import CliRunner
+
+    import mmembed
+    from mmembed.cli import app
+    from mmembed.config import LabelPriorConfig
+    from mmembed.model import MMEmbedModel
+    from mmembed.serialization import save_model
+
+    for name, rgb in list(COLORS.items())[:4]:
+        Image.new("RGB", (16, 16), rgb).save(tmp_path / f"{name}.png")
+        (tmp_path / f"{name}.txt").write_text(f"a {name} swatch")
+    cfg = mmembed.get_config("tiny-random")
+    cfg.label_prior = LabelPriorConfig()
+    save_model(MMEmbedModel(cfg), tmp_path / "base-with-prior")
+    args = ["train", "--pairs", str(tmp_path), "--steps", "2", "--batch-size", "4", "--freeze-lora", "--label-prior-in-loss"]
+    res = CliRunner().invoke(app, args + ["--base", str(tmp_path / "base-with-prior"), "--out", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run" / "final" / "config.json").read_text())["label_prior"] is not None
+    res = CliRunner().invoke(app, args + ["--base", "tiny-random", "--out", str(tmp_path / "no-prior")])
+    assert res.exit_code == 1 and "has no label prior: start from a base that has one" in " ".join(res.output.split())

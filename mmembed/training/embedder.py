@@ -48,8 +48,9 @@ class PairEmbedder:
         self.label_prior_in_loss = label_prior_in_loss
         if label_prior_in_loss:
             if model.label_prior is None:
-                raise LabelPriorInLossError(f"label_prior_in_loss: model {model.name!r} has no label prior "
-                                            "(add a [label_prior] table to the recipe)")
+                raise LabelPriorInLossError(f"label_prior_in_loss: the model being trained ({model.name!r}) has no label "
+                                            "prior: start from a base that has one (the default model does) or add a "
+                                            "[label_prior] table to the recipe")
             if not self.cache_texts:
                 raise LabelPriorInLossError("label_prior_in_loss needs freeze_lora = true: the 1000 class names are "
                                             "embedded every step through the head, from cached backbone states")
