@@ -65,6 +65,20 @@ def test_search_errors_are_one_clear_line(app, tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_indexing_nothing_is_an_error_that_leaves_no_collection(app, tmp_path):
+    (tmp_path / "empty").mkdir()
+    col = tmp_path / "typo.lance"
+    result = run(app, "index", tmp_path / "nowhere", tmp_path / "empty", "-c", col, "-m", "tiny-random")
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1 and "nothing to index in" in out and "nowhere: does not exist" in out
+    assert not col.exists()  # no empty collection left behind
+    existing = tmp_path / "c.lance"
+    assert run(app, "index", make_corpus(tmp_path / "p").csv, "-c", existing, "-m", "tiny-random").exit_code == 0
+    result = run(app, "index", tmp_path / "empty", "-c", existing, "-m", "tiny-random")
+    assert result.exit_code == 1 and existing.is_dir()  # an existing collection is left as it was
+    assert run(app, "search", "apple", "-c", existing).exit_code == 0
+
+
 def test_encode_writes_npy_and_parquet(app, tmp_path):
     corpus = make_corpus(tmp_path / "p", images=2)
     npy, parquet = tmp_path / "v.npy", tmp_path / "v.parquet"

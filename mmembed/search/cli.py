@@ -68,17 +68,23 @@ def index_cmd(
 
     from .collection import Collection
     from .discover import TextOptions
+    from .info import NothingToIndexError
     from .ray_engine import RayOptions
 
     if engine not in ("local", "ray"):
         raise ValueError(f"--engine must be local or ray, got {engine!r}")
     console = Console()
+    existed = Path(collection).exists()
     col = Collection(collection, model=model, dim=dim, batch_size=batch_size)
     opts = TextOptions(text_field=text_field, language=language, tags=tuple(tag or ()))
     try:
         report = col.index_paths(paths, options=opts, engine=engine, chunk_size=chunk_size,
                                  ray_options=RayOptions(address=ray_address, num_workers=workers,
                                                         cpus_per_worker=cpus_per_worker))
+    except NothingToIndexError:
+        if not existed and Path(collection).is_dir() and not any(Path(collection).iterdir()):
+            Path(collection).rmdir()  # the empty folder opening it made: nothing of this run stays behind
+        raise
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/yellow]: {len(col)} rows are committed in {collection}; "
                       "run the same command again to continue (nothing is duplicated)")

@@ -38,6 +38,10 @@ class ModelMismatchError(CollectionError):
     pass
 
 
+class NothingToIndexError(CollectionError, ValueError):
+    """The inputs given to index hold no image and no text row (a typo'd path, an empty folder)."""
+
+
 @dataclass(frozen=True)
 class CollectionInfo:
     model: str  # the name mmembed.load() accepts

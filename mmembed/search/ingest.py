@@ -16,6 +16,7 @@ import numpy as np
 
 from .discover import TextOptions, discover
 from .documents import Document, SkippedFile, file_hash
+from .info import NothingToIndexError
 
 if TYPE_CHECKING:
     from .collection import Collection
@@ -147,6 +148,8 @@ def ingest(
 
     start = time.perf_counter()
     found = discover(paths, options)
+    if not found.documents:  # before the table exists: a typo'd path must not leave an empty collection behind
+        raise NothingToIndexError(_nothing_found(paths, found.skipped))
     report = IngestReport(skipped=list(found.skipped))
     todo, report.unchanged, bad = plan(collection, found.documents, progress=progress)
     report.skipped += bad
@@ -175,6 +178,14 @@ def ingest(
         report.indexed_ann = collection.ensure_index()
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _nothing_found(paths: Sequence[str | os.PathLike], skipped: Sequence[SkippedFile], show: int = 5) -> str:
+    given = ", ".join(repr(os.fspath(p)) for p in paths) or "(no paths given)"
+    why = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:show])
+    more = f" ... and {len(skipped) - show} more" if len(skipped) > show else ""
+    return (f"nothing to index in {given}: no image files and no text rows (.txt / .csv / .tsv / .jsonl) found"
+            + (f" (skipped: {why}{more})" if why else ""))
 
 
 def _commit(collection: "Collection", buffer: list[EmbeddedBatch], report: IngestReport) -> None:
