@@ -90,6 +90,12 @@ def test_encode_writes_npy_and_parquet(app, tmp_path):
     assert [r["kind"] for r in table] == ["text", "image"] and len(table[1]["vector"]) == 64
     bad = run(app, "encode", "x", "--out", tmp_path / "v.csv", "-m", "tiny-random")
     assert bad.exit_code == 1 and "use one of .npy, .parquet" in bad.output
+    lines = tmp_path / "lines.txt"
+    lines.write_text("hello\n\n  \nbonjour\n", encoding="utf-8")
+    result = run(app, "encode", lines, "--out", npy, "-m", "tiny-random")
+    out = " ".join(result.output.split())
+    assert result.exit_code == 0 and "lines.txt:2: blank line: no row" in out and "lines.txt:3: blank line" in out
+    np.testing.assert_allclose(np.load(npy), tiny_model().encode_text(["hello", "bonjour"]), atol=1e-6)
 
 
 def test_demo_writes_html_and_png_grid(app, tmp_path):

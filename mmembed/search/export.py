@@ -1,7 +1,9 @@
 """`mmembed encode`: embed command-line inputs (texts, image files, folders, text files) to a file.
 
 .npy holds the (n, dim) float32 matrix in input order; .parquet holds one row per input with
-its id, kind, text, source file and vector, which keeps the order self-describing.
+its id, kind, text, source file and vector, which keeps the order self-describing. A .txt input
+gives one row per non-blank line; its blank lines are listed as skipped with their line numbers, so
+a user aligning .npy rows with lines sees exactly which lines have no row.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .discover import TextOptions, discover
+from .discover import TEXT_EXTS, TextOptions, discover
 from .documents import Document, SkippedFile, sha1_hex
 from .ingest import embed_group
 
@@ -31,13 +33,29 @@ def inputs_to_documents(inputs: Sequence[str], literal_text: bool = False) -> tu
     docs: list[Document] = []
     skipped: list[SkippedFile] = []
     for i, x in enumerate(inputs):
-        if not literal_text and os.path.exists(x):
+        if not literal_text and os.path.isfile(x) and Path(x).suffix.lower() in TEXT_EXTS:
+            lines, problem = _txt_lines(Path(x))
+            docs += lines
+            skipped += problem
+        elif not literal_text and os.path.exists(x):
             found = discover([x])
             docs += found.documents
             skipped += found.skipped
         else:
             docs.append(Document(id=f"arg:{i}:{sha1_hex(x.encode('utf-8'))[:12]}", kind="text", text=x))
     return docs, skipped
+
+
+def _txt_lines(path: Path) -> tuple[list[Document], list[SkippedFile]]:
+    """A .txt file's non-blank lines as documents, and each blank line named as skipped (it has no row)."""
+    found = discover([path])
+    try:
+        with path.open(encoding="utf-8") as fh:
+            blank = [n for n, line in enumerate(fh, start=1) if not line.strip()]
+    except (OSError, UnicodeDecodeError):
+        blank = []  # discover already reported the file itself
+    note = "blank line: no row (rows follow the non-blank lines in order)"
+    return found.documents, list(found.skipped) + [SkippedFile(f"{path}:{n}", note) for n in blank]
 
 
 def encode_inputs(model, inputs: Sequence[str], *, dim: Optional[int] = None, batch_size: int = 32,
