@@ -118,9 +118,7 @@ def _apply_label_prior(model, emb, idx, img_idx, features, items) -> torch.Tenso
     where = {i: b for b, i in enumerate(idx)}
     at = torch.tensor([where[img_idx[r]] for r in rows], device=emb.device)
     logits = model.image_tower.forward_head(features[rows])  # (n, C)
-    emb = emb.clone()
-    emb[at] = model.label_prior(emb[at].float(), logits).to(emb.dtype)
-    return emb
+    return model.label_prior.on_rows(emb, at, logits)
 
 
 def encode_text(

@@ -84,7 +84,7 @@ def upright(img: Image.Image) -> Image.Image:
         orientation = img.getexif().get(EXIF_ORIENTATION, 1)
     except Exception:  # PIL raises many types on malformed EXIF blocks
         return img
-    if orientation in (None, 1) or not isinstance(orientation, int) or not 2 <= orientation <= 8:
+    if not isinstance(orientation, int) or not 2 <= orientation <= 8:  # 1 (upright), missing or junk
         return img
     return ImageOps.exif_transpose(img)
 

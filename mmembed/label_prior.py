@@ -62,6 +62,14 @@ class LabelPrior(nn.Module):
         prior = (top.values.unsqueeze(-1) * labels).sum(dim=1)  # (n, D)
         return nn.functional.normalize(image_emb + self.cfg.weight * prior, dim=-1)
 
+    def on_rows(self, emb: torch.Tensor, rows: torch.Tensor | list[int], logits: torch.Tensor,
+                label_embeddings: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(b, D) embeddings -> a copy with the prior applied to `rows` only (images alone, not texts or
+        fused pairs); `logits` (len(rows), C) follow `rows`."""
+        out = emb.clone()
+        out[rows] = self(emb[rows].float(), logits, label_embeddings).to(emb.dtype)
+        return out
+
 
 def refresh_label_embeddings(model: "MMEmbedModel", batch_size: int = 64) -> None:
     """Embed the class names with the model's current text path into its label prior (no-op without one)."""

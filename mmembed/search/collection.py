@@ -141,10 +141,11 @@ class Collection:
 
     def _ensure_table(self):
         if self._table is None:
-            self.info = CollectionInfo.for_model(self.model, self._dim_arg)
-            self._table = self._db.create_table(TABLE, schema=table_schema(self.info), exist_ok=True)
+            written = CollectionInfo.for_model(self.model, self._dim_arg)
+            self._table = self._db.create_table(TABLE, schema=table_schema(written), exist_ok=True)
             self.info = read_info(self._table.schema, self.path)  # another writer may have won the race
-            self.info.check_model(self.model, repr(self.path))
+            if self.info != written:  # only then can it hold another model's vectors
+                self.info.check_model(self.model, repr(self.path))
         return self._table
 
     # ---- sizes and lookups --------------------------------------------------------------------

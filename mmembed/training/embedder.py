@@ -151,9 +151,7 @@ class PairEmbedder:
         logits = torch.stack([self._image_logits[pairs[i].image] for i in rows])  # (r, C)
         table = self.texts(self._class_names)  # (C, D): through the head, so it trains with it
         assert self.model.label_prior is not None
-        out = emb.clone()
-        out[rows] = self.model.label_prior(emb[rows], logits, table).to(emb.dtype)
-        return out
+        return self.model.label_prior.on_rows(emb, rows, logits, table)
 
     def feature_anchors(self, refs: Sequence[FeatureRef]) -> torch.Tensor:
         """(n, D) embeddings of feature-table rows, as an image with those pooled features."""
