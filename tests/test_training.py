@@ -125,6 +125,47 @@ def test_freeze_lora_trains_only_the_head_side(dataset, tmp_path):
         Trainer(_cfg(dataset, tmp_path / "c", base=str(tmp_path / "with-lora"), freeze_lora=True, lora_r=4), progress=False)
 
 
+def test_lora_train_layers_trains_only_the_last_layers(dataset, tmp_path):
+    """lora_train_layers = 1: the LoRA of the last layer moves, every other layer's stays as the base has it."""
+    first = Trainer(_cfg(dataset, tmp_path / "a", lora_r=4, steps=1), progress=False)
+    first.run()
+    first.export(tmp_path / "with-lora")
+    tr = Trainer(_cfg(dataset, tmp_path / "b", base=str(tmp_path / "with-lora"), lora_train_layers=1, steps=3), progress=False)
+    last = int(tr.model.backbone.config.num_hidden_layers) - 1
+    lora = {n: p.detach().clone() for n, p in tr.model.named_parameters() if "lora_" in n}
+    trains = {n for n, p in tr.model.named_parameters() if "lora_" in n and p.requires_grad}
+    assert trains and all(f".layers.{last}." in n for n in trains)
+    assert len(trains) < len(lora)
+    tr.run()
+    moved = {n for n, p in tr.model.named_parameters() if n in lora and not torch.equal(p.detach(), lora[n])}
+    assert moved and moved <= trains
+    for kw, match in ((dict(lora_train_layers=99), r"the backbone has \d+ layers"),
+                      (dict(lora_train_layers=1, base="tiny-random"), "has no LoRA")):
+        with pytest.raises(ValueError, match=match):
+            Trainer(_cfg(dataset, tmp_path / "c", **({"base": str(tmp_path / "with-lora")} | kw)), progress=False)
+    with pytest.raises(ValueError, match="needs freeze_lora = false"):
+        TrainConfig.from_dict({"lora_train_layers": 1, "freeze_lora": True, "sources": [{"name": "s", "path": "x.jsonl"}]})
+
+
+def test_one_lang_per_batch_draws_one_language_per_step(dataset):
+    """A one_lang_per_batch source gives each step's share in a single language; over steps all appear."""
+    from mmembed.training.pairs import MixtureSampler, group_pairs, pairs_from_manifest
+
+    pairs = pairs_from_manifest(dataset / "train.jsonl", kinds=["name"])
+    seen = set()
+    for flag in (True, False):
+        sampler = MixtureSampler([group_pairs("img", pairs)], seed=0, one_lang=["img"] if flag else [])
+        per_step = [{p.lang for p in sampler.batch(step, 6)} for step in range(20)]
+        if flag:
+            assert all(len(langs) == 1 for langs in per_step)
+            seen = set().union(*per_step)
+            assert seen == {"en", "de"}
+        else:
+            assert any(len(langs) == 2 for langs in per_step)  # the default mixes languages within a batch
+    with pytest.raises(PairsError, match="unknown sources"):
+        MixtureSampler([group_pairs("img", pairs)], seed=0, one_lang=["nope"])
+
+
 def _color_ranks(model, dataset: Path) -> np.ndarray:
     """Rank (0 = best) of each colour's image for the query 'a <colour> square'."""
     imgs = model.encode_image([str(dataset / "images" / f"{c}.png") for c in COLORS])

@@ -21,6 +21,9 @@ class SourceSpec:
     langs: Optional[list[str]] = None  # keep only these caption languages
     kinds: Optional[list[str]] = None  # keep only these caption kinds (name, keyword, title...)
     max_per_concept_lang: Optional[int] = None
+    # true: each step draws ONE language for this source's share of the batch, so its in-batch negatives
+    # are other texts in that language (as in a bitext test), not texts that differ by script alone
+    one_lang_per_batch: bool = False
 
 
 @dataclass
@@ -54,6 +57,9 @@ class TrainConfig:
     lora_r: Optional[int] = None  # set: add LoRA of this rank to the backbone (overrides base config)
     lora_targets: Optional[list[str]] = None  # backbone modules that get LoRA (default: the attention projections)
     freeze_lora: bool = False  # keep a base's LoRA fixed: only projector/head/temperature train (text states cached)
+    # set: only the LoRA of the last N backbone layers trains (the rest stays as the base has it); for a
+    # text-only run, backward then stops at layer L-N (about 2x faster per step on a CPU with N = L/3)
+    lora_train_layers: Optional[int] = None
     unfreeze_tower_blocks: int = 0  # >0: train the last N blocks of the image tower too
     autocast_bf16: Literal["auto", "on", "off"] = "auto"  # auto: on where bf16 is native
     on_error: Literal["skip", "reject"] = "skip"  # bad rows of custom pairs
@@ -94,6 +100,9 @@ class TrainConfig:
             if dups := sorted({n for n in names if names.count(n) > 1}):
                 # dev metrics and logs are keyed by name: a repeated one would silently hide the others
                 raise ValueError(f"{where}: {section} names must be unique, repeated: {dups}")
+        if cfg.lora_train_layers is not None and (cfg.lora_train_layers < 1 or cfg.freeze_lora):
+            raise ValueError(f"{where}: lora_train_layers must be >= 1 and needs freeze_lora = false, "
+                             f"got {cfg.lora_train_layers} with freeze_lora = {cfg.freeze_lora}")
         if cfg.batch_size < 2:
             raise ValueError(f"{where}: batch_size must be >= 2 (in-batch negatives), got {cfg.batch_size}")
         return cfg

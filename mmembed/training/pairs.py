@@ -221,14 +221,28 @@ def load_custom_pairs(
 # ---- sampling ----------------------------------------------------------------------------
 
 class MixtureSampler:
-    """Draws a batch: source by weight, then a concept (once per batch), a language, a caption."""
+    """Draws a batch: source by weight, then a concept (once per batch), a language, a caption.
 
-    def __init__(self, sources: Sequence[PairSource], seed: int):
+    A source in `one_lang` draws its language first, once per step, then only concepts that have it.
+    """
+
+    def __init__(self, sources: Sequence[PairSource], seed: int, one_lang: Sequence[str] = ()):
         if not sources:
             raise PairsError("no training sources")
         self.sources = list(sources)
         self.seed = seed
         self._concepts = [s.concepts for s in self.sources]
+        if unknown := set(one_lang) - {s.name for s in self.sources}:
+            raise PairsError(f"one_lang names unknown sources {sorted(unknown)}")
+        # per one-language source: {lang: its concepts, sorted}, with the languages in sorted order
+        self._by_lang: dict[int, dict[str, list[str]]] = {}
+        for i, src in enumerate(self.sources):
+            if src.name in one_lang:
+                by_lang: dict[str, list[str]] = defaultdict(list)
+                for c in src.concepts:
+                    for lang in src.by_concept[c]:
+                        by_lang[lang].append(c)
+                self._by_lang[i] = dict(sorted(by_lang.items()))
         w = torch.tensor([s.weight for s in self.sources], dtype=torch.float64)
         self._weights = w / w.sum()
 
@@ -241,11 +255,19 @@ class MixtureSampler:
             minlength=len(self.sources)
         )
         out: list[TrainPair] = []
-        for src, concepts, n in zip(self.sources, self._concepts, per_source.tolist()):
+        for i, (src, concepts, n) in enumerate(zip(self.sources, self._concepts, per_source.tolist())):
+            lang = None
+            if i in self._by_lang and n:
+                by_lang = self._by_lang[i]
+                lang = list(by_lang)[int(torch.randint(len(by_lang), (1,), generator=g))]
+                concepts = by_lang[lang]
             n = min(n, len(concepts))
             for ci in torch.randperm(len(concepts), generator=g)[:n].tolist():
                 langs = src.by_concept[concepts[ci]]
-                lang_keys = sorted(langs)
-                options = langs[lang_keys[int(torch.randint(len(lang_keys), (1,), generator=g))]]
+                if lang is None:
+                    lang_keys = sorted(langs)
+                    options = langs[lang_keys[int(torch.randint(len(lang_keys), (1,), generator=g))]]
+                else:
+                    options = langs[lang]
                 out.append(options[int(torch.randint(len(options), (1,), generator=g))])
         return out

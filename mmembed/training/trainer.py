@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -88,11 +89,30 @@ def build_model(cfg: TrainConfig) -> MMEmbedModel:
     return model
 
 
+_LAYER_INDEX = re.compile(r"\.layers\.(\d+)\.")
+
+
+def _lora_layers_from(model: MMEmbedModel, cfg: TrainConfig) -> int:
+    """Index of the first backbone layer whose LoRA trains (0: all of them)."""
+    if cfg.lora_train_layers is None:
+        return 0
+    total = int(model.backbone.config.num_hidden_layers)
+    if cfg.lora_train_layers > total:
+        raise ValueError(f"lora_train_layers = {cfg.lora_train_layers} but the backbone has {total} layers")
+    if model.config.lora is None:
+        raise ValueError(f"lora_train_layers is set but base {cfg.base!r} has no LoRA (set lora_r)")
+    return total - cfg.lora_train_layers
+
+
 def set_trainable(model: MMEmbedModel, cfg: TrainConfig) -> None:
-    """What trains: LoRA (if any), the last N tower blocks (if asked), projector, pooler, head, scale."""
+    """What trains: LoRA (if any; of the last N layers if asked), the last N tower blocks (if asked),
+    projector, pooler, head, scale."""
+    first = _lora_layers_from(model, cfg)
     for name, p in model.named_parameters():
         if name.startswith("backbone."):
-            p.requires_grad_("lora_" in name and not cfg.freeze_lora)
+            layer = _LAYER_INDEX.search(name)
+            in_range = layer is None or int(layer.group(1)) >= first
+            p.requires_grad_("lora_" in name and not cfg.freeze_lora and in_range)
         elif name.startswith("image_tower."):
             p.requires_grad_(False)
         else:
@@ -121,7 +141,7 @@ class Trainer:
         # dev sets are read now, on every rank (so all ranks stop together): a bad path, kind or
         # language stops the run before step 1; only rank 0 scores them
         self.dev_sets = [load_dev_set(d) for d in cfg.dev]
-        self.sampler = MixtureSampler(self.sources, cfg.seed)
+        self.sampler = MixtureSampler(self.sources, cfg.seed, one_lang=[s.name for s in cfg.sources if s.one_lang_per_batch])
         self.step = 0
         saved = _checkpoints(self.out) if resume else []
         latest = saved[-1] if saved else None
