@@ -234,8 +234,9 @@ class MixtureSampler:
         self._concepts = [s.concepts for s in self.sources]
         if unknown := set(one_lang) - {s.name for s in self.sources}:
             raise PairsError(f"one_lang names unknown sources {sorted(unknown)}")
-        # per one-language source: {lang: its concepts, sorted}, with the languages in sorted order
+        # per one-language source: {lang: its concepts}, with the languages in sorted order
         self._by_lang: dict[int, dict[str, list[str]]] = {}
+        self._langs: dict[int, list[str]] = {}  # the keys of _by_lang[i], listed once, not per step
         for i, src in enumerate(self.sources):
             if src.name in one_lang:
                 by_lang: dict[str, list[str]] = defaultdict(list)
@@ -243,6 +244,7 @@ class MixtureSampler:
                     for lang in src.by_concept[c]:
                         by_lang[lang].append(c)
                 self._by_lang[i] = dict(sorted(by_lang.items()))
+                self._langs[i] = list(self._by_lang[i])
         w = torch.tensor([s.weight for s in self.sources], dtype=torch.float64)
         self._weights = w / w.sum()
 
@@ -258,9 +260,8 @@ class MixtureSampler:
         for i, (src, concepts, n) in enumerate(zip(self.sources, self._concepts, per_source.tolist())):
             lang = None
             if i in self._by_lang and n:
-                by_lang = self._by_lang[i]
-                lang = list(by_lang)[int(torch.randint(len(by_lang), (1,), generator=g))]
-                concepts = by_lang[lang]
+                lang = self._langs[i][int(torch.randint(len(self._langs[i]), (1,), generator=g))]
+                concepts = self._by_lang[i][lang]
             n = min(n, len(concepts))
             for ci in torch.randperm(len(concepts), generator=g)[:n].tolist():
                 langs = src.by_concept[concepts[ci]]
