@@ -71,10 +71,71 @@ def test_losses_take_tensors():
     assert torch.isfinite(mat) and not torch.isclose(mat, aligned)
 
 
-def test_grad_cache_matches_plain_step(dataset, tmp_path):
+def _manual_infonce(a, p, n, scale):
+    """Reference: a->p ranks against all positives and all hard negatives; p->a against all anchors."""
+    labels = torch.arange(len(a))
+    la = scale.exp() * a @ torch.cat([p, n]).T
+    lp = scale.exp() * p @ a.T
+    return (torch.nn.functional.cross_entropy(la, labels) + torch.nn.functional.cross_entropy(lp, labels)) / 2
+
+
+def test_hard_negatives_are_optional_per_pair():
+    """k hard negatives for a batch of b pairs (0 <= k <= b): extra candidates for every anchor."""
+    g = torch.Generator().manual_seed(1)
+    a, p, n = (torch.nn.functional.normalize(torch.randn(6, 16, generator=g), dim=-1) for _ in range(3))
+    scale = torch.tensor(np.log(10.0))
+    for k in (1, 2, 6):
+        torch.testing.assert_close(contrastive_loss(a, p, scale, negatives=n[:k]), _manual_infonce(a, p, n[:k], scale))
+    torch.testing.assert_close(contrastive_loss(a, p, scale, negatives=n[:0]), contrastive_loss(a, p, scale))
+
+
+def _loss_ddp_worker(rank: int, world: int, port: int, tensors: str, result: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    t = torch.load(tensors, weights_only=True)
+    half = len(t["a"]) // world
+    a = t["a"][rank * half : (rank + 1) * half].clone().requires_grad_()
+    p = t["p"][rank * half : (rank + 1) * half].clone().requires_grad_()
+    n = t["n"].clone().requires_grad_() if rank == 0 else None  # only rank 0's pairs have hard negatives
+    loss = contrastive_loss(a, p, t["scale"], negatives=n, cfg=LossConfig(matryoshka_dims=(8,)))
+    loss.backward()  # every rank's loss is the global loss, so all_gather's backward sums `world` copies of the gradient
+    grads = {k: None if v is None else v.grad / world for k, v in (("a", a), ("p", p), ("n", n))}
+    torch.save({"loss": float(loss), **grads}, f"{result}.{rank}")
+    shutdown_distributed()
+
+
+def test_two_rank_loss_with_hard_negatives_on_one_rank_only(tmp_path):
+    """Ranks with different numbers of hard negatives (here 3 and 0) gather them with gradients:
+    loss and gradients equal the single-process loss on the global batch."""
+    import torch.multiprocessing as mp
+
+    g = torch.Generator().manual_seed(2)
+    a, p = (torch.nn.functional.normalize(torch.randn(8, 16, generator=g), dim=-1) for _ in range(2))
+    n = torch.nn.functional.normalize(torch.randn(3, 16, generator=g), dim=-1)
+    scale = torch.tensor(np.log(10.0))
+    torch.save({"a": a, "p": p, "n": n, "scale": scale}, tmp_path / "t.pt")
+    result = str(tmp_path / "r")
+    mp.spawn(_loss_ddp_worker, args=(2, _free_port(), str(tmp_path / "t.pt"), result), nprocs=2, join=True)
+    r0, r1 = (torch.load(f"{result}.{r}", weights_only=True) for r in (0, 1))
+    ga, gp, gn = (x.clone().requires_grad_() for x in (a, p, n))
+    single = contrastive_loss(ga, gp, scale, negatives=gn, cfg=LossConfig(matryoshka_dims=(8,)))
+    single.backward()
+    assert r0["loss"] == pytest.approx(float(single.detach()), rel=1e-5) and r1["loss"] == pytest.approx(float(single.detach()), rel=1e-5)
+    torch.testing.assert_close(torch.cat([r0["a"], r1["a"]]), ga.grad)
+    torch.testing.assert_close(torch.cat([r0["p"], r1["p"]]), gp.grad)
+    torch.testing.assert_close(r0["n"], gn.grad)
+    assert r1["n"] is None
+
+
+@pytest.mark.parametrize("with_negative", ["none", "some", "all"])
+def test_grad_cache_matches_plain_step(dataset, tmp_path, with_negative):
+    import dataclasses
+
     cfg = _cfg(dataset, tmp_path / "r")
     tr = Trainer(cfg, progress=False)
     batch = tr.sampler.batch(0, 8)
+    every = {"none": 0, "some": 4, "all": 1}[with_negative]  # "some": chunks of 3 hold 1, 1 and 0 negatives
+    batch = [dataclasses.replace(b, negative=f"kein {i}") if every and i % every == 0 else b for i, b in enumerate(batch)]
     grads = []
     for step in (lambda: plain_step(tr.embedder, batch, tr._loss),
                  lambda: grad_cache_step(tr.embedder, batch, tr._loss, chunk=3)):

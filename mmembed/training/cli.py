@@ -71,5 +71,34 @@ def train_cmd(
         shutdown_distributed()
 
 
+def mine_negatives_cmd(
+    manifest: Annotated[Path, typer.Argument(help="Manifest of text-text pairs (e.g. data/build/parallel/train.jsonl).")],
+    out: Annotated[Path, typer.Option(help="Manifest to write: the rows of --langs, each with a hard negative.")],
+    langs: Annotated[str, typer.Option(help="Comma-separated caption languages to mine, e.g. de,fr,ar.")],
+    model: Annotated[Optional[str], typer.Option(help="Model that scores the candidates (name, adapter or folder); default: the default model.")] = None,
+    top_k: Annotated[int, typer.Option(help="Draw each negative from this many most-confusable wrong captions.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
+) -> None:
+    """Mine hard negatives: each pair's most confusable wrong caption in its language, under MODEL."""
+    from rich.console import Console
+
+    import mmembed
+
+    from .mining import mine_hard_negatives
+
+    console = Console(stderr=True)
+    try:
+        report = mine_hard_negatives(mmembed.load(model), manifest, out, langs=[x.strip() for x in langs.split(",") if x.strip()],
+                                     top_k=top_k, seed=seed, batch_size=batch_size)
+    except (ValueError, FileNotFoundError, KeyError) as err:  # MiningError, or a model name that does not load
+        console.print(f"[red]error:[/red] {err}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    for lang, rows in report.rows.items():
+        console.print(f"{lang}: {rows} rows, {report.mined[lang]} with a negative, top-1 {100 * report.top1[lang]:.1f}%")
+    console.print(f"wrote {sum(report.rows.values())} rows -> {report.out}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("train")(train_cmd)
+    app.command("mine-negatives")(mine_negatives_cmd)

@@ -24,6 +24,9 @@ class SourceSpec:
     # true: each step draws ONE language for this source's share of the batch, so its in-batch negatives
     # are other texts in that language (as in a bitext test), not texts that differ by script alone
     one_lang_per_batch: bool = False
+    # set: before step 1 the base model mines each text-text pair a hard negative, drawn from the top-k
+    # wrong captions in its language (mmembed.training.mining); written to the run folder, reused on resume
+    hard_negatives_top_k: Optional[int] = None
 
 
 @dataclass
@@ -103,6 +106,10 @@ class TrainConfig:
         if cfg.lora_train_layers is not None and (cfg.lora_train_layers < 1 or cfg.freeze_lora):
             raise ValueError(f"{where}: lora_train_layers must be >= 1 and needs freeze_lora = false, "
                              f"got {cfg.lora_train_layers} with freeze_lora = {cfg.freeze_lora}")
+        for spec in cfg.sources:
+            if spec.hard_negatives_top_k is not None and (spec.custom or spec.hard_negatives_top_k < 1):
+                raise ValueError(f"{where}: source {spec.name!r}: hard_negatives_top_k must be >= 1 and needs a dataset "
+                                 f"manifest (not custom pairs), got {spec.hard_negatives_top_k} with custom = {spec.custom}")
         if cfg.batch_size < 2:
             raise ValueError(f"{where}: batch_size must be >= 2 (in-batch negatives), got {cfg.batch_size}")
         return cfg

@@ -159,7 +159,8 @@ class PairEmbedder:
 
     # ---- pairs -----------------------------------------------------------------------------
     def pairs(self, pairs: Sequence[TrainPair]) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-        """-> anchors (b, D), positives (b, D), hard negatives (b, D) or None."""
+        """-> anchors (b, D), positives (b, D), and the hard negatives (k, D) of the k pairs that have
+        one (None when k = 0): they are extra candidates for every anchor, not aligned with rows."""
         img_idx = [i for i, p in enumerate(pairs) if p.image is not None or p.features is not None]
         txt_idx = [i for i, p in enumerate(pairs) if p.image is None and p.features is None]
         parts = []
@@ -171,9 +172,6 @@ class PairEmbedder:
             parts.append((txt_idx, self.texts([pairs[i].text for i in txt_idx])))
         anchors = _in_batch_order(parts)
         positives = self.texts([p.positive for p in pairs])
-        negatives = None
-        if any(p.negative for p in pairs):
-            if not all(p.negative for p in pairs):
-                raise ValueError("either every pair in a batch has a hard negative or none does")
-            negatives = self.texts([p.negative for p in pairs])
+        negative_texts = [p.negative for p in pairs if p.negative]
+        negatives = self.texts(negative_texts) if negative_texts else None
         return anchors, positives, negatives

@@ -26,19 +26,41 @@ def rank_world() -> tuple[int, int]:
     return 0, 1
 
 
+def _gather_rows_with_grad(x: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """Every rank's rows of `x` (k_r, d), in rank order, with gradients; k_r may differ per rank
+    (hard negatives are optional per pair), so rows are padded to the largest k_r for all_gather."""
+    import torch.distributed.nn
+
+    sizes = [torch.zeros(1, dtype=torch.long) for _ in range(world)]
+    torch.distributed.all_gather(sizes, torch.tensor([x.shape[0]]))
+    sizes = [int(s) for s in sizes]
+    padded = F.pad(x, (0, 0, 0, max(sizes) - x.shape[0]))  # (max k, d)
+    parts = torch.distributed.nn.all_gather(padded)
+    return torch.cat([part[:k] for part, k in zip(parts, sizes)])
+
+
 def _infonce_with_negatives(a, p, n, scale, rank, world):
-    """Symmetric InfoNCE where a->p also ranks against hard negatives `n` (b, d)."""
+    """Symmetric InfoNCE where a->p also ranks against the hard negatives `n` (k, d): extra
+    candidate columns shared by every anchor, so k may be anything from 0 to b."""
     from open_clip.loss import gather_features
 
     if world > 1:
         a_all, p_all = gather_features(a, p, gather_with_grad=True, rank=rank, world_size=world)
-        _, n_all = gather_features(a, n, gather_with_grad=True, rank=rank, world_size=world)
+        n_all = _gather_rows_with_grad(n, rank, world)
     else:
         a_all, p_all, n_all = a, p, n
     labels = torch.arange(a_all.shape[0], device=a.device)
-    logits_a = scale * a_all @ torch.cat([p_all, n_all]).T  # (B, 2B): positives then hard negatives
+    logits_a = scale * a_all @ torch.cat([p_all, n_all]).T  # (B, B + K): positives then hard negatives
     logits_p = scale * p_all @ a_all.T  # (B, B)
     return (F.cross_entropy(logits_a, labels) + F.cross_entropy(logits_p, labels)) / 2
+
+
+def _any_rank_has(n: Optional[torch.Tensor], world: int) -> bool:
+    """Whether any rank holds hard negatives: all ranks must take the same loss path (collectives)."""
+    flag = torch.tensor([0 if n is None or n.shape[0] == 0 else 1])
+    if world > 1:
+        torch.distributed.all_reduce(flag)
+    return bool(flag.item())
 
 
 def _one_dim(a, p, n, logit_scale, logit_bias, cfg: LossConfig) -> torch.Tensor:
@@ -66,7 +88,15 @@ def contrastive_loss(
     logit_bias: Optional[torch.Tensor] = None,
     cfg: LossConfig = LossConfig(),
 ) -> torch.Tensor:
-    """Mean of the loss at full dim and at each Matryoshka dim."""
+    """Mean of the loss at full dim and at each Matryoshka dim.
+
+    `negatives` (k, d): hard negatives of the pairs that have one (any k, 0 <= k); every anchor
+    ranks its positive against all of them as well as against the other positives."""
+    if cfg.kind == "clip":
+        has = _any_rank_has(negatives, rank_world()[1])
+        # a rank without negatives still joins their all_gather, forward AND backward: a[:0] keeps the
+        # empty (0, d) block in the graph, so every rank's backward runs the same collectives
+        negatives = (negatives if negatives is not None else a[:0]) if has else None
     dims: Sequence[Optional[int]] = [None] + [d for d in cfg.matryoshka_dims if d < a.shape[1]]
     losses = []
     for d in dims:

@@ -33,22 +33,23 @@ def grad_cache_step(
         for c in chunks:
             rng_states.append(torch.get_rng_state())
             reps.append(embedder.pairs(c))
-    has_neg = reps[0][2] is not None
+    n_counts = [0 if r[2] is None else len(r[2]) for r in reps]  # hard negatives per chunk (optional per pair)
     a = torch.cat([r[0] for r in reps]).requires_grad_()
     p = torch.cat([r[1] for r in reps]).requires_grad_()
-    n = torch.cat([r[2] for r in reps]).requires_grad_() if has_neg else None
+    n = torch.cat([r[2] for r in reps if r[2] is not None]).requires_grad_() if any(n_counts) else None
     loss = loss_fn(a, p, n)
     (loss * scale).backward()  # grads land on a/p/n and directly on logit_scale / logit_bias
-    start = 0
-    for c, state in zip(chunks, rng_states):
+    start = n_start = 0
+    for c, state, k in zip(chunks, rng_states, n_counts):
         sl = slice(start, start + len(c))
         start += len(c)
         torch.set_rng_state(state)
         ca, cp, cn = embedder.pairs(c)
         outs, grads = [ca, cp], [a.grad[sl], p.grad[sl]]
-        if has_neg:
+        if k:
             outs.append(cn)
-            grads.append(n.grad[sl])
+            grads.append(n.grad[n_start : n_start + k])
+            n_start += k
         live = [(o, g) for o, g in zip(outs, grads) if o.requires_grad]  # cached frozen sides have no graph
         if live:
             torch.autograd.backward([o for o, _ in live], [g for _, g in live])

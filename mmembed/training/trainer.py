@@ -59,6 +59,10 @@ def build_sources(cfg: TrainConfig) -> tuple[list[PairSource], list[str]]:
         else:
             pairs = pairs_from_manifest(spec.path, langs=spec.langs, kinds=spec.kinds,
                                         max_per_concept_lang=spec.max_per_concept_lang)
+            n_images = sum(p.text is None for p in pairs)
+            if spec.hard_negatives_top_k is not None and n_images:  # checked before the (slow) model load
+                raise ValueError(f"source {spec.name!r}: hard_negatives_top_k mines text-text pairs, but {n_images} of its "
+                                 f"pairs have an image anchor (keep text pairs only with kinds = [...])")
         sources.append(group_pairs(spec.name, pairs, spec.weight))
     return sources, problems
 
@@ -141,7 +145,6 @@ class Trainer:
         # dev sets are read now, on every rank (so all ranks stop together): a bad path, kind or
         # language stops the run before step 1; only rank 0 scores them
         self.dev_sets = [load_dev_set(d) for d in cfg.dev]
-        self.sampler = MixtureSampler(self.sources, cfg.seed, one_lang=[s.name for s in cfg.sources if s.one_lang_per_batch])
         self.step = 0
         saved = _checkpoints(self.out) if resume else []
         latest = saved[-1] if saved else None
@@ -150,6 +153,8 @@ class Trainer:
         set_trainable(self.model, cfg)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device)
+        self._mine_hard_negatives(resume)
+        self.sampler = MixtureSampler(self.sources, cfg.seed, one_lang=[s.name for s in cfg.sources if s.one_lang_per_batch])
         self._train_mode()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if not self.params:
@@ -165,6 +170,30 @@ class Trainer:
         from ..backbone import native_bf16
 
         self.autocast = cfg.autocast_bf16 == "on" or (cfg.autocast_bf16 == "auto" and native_bf16())
+
+    def _mine_hard_negatives(self, resume: bool) -> None:
+        """Sources with hard_negatives_top_k: each pair gets a confusable wrong caption under the BASE
+        model, mined once before step 1 into the run folder; a resumed run reuses that file."""
+        from .mining import mine_hard_negatives
+
+        for i, spec in enumerate(self.cfg.sources):
+            if spec.hard_negatives_top_k is None:
+                continue
+            source = self.sources[i]
+            pairs = [p for langs in source.by_concept.values() for group in langs.values() for p in group]
+            mined = self.out / "mined" / f"{spec.name}.jsonl"
+            if not (resume and mined.is_file()):
+                if self.rank == 0:
+                    langs = sorted({p.lang for p in pairs})
+                    report = mine_hard_negatives(self.model, spec.path, mined, langs=langs, top_k=spec.hard_negatives_top_k,
+                                                 seed=self.cfg.seed, progress=self.progress)
+                    logger.info("source %r: mined %d hard negatives for %d pairs -> %s; base top-1 per language: %s",
+                                spec.name, sum(report.mined.values()), sum(report.rows.values()), mined,
+                                {k: round(v, 3) for k, v in report.top1.items()})
+                if self.world > 1:
+                    torch.distributed.barrier()
+            self.sources[i] = group_pairs(spec.name, pairs_from_manifest(
+                mined, kinds=spec.kinds, max_per_concept_lang=spec.max_per_concept_lang), spec.weight)
 
     # ---- pieces ----------------------------------------------------------------------------
     def _lr(self, step: int) -> float:

@@ -1,0 +1,141 @@
+"""Hard-negative mining: the most confusable wrong caption, never a disguised positive; the CLI writes
+a manifest that trains with the negatives."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mmembed.data.manifest import PairRecord, read_manifest, write_manifest
+from mmembed.training.mining import MiningError, mine_hard_negatives, normalized
+
+# (concept, English anchor, Spanish caption, 2-d direction of both): Germany sits next to Hungary,
+# and CLDR's and pycountry's Sweden are one country under two concept ids
+ROWS = [
+    ("territory:DE", "Germany", "Alemania", (1.0, 0.0)),
+    ("territory:HU", "Hungary", "Hungría", (0.95, 0.1)),
+    ("territory:SE", "Sweden", "Suecia", (0.0, 1.0)),
+    ("country:SE", "Sweden", "suécia", (0.05, 0.99)),
+    ("territory:JP", "Japan", "Japón", (-1.0, 0.0)),
+    ("territory:KR", "Korea", "Corea", (-0.9, -0.3)),
+]
+
+
+class DirectionEncoder:
+    """Encodes each known text as its row's direction: the ranking is known exactly."""
+
+    def __init__(self):
+        self.vec = {}
+        for _, en, es, v in ROWS:
+            self.vec[en] = self.vec[es] = torch.tensor(v)
+        self.calls = 0
+
+    def encode_text(self, texts, **kwargs):
+        self.calls += 1
+        return torch.stack([self.vec[t] for t in texts])
+
+
+@pytest.fixture
+def manifest(tmp_path):
+    recs = [PairRecord(concept=c, caption=es, lang="es", text=en, text_lang="en", kind="name") for c, en, es, _ in ROWS]
+    recs.append(PairRecord(concept="territory:DE", caption="Deutschland", lang="de", text="Germany", text_lang="en"))
+    recs.append(PairRecord(concept="emoji:1f34e", caption="manzana", lang="es", image="a.png"))  # image rows are not mined
+    path = tmp_path / "train.jsonl"
+    write_manifest(path, recs)
+    return path
+
+
+def test_normalized_ignores_case_accents_and_diacritics():
+    assert normalized("Suécia") == normalized("suecia ")
+    assert normalized("السّويد") == normalized("السويد")
+    assert normalized("Hungría") != normalized("Alemania")
+
+
+def test_the_hardest_wrong_caption_becomes_the_negative(manifest, tmp_path):
+    report = mine_hard_negatives(DirectionEncoder(), manifest, tmp_path / "hn.jsonl", langs=["es"], top_k=1)
+    got = {r.text if r.concept != "country:SE" else "Sweden (pycountry)": r for r in read_manifest(tmp_path / "hn.jsonl")}
+    assert len(got) == 6 and all(r.lang == "es" and r.text for r in got.values())  # only es text rows
+    assert got["Germany"].negative == "Hungría" and got["Hungary"].negative == "Alemania"
+    assert got["Japan"].negative == "Corea" and got["Korea"].negative == "Japón"
+    # the two Swedens share an English name: each other's caption is a false negative, skipped
+    assert got["Sweden"].negative not in ("Suecia", "suécia") and got["Sweden (pycountry)"].negative not in ("Suecia", "suécia")
+    assert report.rows == {"es": 6} and report.mined == {"es": 6}
+    assert report.top1["es"] == 1.0  # every anchor's best caption is its own (the Swedens count as their own)
+
+
+def test_mining_is_seeded_and_draws_from_the_top_k(manifest, tmp_path):
+    outs = []
+    for seed in (0, 0, 1):
+        mine_hard_negatives(DirectionEncoder(), manifest, tmp_path / f"s{len(outs)}.jsonl", langs=["es"], top_k=2, seed=seed)
+        outs.append([r.negative for r in read_manifest(tmp_path / f"s{len(outs)}.jsonl")])
+    assert outs[0] == outs[1]
+    germany = read_manifest(tmp_path / "s0.jsonl")[0]
+    assert germany.text == "Germany" and germany.negative in ("Hungría", "Suecia", "suécia")  # top 2 wrong: Hungría, a Sweden
+
+
+def test_bad_mining_input_is_named_and_writes_nothing(manifest, tmp_path):
+    out = tmp_path / "hn.jsonl"
+    with pytest.raises(MiningError, match="language.*fr"):
+        mine_hard_negatives(DirectionEncoder(), manifest, out, langs=["es", "fr"])
+    with pytest.raises(MiningError, match="de"):  # one row: no candidate to mine from
+        mine_hard_negatives(DirectionEncoder(), manifest, out, langs=["de"])
+    with pytest.raises(MiningError, match="top_k"):
+        mine_hard_negatives(DirectionEncoder(), manifest, out, langs=["es"], top_k=0)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(json.dumps({"concept": "x", "caption": "y", "lang": "es", "text": "z"}) + "\n{oops\n")
+    with pytest.raises(MiningError, match="broken.jsonl:2"):
+        mine_hard_negatives(DirectionEncoder(), broken, out, langs=["es"])
+    assert not out.exists()
+
+
+def test_cli_mines_with_a_real_model_and_the_result_trains(manifest, tmp_path):
+    from typer.testing import CliRunner
+
+    from mmembed.cli import app
+    from mmembed.training.config import SourceSpec, TrainConfig
+    from mmembed.training.step import plain_step
+    from mmembed.training.trainer import Trainer
+
+    out = tmp_path / "hn.jsonl"
+    res = CliRunner().invoke(app, ["mine-negatives", str(manifest), "--out", str(out), "--langs", "es",
+                                   "--model", "tiny-random", "--top-k", "2"])
+    assert res.exit_code == 0, res.output
+    assert "es: 6 rows, 6 with a negative" in res.output
+    assert all(r.negative and r.negative != r.caption for r in read_manifest(out))
+    # mixed batch: mined pairs (with negatives) and plain pairs (without) train together
+    cfg = TrainConfig(base="tiny-random", out=str(tmp_path / "run"), name="t", steps=1, batch_size=4, warmup_steps=0,
+                      sources=[SourceSpec(name="mined", path=str(out), weight=0.5),
+                               SourceSpec(name="plain", path=str(manifest), langs=["es"], kinds=["name"], weight=0.5)])
+    tr = Trainer(cfg, progress=False)
+    batch = tr.sampler.batch(0, 4)
+    assert 0 < sum(p.negative is not None for p in batch) < 4
+    tr.optimizer.zero_grad(set_to_none=True)
+    assert torch.isfinite(torch.tensor(plain_step(tr.embedder, batch, tr._loss)))
+    bad = CliRunner().invoke(app, ["mine-negatives", str(manifest), "--out", str(out), "--langs", "xx", "--model", "tiny-random"])
+    assert bad.exit_code == 1 and "xx" in bad.output
+
+
+def test_a_recipe_source_mines_its_negatives_before_step_one(manifest, tmp_path):
+    """hard_negatives_top_k in a [[sources]] entry: the base model mines once into the run folder, the
+    batches carry the negatives, and a resumed run reuses the mined file rather than mining again."""
+    from mmembed.training.config import TrainConfig
+    from mmembed.training.trainer import Trainer
+
+    def cfg():
+        return TrainConfig.from_dict(dict(base="tiny-random", out=str(tmp_path / "run"), name="t", steps=2, batch_size=4,
+                                          warmup_steps=0, checkpoint_every=1, eval_every=100, sources=[
+            dict(name="mined", path=str(manifest), langs=["es"], kinds=["name"], hard_negatives_top_k=2)]))
+
+    tr = Trainer(cfg(), progress=False)
+    mined = tmp_path / "run" / "mined" / "mined.jsonl"
+    assert len(read_manifest(mined)) == 6 and all(p.negative for p in tr.sampler.batch(0, 4))
+    tr.run()
+    stamp = mined.stat().st_mtime_ns
+    resumed = Trainer(cfg(), resume=True, progress=False)
+    assert mined.stat().st_mtime_ns == stamp and all(p.negative for p in resumed.sampler.batch(1, 4))
+    with pytest.raises(ValueError, match="hard_negatives_top_k must be >= 1"):
+        TrainConfig.from_dict(dict(sources=[dict(name="x", path="p.jsonl", hard_negatives_top_k=0)]))
+    with pytest.raises(ValueError, match="image anchor"):
+        Trainer(TrainConfig.from_dict(dict(base="tiny-random", out=str(tmp_path / "r2"), steps=1, batch_size=2, sources=[
+            dict(name="all", path=str(manifest), hard_negatives_top_k=2)])), progress=False)
