@@ -136,6 +136,11 @@ def test_a_recipe_source_mines_its_negatives_before_step_one(manifest, tmp_path)
     assert mined.stat().st_mtime_ns == stamp and all(p.negative for p in resumed.sampler.batch(1, 4))
     with pytest.raises(ValueError, match="hard_negatives_top_k must be >= 1"):
         TrainConfig.from_dict(dict(sources=[dict(name="x", path="p.jsonl", hard_negatives_top_k=0)]))
+    lonely = tmp_path / "lonely.jsonl"  # es pairs plus ONE de pair: nothing in German to mine from
+    write_manifest(lonely, [r for r in read_manifest(manifest) if r.image is None])
+    with pytest.raises(ValueError, match=r"one pair only in \['de'\]"):
+        Trainer(TrainConfig.from_dict(dict(base="tiny-random", out=str(tmp_path / "r3"), steps=1, batch_size=2, sources=[
+            dict(name="lonely", path=str(lonely), hard_negatives_top_k=2)])), progress=False)
     with pytest.raises(ValueError, match="image anchor"):
         Trainer(TrainConfig.from_dict(dict(base="tiny-random", out=str(tmp_path / "r2"), steps=1, batch_size=2, sources=[
             dict(name="all", path=str(manifest), hard_negatives_top_k=2)])), progress=False)

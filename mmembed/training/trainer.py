@@ -60,11 +60,25 @@ def build_sources(cfg: TrainConfig) -> tuple[list[PairSource], list[str]]:
             pairs = pairs_from_manifest(spec.path, langs=spec.langs, kinds=spec.kinds,
                                         max_per_concept_lang=spec.max_per_concept_lang)
             n_images = sum(p.text is None for p in pairs)
-            if spec.hard_negatives_top_k is not None and n_images:  # checked before the (slow) model load
-                raise ValueError(f"source {spec.name!r}: hard_negatives_top_k mines text-text pairs, but {n_images} of its "
-                                 f"pairs have an image anchor (keep text pairs only with kinds = [...])")
+            if spec.hard_negatives_top_k is not None:  # checked before the (slow) model load, on every rank
+                _check_minable(spec.name, pairs, n_images)
         sources.append(group_pairs(spec.name, pairs, spec.weight))
     return sources, problems
+
+
+def _check_minable(name: str, pairs, n_images: int) -> None:
+    """A source with hard_negatives_top_k must be text-text pairs with >= 2 per language (a negative is
+    another pair's caption in the same language). Raised here, not in rank 0's mining, so that under
+    torchrun every rank stops instead of waiting for rank 0 at a barrier."""
+    if n_images:
+        raise ValueError(f"source {name!r}: hard_negatives_top_k mines text-text pairs, but {n_images} of its "
+                         f"pairs have an image anchor (keep text pairs only with kinds = [...])")
+    per_lang: dict[str, int] = {}
+    for p in pairs:
+        per_lang[p.lang] = per_lang.get(p.lang, 0) + 1
+    if lonely := sorted(lang for lang, n in per_lang.items() if n < 2):
+        raise ValueError(f"source {name!r}: hard_negatives_top_k needs at least 2 pairs per language to mine a "
+                         f"negative from; one pair only in {lonely} (leave them out with langs = [...])")
 
 
 def build_model(cfg: TrainConfig) -> MMEmbedModel:
