@@ -26,27 +26,35 @@ def rank_world() -> tuple[int, int]:
     return 0, 1
 
 
-def _gather_rows_with_grad(x: torch.Tensor, rank: int, world: int) -> torch.Tensor:
-    """Every rank's rows of `x` (k_r, d), in rank order, with gradients; k_r may differ per rank
-    (hard negatives are optional per pair), so rows are padded to the largest k_r for all_gather."""
+def _negative_counts(n: Optional[torch.Tensor], world: int) -> list[int]:
+    """Hard negatives held by each rank (k_r; 0 for none). Gathered once per loss, not per Matryoshka
+    dim: every rank must take the same loss path (collectives), and the padded gather needs them."""
+    k = torch.tensor([0 if n is None else n.shape[0]])
+    if world == 1:
+        return [int(k)]
+    counts = [torch.zeros(1, dtype=torch.long) for _ in range(world)]
+    torch.distributed.all_gather(counts, k)
+    return [int(c) for c in counts]
+
+
+def _gather_rows_with_grad(x: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
+    """Every rank's rows of `x` (k_r, d), in rank order, with gradients; k_r (`counts`) may differ per
+    rank (hard negatives are optional per pair), so rows are padded to the largest k_r for all_gather."""
     import torch.distributed.nn
 
-    sizes = [torch.zeros(1, dtype=torch.long) for _ in range(world)]
-    torch.distributed.all_gather(sizes, torch.tensor([x.shape[0]]))
-    sizes = [int(s) for s in sizes]
-    padded = F.pad(x, (0, 0, 0, max(sizes) - x.shape[0]))  # (max k, d)
+    padded = F.pad(x, (0, 0, 0, max(counts) - x.shape[0]))  # (max k, d)
     parts = torch.distributed.nn.all_gather(padded)
-    return torch.cat([part[:k] for part, k in zip(parts, sizes)])
+    return torch.cat([part[:k] for part, k in zip(parts, counts)])
 
 
-def _infonce_with_negatives(a, p, n, scale, rank, world):
+def _infonce_with_negatives(a, p, n, counts, scale, rank, world):
     """Symmetric InfoNCE where a->p also ranks against the hard negatives `n` (k, d): extra
     candidate columns shared by every anchor, so k may be anything from 0 to b."""
     from open_clip.loss import gather_features
 
     if world > 1:
         a_all, p_all = gather_features(a, p, gather_with_grad=True, rank=rank, world_size=world)
-        n_all = _gather_rows_with_grad(n, rank, world)
+        n_all = _gather_rows_with_grad(n, counts)
     else:
         a_all, p_all, n_all = a, p, n
     labels = torch.arange(a_all.shape[0], device=a.device)
@@ -55,15 +63,7 @@ def _infonce_with_negatives(a, p, n, scale, rank, world):
     return (F.cross_entropy(logits_a, labels) + F.cross_entropy(logits_p, labels)) / 2
 
 
-def _any_rank_has(n: Optional[torch.Tensor], world: int) -> bool:
-    """Whether any rank holds hard negatives: all ranks must take the same loss path (collectives)."""
-    flag = torch.tensor([0 if n is None or n.shape[0] == 0 else 1])
-    if world > 1:
-        torch.distributed.all_reduce(flag)
-    return bool(flag.item())
-
-
-def _one_dim(a, p, n, logit_scale, logit_bias, cfg: LossConfig) -> torch.Tensor:
+def _one_dim(a, p, n, counts, logit_scale, logit_bias, cfg: LossConfig) -> torch.Tensor:
     rank, world = rank_world()
     scale = logit_scale.exp().clamp(max=100.0)  # CLIP's cap on the temperature
     if cfg.kind == "siglip":
@@ -73,7 +73,7 @@ def _one_dim(a, p, n, logit_scale, logit_bias, cfg: LossConfig) -> torch.Tensor:
             raise ValueError("hard negatives are supported with kind='clip' (InfoNCE), not siglip")
         return SigLipLoss(rank=rank, world_size=world)(a, p, scale, logit_bias)
     if n is not None:
-        return _infonce_with_negatives(a, p, n, scale, rank, world)
+        return _infonce_with_negatives(a, p, n, counts, scale, rank, world)
     from open_clip.loss import ClipLoss
 
     return ClipLoss(local_loss=False, gather_with_grad=True, cache_labels=False, rank=rank, world_size=world)(a, p, scale)
@@ -92,11 +92,12 @@ def contrastive_loss(
 
     `negatives` (k, d): hard negatives of the pairs that have one (any k, 0 <= k); every anchor
     ranks its positive against all of them as well as against the other positives."""
+    counts: list[int] = []
     if cfg.kind == "clip":
-        has = _any_rank_has(negatives, rank_world()[1])
+        counts = _negative_counts(negatives, rank_world()[1])
         # a rank without negatives still joins their all_gather, forward AND backward: a[:0] keeps the
         # empty (0, d) block in the graph, so every rank's backward runs the same collectives
-        negatives = (negatives if negatives is not None else a[:0]) if has else None
+        negatives = (negatives if negatives is not None else a[:0]) if sum(counts) else None
     dims: Sequence[Optional[int]] = [None] + [d for d in cfg.matryoshka_dims if d < a.shape[1]]
     losses = []
     for d in dims:
@@ -105,5 +106,5 @@ def contrastive_loss(
         else:
             aa, pp = F.normalize(a[:, :d], dim=-1), F.normalize(p[:, :d], dim=-1)
             nn_ = F.normalize(negatives[:, :d], dim=-1) if negatives is not None else None
-        losses.append(_one_dim(aa, pp, nn_, logit_scale, logit_bias, cfg))
+        losses.append(_one_dim(aa, pp, nn_, counts, logit_scale, logit_bias, cfg))
     return torch.stack(losses).mean()

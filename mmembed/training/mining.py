@@ -57,7 +57,7 @@ def _mine_language(rows: list[PairRecord], anchors: torch.Tensor, captions: torc
                    rng: random.Random) -> tuple[list[PairRecord], int]:
     """`anchors` (n, d) and `captions` (n, d): row i's anchor text and caption. -> rows with negatives, top-1 hits."""
     cap_key = [normalized(r.caption) for r in rows]
-    text_key = [normalized(r.text or "") for r in rows]
+    text_key = [normalized(r.text) for r in rows]
     out, hits = [], 0
     width = min(len(rows), top_k + SCAN)
     for start in range(0, len(rows), 1024):  # (chunk, n) similarities at a time: user manifests can be large
