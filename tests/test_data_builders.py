@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from mmembed.data.builders import DATASETS, MissingSourceError, build_dataset, sources
-from mmembed.data.builders import clipart, emoji, emoji_groups
-from mmembed.data.builders.cldr import read_annotations, read_character_labels
+from mmembed.data.builders import cldr_terms, clipart, emoji, emoji_groups
+from mmembed.data.builders.cldr import city_from_zone_id, read_annotations, read_character_labels, read_terms
 from mmembed.data.builders.cldr_lexicon import build_lexicon, singular
 from mmembed.data.builders.concepts import Concept, assign_split, select
 from mmembed.data.builders.django_po import PLACEHOLDER
@@ -24,6 +24,7 @@ SMALL = {
     "emoji": {"limit": 24, "langs": TEN},
     "clipart": {"limit": 40, "langs": TEN},
     "parallel": {"limit": 80, "langs": TEN},
+    "cldr-terms": {"limit": 80, "langs": TEN},
 }
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -178,6 +179,7 @@ def test_images_are_rgb_and_readable(built, name, max_side):
     ("clipart", "OPENCLIPART_SVG", "apt-get install openclipart-svg"),
     ("clipart", "NOTO_EMOJI", "apt-get install fonts-noto-color-emoji"),
     ("parallel", "CLDR", "apt-get install unicode-cldr-core"),
+    ("cldr-terms", "CLDR", "apt-get install unicode-cldr-core"),
 ])
 def test_missing_debian_source_names_the_package(tmp_path, monkeypatch, name, attr, hint):
     missing = dataclasses.replace(getattr(sources, attr), path=tmp_path / "not-installed")
@@ -239,7 +241,8 @@ def test_unknown_dataset_or_option_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="option skin_tones=1"):
         build_dataset("emoji", tmp_path / "x", skin_tones=1)
     assert not (tmp_path / "x").exists()
-    assert set(DATASETS) == {"emoji", "clipart", "parallel", "imagenet-prototypes", "photos", "tuxpaint"}
+    assert set(DATASETS) == {"emoji", "clipart", "parallel", "cldr-terms", "imagenet-prototypes", "photos",
+                             "tuxpaint"}
 
 
 def test_split_assignment_is_stable_and_about_80_10_10():
@@ -266,6 +269,49 @@ def test_cldr_reader_skips_inheritance_markers_empty_and_unconfirmed(tmp_path):
     assert sorted(anns) == ["A", "D"]
     assert anns["A"].name is None and anns["A"].keywords == ("alpha", "beta")
     assert anns["D"].name == "delta name"
+
+
+def test_cldr_term_reader_keeps_full_names_only(tmp_path):
+    (tmp_path / "main").mkdir()
+    (tmp_path / "main" / "xx.xml").write_text(
+        """<ldml><localeDisplayNames><scripts><script type="Deva">Devanagari</script>
+        <script type="Latn" alt="variant">Roman</script></scripts>
+        <types><type key="calendar" type="islamic">Islamic Calendar</type></types></localeDisplayNames>
+        <dates><calendars><calendar type="gregorian"><months><monthContext type="format">
+        <monthWidth type="abbreviated"><month type="3">Mar</month></monthWidth>
+        <monthWidth type="wide"><month type="3">March</month></monthWidth></monthContext></months></calendar></calendars>
+        <fields><field type="year"><displayName>year</displayName></field>
+        <field type="year-short"><displayName>yr.</displayName></field></fields>
+        <timeZoneNames><zone type="Asia/Tokyo"><exemplarCity>Tokio</exemplarCity></zone>
+        <zone type="Etc/Unknown"><exemplarCity>Unknown City</exemplarCity></zone>
+        <metazone type="Japan"><long><generic>Japan Time</generic><standard>Japan Standard Time</standard></long>
+        <short><generic>JT</generic></short></metazone></timeZoneNames></dates>
+        <numbers><currencies><currency type="JPY"><displayName>Japanese Yen</displayName>
+        <displayName count="one">Japanese yen</displayName></currency>
+        <currency type="XXX"><displayName draft="unconfirmed">Nothing</displayName></currency></currencies></numbers>
+        <units><unitLength type="long"><unit type="length-meter"><displayName>meters</displayName></unit></unitLength>
+        <unitLength type="short"><unit type="length-meter"><displayName>m</displayName></unit></unitLength></units>
+        </ldml>""", encoding="utf-8")
+    assert {t.key: t.name for t in read_terms(tmp_path, "xx")} == {
+        "currency:JPY": "Japanese Yen", "script:Deva": "Devanagari", "unit:length-meter": "meters",
+        "month:3": "March", "field:year": "year", "type:calendar:islamic": "Islamic Calendar",
+        "city:Asia/Tokyo": "Tokio", "timezone:Japan:generic": "Japan Time",
+        "timezone:Japan:standard": "Japan Standard Time"}
+    assert city_from_zone_id("America/Los_Angeles") == "Los Angeles"
+
+
+def test_cldr_terms_never_name_a_held_out_parallel_language_or_territory(built):
+    """A term whose English name contains, or sits inside, a dev/test name of `parallel` is not built."""
+    held_out = cldr_terms.held_out_names(sources.CLDR.require(), sources.PYCOUNTRY.require())
+    assert cldr_terms.leaks("Thai Digits", {" thai "}) and cldr_terms.leaks("Vatican", {" vatican city "})
+    assert not cldr_terms.leaks("Thailand Time", {" thai "})  # whole words only
+    records = [r for recs in _records(built["cldr-terms"][0]).values() for r in recs]
+    assert records and {r.text_lang for r in records} == {"en"} and all(r.image is None for r in records)
+    assert all(r.concept.startswith("term:") and not cldr_terms.leaks(r.text, held_out) for r in records)
+    english = cldr_terms.english_names(sources.CLDR.require(), ["Asia/Tokyo"])
+    yen_held_out = assign_split("language:ja") != "train"  # " japanese " (" japan " is not in "japanese yen")
+    assert cldr_terms.leaks(english["currency:JPY"], held_out) == yen_held_out
+    assert english["city:Asia/Tokyo"] == "Tokyo" and english["month:1"] == "January"
 
 
 def test_cldr_lexicon_matches_names_and_unique_keywords():

@@ -225,6 +225,25 @@ def test_one_lang_per_batch_draws_one_language_per_step(dataset):
         MixtureSampler([group_pairs("img", pairs)], seed=0, one_lang=["nope"])
 
 
+def test_one_language_sources_share_the_step_language():
+    """Two one_lang_per_batch sources draw ONE language per step (their pairs are each other's negatives);
+    a source that lacks it draws its own, and a language only one source has still comes up."""
+    from mmembed.training.pairs import MixtureSampler, TrainPair, group_pairs
+
+    def source(name, langs, n=8):
+        return group_pairs(name, [TrainPair(positive=f"{name}{i}-{lang}", text=f"{name}{i}", concept=f"{name}:{i}",
+                                            lang=lang) for i in range(n) for lang in langs])
+
+    a, b = source("a", ["de", "hi"]), source("b", ["de", "hi", "sw"])
+    sampler = MixtureSampler([a, b], seed=3, one_lang=["a", "b"])
+    per_step = [[(p.concept[0], p.lang) for p in sampler.batch(step, 8)] for step in range(40)]
+    mixed = [pairs for pairs in per_step if {src for src, _ in pairs} == {"a", "b"}]
+    b_lang = [{lang for src, lang in pairs if src == "b"}.pop() for pairs in mixed]
+    shared = [pairs for pairs, lang in zip(mixed, b_lang) if lang != "sw"]  # 'a' has no sw
+    assert len(shared) >= 10 and all(len({lang for _, lang in pairs}) == 1 for pairs in shared)
+    assert {lang for pairs in per_step for _, lang in pairs} == {"de", "hi", "sw"}
+
+
 def _color_ranks(model, dataset: Path) -> np.ndarray:
     """Rank (0 = best) of each colour's image for the query 'a <colour> square'."""
     imgs = model.encode_image([str(dataset / "images" / f"{c}.png") for c in COLORS])

@@ -224,6 +224,8 @@ class MixtureSampler:
     """Draws a batch: source by weight, then a concept (once per batch), a language, a caption.
 
     A source in `one_lang` draws its language first, once per step, then only concepts that have it.
+    Those sources share the step's language (drawn from the union of their languages), so their
+    pairs are negatives of one another; a source without that language draws its own.
     """
 
     def __init__(self, sources: Sequence[PairSource], seed: int, one_lang: Sequence[str] = ()):
@@ -245,6 +247,7 @@ class MixtureSampler:
                         by_lang[lang].append(c)
                 self._by_lang[i] = dict(sorted(by_lang.items()))
                 self._langs[i] = list(self._by_lang[i])
+        self._shared_langs = sorted({lang for langs in self._langs.values() for lang in langs})
         w = torch.tensor([s.weight for s in self.sources], dtype=torch.float64)
         self._weights = w / w.sum()
 
@@ -257,10 +260,13 @@ class MixtureSampler:
             minlength=len(self.sources)
         )
         out: list[TrainPair] = []
+        step_lang = None  # the one-language sources' language this step, drawn when first needed
         for i, (src, concepts, n) in enumerate(zip(self.sources, self._concepts, per_source.tolist())):
             lang = None
             if i in self._by_lang and n:
-                lang = self._langs[i][int(torch.randint(len(self._langs[i]), (1,), generator=g))]
+                if step_lang is None:
+                    step_lang = self._draw(self._shared_langs, g)
+                lang = step_lang if step_lang in self._by_lang[i] else self._draw(self._langs[i], g)
                 concepts = self._by_lang[i][lang]
             n = min(n, len(concepts))
             for ci in torch.randperm(len(concepts), generator=g)[:n].tolist():
@@ -272,3 +278,7 @@ class MixtureSampler:
                     options = langs[lang]
                 out.append(options[int(torch.randint(len(options), (1,), generator=g))])
         return out
+
+    @staticmethod
+    def _draw(langs: list[str], g: torch.Generator) -> str:
+        return langs[int(torch.randint(len(langs), (1,), generator=g))]

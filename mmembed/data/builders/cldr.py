@@ -118,3 +118,74 @@ def _typed_names(elements, skip_alt: bool = False) -> Iterator[tuple[str, str]]:
         code = el.get("type")
         if name and code:
             yield code, name
+
+
+@dataclass(frozen=True)
+class Term:
+    """A named thing in main/LOCALE.xml beyond language and territory names.
+
+    `key` identifies it across locales: "currency:JPY", "script:Deva", "city:Asia/Tokyo",
+    "timezone:Europe_Central:standard", "unit:length-kilometer", "type:calendar:islamic",
+    "month:3", "weekday:sun", "field:year".
+    """
+
+    key: str
+    name: str
+
+
+# (key prefix, XPath of the named elements, attribute that identifies one). Only the unabbreviated
+# forms: long unit names, wide month and day names, fields without -short/-narrow.
+_TERM_PATHS = (
+    ("currency", "numbers/currencies/currency", "type"),
+    ("script", "localeDisplayNames/scripts/script", "type"),
+    ("unit", "units/unitLength[@type='long']/unit", "type"),
+    ("month", "dates/calendars/calendar[@type='gregorian']/months/monthContext[@type='format']"
+              "/monthWidth[@type='wide']/month", "type"),
+    ("weekday", "dates/calendars/calendar[@type='gregorian']/days/dayContext[@type='format']"
+                "/dayWidth[@type='wide']/day", "type"),
+    ("field", "dates/fields/field", "type"),
+)
+
+
+def city_from_zone_id(zone: str) -> str:
+    """English exemplar city from a tz id, CLDR's own fallback: 'America/Los_Angeles' -> 'Los Angeles'."""
+    return zone.rsplit("/", 1)[-1].replace("_", " ")
+
+
+def read_terms(common: Path, locale: str) -> Iterator[Term]:
+    """Currency, script, unit, month, weekday, date-field, calendar/collation/number-system names,
+    exemplar cities of time zones and long time-zone names of main/LOCALE.xml: no alt forms, no
+    draft entries, no plural-count variants (a currency's 'one'/'other' forms)."""
+    root = _parse(common / "main" / f"{locale}.xml")
+    for prefix, path, attr in _TERM_PATHS:
+        for el in root.findall(path):
+            code = el.get(attr)
+            if not code or (prefix == "field" and "-" in code):  # 'year-short', 'year-narrow'
+                continue
+            if prefix in ("currency", "unit", "field"):  # the name is a child; skip 'one'/'other' forms
+                names = [_with_type(d, code) for d in el.findall("displayName") if d.get("count") is None]
+                if el.get("alt") or el.get("draft") in _LOW_QUALITY_DRAFT:
+                    names = []
+            else:
+                names = [el]
+            for _, name in _typed_names(names, skip_alt=True):
+                yield Term(f"{prefix}:{code}", name)
+    for el in root.findall("localeDisplayNames/types/type"):
+        for code, name in _typed_names([el], skip_alt=True):
+            yield Term(f"type:{el.get('key')}:{code}", name)
+    for zone in root.findall("dates/timeZoneNames/zone"):
+        city = zone.find("exemplarCity")
+        if zone.get("type") != "Etc/Unknown" and city is not None:
+            for _, name in _typed_names([_with_type(city, zone.get("type"))], skip_alt=True):
+                yield Term(f"city:{zone.get('type')}", name)
+    for metazone in root.findall("dates/timeZoneNames/metazone"):
+        for el in metazone.findall("long/*"):
+            for _, name in _typed_names([_with_type(el, el.tag)], skip_alt=True):
+                yield Term(f"timezone:{metazone.get('type')}:{el.tag}", name)
+
+
+def _with_type(el: ET.Element, code: Optional[str]) -> ET.Element:
+    """A copy of `el` with type=`code`, for name elements whose identity is on their parent."""
+    copy = ET.Element(el.tag, {**el.attrib, "type": code or ""})
+    copy.text = el.text
+    return copy
