@@ -133,17 +133,17 @@ class Term:
     name: str
 
 
-# (key prefix, XPath of the named elements, attribute that identifies one). Only the unabbreviated
+# (key prefix, XPath of the named elements; their `type` identifies one). Only the unabbreviated
 # forms: long unit names, wide month and day names, fields without -short/-narrow.
 _TERM_PATHS = (
-    ("currency", "numbers/currencies/currency", "type"),
-    ("script", "localeDisplayNames/scripts/script", "type"),
-    ("unit", "units/unitLength[@type='long']/unit", "type"),
+    ("currency", "numbers/currencies/currency"),
+    ("script", "localeDisplayNames/scripts/script"),
+    ("unit", "units/unitLength[@type='long']/unit"),
     ("month", "dates/calendars/calendar[@type='gregorian']/months/monthContext[@type='format']"
-              "/monthWidth[@type='wide']/month", "type"),
+              "/monthWidth[@type='wide']/month"),
     ("weekday", "dates/calendars/calendar[@type='gregorian']/days/dayContext[@type='format']"
-                "/dayWidth[@type='wide']/day", "type"),
-    ("field", "dates/fields/field", "type"),
+                "/dayWidth[@type='wide']/day"),
+    ("field", "dates/fields/field"),
 )
 
 
@@ -157,35 +157,31 @@ def read_terms(common: Path, locale: str) -> Iterator[Term]:
     exemplar cities of time zones and long time-zone names of main/LOCALE.xml: no alt forms, no
     draft entries, no plural-count variants (a currency's 'one'/'other' forms)."""
     root = _parse(common / "main" / f"{locale}.xml")
-    for prefix, path, attr in _TERM_PATHS:
+    named: list[tuple[str, Optional[ET.Element]]] = []  # (key, the element whose text names it)
+    for prefix, path in _TERM_PATHS:
         for el in root.findall(path):
-            code = el.get(attr)
-            if not code or (prefix == "field" and "-" in code):  # 'year-short', 'year-narrow'
-                continue
+            code = el.get("type")
+            if not code or (prefix == "field" and "-" in code) or not _acceptable(el):
+                continue  # 'year-short', 'year-narrow'; alt or draft entries
             if prefix in ("currency", "unit", "field"):  # the name is a child; skip 'one'/'other' forms
-                names = [_with_type(d, code) for d in el.findall("displayName") if d.get("count") is None]
-                if el.get("alt") or el.get("draft") in _LOW_QUALITY_DRAFT:
-                    names = []
+                named += [(f"{prefix}:{code}", d) for d in el.findall("displayName") if d.get("count") is None]
             else:
-                names = [el]
-            for _, name in _typed_names(names, skip_alt=True):
-                yield Term(f"{prefix}:{code}", name)
-    for el in root.findall("localeDisplayNames/types/type"):
-        for code, name in _typed_names([el], skip_alt=True):
-            yield Term(f"type:{el.get('key')}:{code}", name)
-    for zone in root.findall("dates/timeZoneNames/zone"):
-        city = zone.find("exemplarCity")
-        if zone.get("type") != "Etc/Unknown" and city is not None:
-            for _, name in _typed_names([_with_type(city, zone.get("type"))], skip_alt=True):
-                yield Term(f"city:{zone.get('type')}", name)
-    for metazone in root.findall("dates/timeZoneNames/metazone"):
-        for el in metazone.findall("long/*"):
-            for _, name in _typed_names([_with_type(el, el.tag)], skip_alt=True):
-                yield Term(f"timezone:{metazone.get('type')}:{el.tag}", name)
+                named.append((f"{prefix}:{code}", el))
+    named += [(f"type:{el.get('key')}:{el.get('type')}", el) for el in root.findall("localeDisplayNames/types/type")]
+    named += [(f"city:{zone.get('type')}", zone.find("exemplarCity"))
+              for zone in root.findall("dates/timeZoneNames/zone") if zone.get("type") != "Etc/Unknown"]
+    named += [(f"timezone:{metazone.get('type')}:{el.tag}", el)
+              for metazone in root.findall("dates/timeZoneNames/metazone") for el in metazone.findall("long/*")]
+    for key, el in named:
+        name = _name_of(el)
+        if name:
+            yield Term(key, name)
 
 
-def _with_type(el: ET.Element, code: Optional[str]) -> ET.Element:
-    """A copy of `el` with type=`code`, for name elements whose identity is on their parent."""
-    copy = ET.Element(el.tag, {**el.attrib, "type": code or ""})
-    copy.text = el.text
-    return copy
+def _acceptable(el: Optional[ET.Element]) -> bool:
+    return el is not None and not el.get("alt") and el.get("draft") not in _LOW_QUALITY_DRAFT
+
+
+def _name_of(el: Optional[ET.Element]) -> Optional[str]:
+    """The usable text of a name element; None for a missing, alt or draft one."""
+    return _usable(el.text) if _acceptable(el) else None
