@@ -116,6 +116,31 @@ def test_cli_mines_with_a_real_model_and_the_result_trains(manifest, tmp_path):
     assert bad.exit_code == 1 and "xx" in bad.output
 
 
+def test_mined_negatives_can_join_the_batch_as_whole_pairs(manifest, tmp_path):
+    """hard_negatives_as = "batch": the mined negative's own pair is drawn beside its pair (Germany with
+    Hungary), no pair carries a negative column, and a training step runs on such batches."""
+    from mmembed.training.config import TrainConfig
+    from mmembed.training.trainer import Trainer
+
+    cfg = TrainConfig.from_dict(dict(base="tiny-random", out=str(tmp_path / "run"), name="t", steps=1, batch_size=4,
+                                     warmup_steps=0, eval_every=100, sources=[
+        dict(name="mined", path=str(manifest), langs=["es"], kinds=["name"], hard_negatives_top_k=1,
+             hard_negatives_as="batch", one_lang_per_batch=True)]))
+    tr = Trainer(cfg, progress=False)
+    negative_of = {r.concept: r.negative for r in read_manifest(tmp_path / "run" / "mined" / "mined.jsonl")}
+    concept_of = {r.caption: r.concept for r in read_manifest(manifest)}
+    for step in range(5):
+        batch = tr.sampler.batch(step, 4)
+        concepts = {p.concept for p in batch}
+        assert len(concepts) == 4 and not any(p.negative for p in batch)
+        # every pair whose partner fits is joined by it: at least the first one drawn always is
+        assert concept_of[negative_of[batch[0].concept]] == batch[1].concept
+    tr.run()
+    logged = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    losses = [e["loss"] for e in logged if "loss" in e]
+    assert tr.step == 1 and len(losses) == 1 and torch.isfinite(torch.tensor(losses)).all()
+
+
 def test_a_recipe_source_mines_its_negatives_before_step_one(manifest, tmp_path):
     """hard_negatives_top_k in a [[sources]] entry: the base model mines once into the run folder, the
     batches carry the negatives, and a resumed run reuses the mined file rather than mining again."""
@@ -136,6 +161,10 @@ def test_a_recipe_source_mines_its_negatives_before_step_one(manifest, tmp_path)
     assert mined.stat().st_mtime_ns == stamp and all(p.negative for p in resumed.sampler.batch(1, 4))
     with pytest.raises(ValueError, match="hard_negatives_top_k must be >= 1"):
         TrainConfig.from_dict(dict(sources=[dict(name="x", path="p.jsonl", hard_negatives_top_k=0)]))
+    with pytest.raises(ValueError, match="hard_negatives_as must be 'column' or 'batch', got 'row'"):
+        TrainConfig.from_dict(dict(sources=[dict(name="x", path="p.jsonl", hard_negatives_top_k=1, hard_negatives_as="row")]))
+    with pytest.raises(ValueError, match="needs hard_negatives_top_k"):
+        TrainConfig.from_dict(dict(sources=[dict(name="x", path="p.jsonl", hard_negatives_as="batch")]))
     lonely = tmp_path / "lonely.jsonl"  # es pairs plus ONE de pair: nothing in German to mine from
     write_manifest(lonely, [r for r in read_manifest(manifest) if r.image is None])
     with pytest.raises(ValueError, match=r"one pair only in \['de'\]"):

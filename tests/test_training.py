@@ -244,6 +244,32 @@ def test_one_language_sources_share_the_step_language():
     assert {lang for pairs in per_step for _, lang in pairs} == {"de", "hi", "sw"}
 
 
+def test_partners_join_the_batch_in_the_same_language():
+    """hard_negatives_as = "batch": a drawn pair brings a confusable concept (its mined negative's pair) in
+    the same language, so the confusion is an in-batch negative both ways; no concept twice, size kept."""
+    from mmembed.training.pairs import MixtureSampler, TrainPair, group_pairs, partners_from_negatives
+
+    langs = ["de", "hi"]
+    mined = [TrainPair(positive=f"c{i}-{lang}", text=f"c{i}", concept=f"c{i}", lang=lang,
+                       negative=f"c{i ^ 1}-{lang}" if lang == "de" else None)  # c0<->c1, c2<->c3, ... in German only
+             for i in range(16) for lang in langs]
+    pairs, partners = partners_from_negatives(mined)
+    assert all(p.negative is None for p in pairs) and partners[("c4", "de")] == ["c5"] and ("c4", "hi") not in partners
+    src = group_pairs("s", pairs)
+    sampler = MixtureSampler([src], seed=0, one_lang=["s"], partners={"s": partners})
+    for step in range(10):
+        batch = sampler.batch(step, 6)
+        concepts = [p.concept for p in batch]
+        assert len(batch) == 6 and len(set(concepts)) == 6 and len({p.lang for p in batch}) == 1
+        if batch[0].lang == "de":  # every German pair came with its partner
+            assert all(f"c{int(c[1:]) ^ 1}" in concepts for c in concepts)
+    plain = MixtureSampler([src], seed=0, one_lang=["s"])  # without partners, pairs come alone
+    plain_batches = [[p.concept for p in plain.batch(step, 6)] for step in range(10)]
+    assert any(f"c{int(c[1:]) ^ 1}" not in b for b in plain_batches for c in b)
+    with pytest.raises(PairsError, match="unknown sources"):
+        MixtureSampler([src], seed=0, partners={"nope": {}})
+
+
 def _color_ranks(model, dataset: Path) -> np.ndarray:
     """Rank (0 = best) of each colour's image for the query 'a <colour> square'."""
     imgs = model.encode_image([str(dataset / "images" / f"{c}.png") for c in COLORS])

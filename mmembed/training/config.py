@@ -27,6 +27,10 @@ class SourceSpec:
     # set: before step 1 the base model mines each text-text pair a hard negative, drawn from the top-k
     # wrong captions in its language (mmembed.training.mining); written to the run folder, reused on resume
     hard_negatives_top_k: Optional[int] = None
+    # how a mined negative is used: "column" = an extra candidate for its pair's anchor (anchor -> caption
+    # side only); "batch" = the negative's own pair joins the batch, so the confusable concept is an
+    # in-batch negative in BOTH directions (its English anchor for the caption, its caption for the anchor)
+    hard_negatives_as: str = "column"
 
 
 @dataclass
@@ -110,6 +114,12 @@ class TrainConfig:
             if spec.hard_negatives_top_k is not None and (spec.custom or spec.hard_negatives_top_k < 1):
                 raise ValueError(f"{where}: source {spec.name!r}: hard_negatives_top_k must be >= 1 and needs a dataset "
                                  f"manifest (not custom pairs), got {spec.hard_negatives_top_k} with custom = {spec.custom}")
+            if spec.hard_negatives_as not in ("column", "batch"):
+                raise ValueError(f"{where}: source {spec.name!r}: hard_negatives_as must be 'column' or 'batch', "
+                                 f"got {spec.hard_negatives_as!r}")
+            if spec.hard_negatives_as != "column" and spec.hard_negatives_top_k is None:
+                raise ValueError(f"{where}: source {spec.name!r}: hard_negatives_as = {spec.hard_negatives_as!r} "
+                                 f"needs hard_negatives_top_k (the negatives are mined)")
         if cfg.batch_size < 2:
             raise ValueError(f"{where}: batch_size must be >= 2 (in-batch negatives), got {cfg.batch_size}")
         return cfg

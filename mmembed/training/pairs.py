@@ -11,16 +11,19 @@ most one pair per concept: two captions of one emoji in a batch would be false n
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional, Sequence
+from typing import Literal, Optional, Sequence, TypeVar
 
 import torch
 
 from ..data.feature_table import FeatureTableError, load_feature_table
 from ..data.manifest import FeatureRef, read_manifest, resolve_features, resolve_image
+
+T = TypeVar("T")
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -220,22 +223,39 @@ def load_custom_pairs(
 
 # ---- sampling ----------------------------------------------------------------------------
 
+def partners_from_negatives(pairs: Sequence[TrainPair]) -> tuple[list[TrainPair], dict[tuple[str, str], list[str]]]:
+    """Mined pairs -> (the pairs without their negative, {(concept, lang): concepts whose caption in
+    lang was mined as a negative of that pair}), for `MixtureSampler(partners=...)`."""
+    concept_of = {(p.lang, p.positive): p.concept for p in pairs}
+    partners: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for p in pairs:
+        other = concept_of.get((p.lang, p.negative)) if p.negative is not None else None
+        if other is not None and other != p.concept and other not in partners[(p.concept, p.lang)]:
+            partners[(p.concept, p.lang)].append(other)
+    return [dataclasses.replace(p, negative=None) for p in pairs], dict(partners)
+
+
 class MixtureSampler:
     """Draws a batch: source by weight, then a concept (once per batch), a language, a caption.
 
     A source in `one_lang` draws its language first, once per step, then only concepts that have it.
     Those sources share the step's language (drawn from the union of their languages), so their
     pairs are negatives of one another; a source without that language draws its own.
+
+    `partners[source][(concept, lang)]` lists concepts confusable with that pair (mined hard negatives):
+    a drawn pair brings one of them, in the same language, into the batch while there is room.
     """
 
-    def __init__(self, sources: Sequence[PairSource], seed: int, one_lang: Sequence[str] = ()):
+    def __init__(self, sources: Sequence[PairSource], seed: int, one_lang: Sequence[str] = (),
+                 partners: Optional[dict[str, dict[tuple[str, str], list[str]]]] = None):
         if not sources:
             raise PairsError("no training sources")
         self.sources = list(sources)
         self.seed = seed
         self._concepts = [s.concepts for s in self.sources]
-        if unknown := set(one_lang) - {s.name for s in self.sources}:
-            raise PairsError(f"one_lang names unknown sources {sorted(unknown)}")
+        if unknown := (set(one_lang) | set(partners or {})) - {s.name for s in self.sources}:
+            raise PairsError(f"one_lang / partners name unknown sources {sorted(unknown)}")
+        self._partners = [(partners or {}).get(s.name, {}) for s in self.sources]
         # per one-language source: {lang: its concepts}, with the languages in sorted order
         self._by_lang: dict[int, dict[str, list[str]]] = {}
         self._langs: dict[int, list[str]] = {}  # the keys of _by_lang[i], listed once, not per step
@@ -269,16 +289,28 @@ class MixtureSampler:
                 lang = step_lang if step_lang in self._by_lang[i] else self._draw(self._langs[i], g)
                 concepts = self._by_lang[i][lang]
             n = min(n, len(concepts))
-            for ci in torch.randperm(len(concepts), generator=g)[:n].tolist():
-                langs = src.by_concept[concepts[ci]]
-                if lang is None:
-                    lang_keys = sorted(langs)
-                    options = langs[lang_keys[int(torch.randint(len(lang_keys), (1,), generator=g))]]
-                else:
-                    options = langs[lang]
-                out.append(options[int(torch.randint(len(options), (1,), generator=g))])
+            partners = self._partners[i]
+            # without partners exactly the first n of the permutation (the draws of earlier versions)
+            order = torch.randperm(len(concepts), generator=g).tolist()
+            taken: set[str] = set()
+            for ci in order if partners else order[:n]:
+                if len(taken) >= n:
+                    break
+                concept = concepts[ci]
+                if concept in taken:
+                    continue
+                langs = src.by_concept[concept]
+                pair_lang = lang if lang is not None else self._draw(sorted(langs), g)
+                out.append(self._draw(langs[pair_lang], g))
+                taken.add(concept)
+                near = [c for c in partners.get((concept, pair_lang), ())
+                        if c not in taken and pair_lang in src.by_concept.get(c, {})]
+                if near and len(taken) < n:
+                    partner = self._draw(near, g)
+                    out.append(self._draw(src.by_concept[partner][pair_lang], g))
+                    taken.add(partner)
         return out
 
     @staticmethod
-    def _draw(langs: list[str], g: torch.Generator) -> str:
-        return langs[int(torch.randint(len(langs), (1,), generator=g))]
+    def _draw(options: Sequence[T], g: torch.Generator) -> T:
+        return options[int(torch.randint(len(options), (1,), generator=g))]

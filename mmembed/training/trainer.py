@@ -29,7 +29,8 @@ from .config import TrainConfig
 from .devset import dev_metrics, load_dev_set
 from .embedder import PairEmbedder
 from .losses import LossConfig, contrastive_loss, rank_world
-from .pairs import MixtureSampler, PairSource, group_pairs, load_custom_pairs, pairs_from_manifest
+from .pairs import (MixtureSampler, PairSource, group_pairs, load_custom_pairs, pairs_from_manifest,
+                    partners_from_negatives)
 from .step import grad_cache_step, plain_step
 
 logger = logging.getLogger(__name__)
@@ -167,8 +168,9 @@ class Trainer:
         set_trainable(self.model, cfg)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device)
-        self._mine_hard_negatives(resume)
-        self.sampler = MixtureSampler(self.sources, cfg.seed, one_lang=[s.name for s in cfg.sources if s.one_lang_per_batch])
+        partners = self._mine_hard_negatives(resume)
+        self.sampler = MixtureSampler(self.sources, cfg.seed, one_lang=[s.name for s in cfg.sources if s.one_lang_per_batch],
+                                      partners=partners)
         self._train_mode()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if not self.params:
@@ -185,20 +187,20 @@ class Trainer:
 
         self.autocast = cfg.autocast_bf16 == "on" or (cfg.autocast_bf16 == "auto" and native_bf16())
 
-    def _mine_hard_negatives(self, resume: bool) -> None:
+    def _mine_hard_negatives(self, resume: bool) -> dict[str, dict[tuple[str, str], list[str]]]:
         """Sources with hard_negatives_top_k: each pair gets a confusable wrong caption under the BASE
-        model, mined once before step 1 into the run folder; a resumed run reuses that file."""
+        model, mined once before step 1 into the run folder; a resumed run reuses that file. Returns the
+        sampler's partners of the sources with hard_negatives_as = "batch" (their pairs lose the negative)."""
         from .mining import mine_hard_negatives
 
+        partners = {}
         for i, spec in enumerate(self.cfg.sources):
             if spec.hard_negatives_top_k is None:
                 continue
-            source = self.sources[i]
-            pairs = [p for langs in source.by_concept.values() for group in langs.values() for p in group]
             mined = self.out / "mined" / f"{spec.name}.jsonl"
             if not (resume and mined.is_file()):
                 if self.rank == 0:
-                    langs = sorted({p.lang for p in pairs})
+                    langs = sorted({lang for groups in self.sources[i].by_concept.values() for lang in groups})
                     report = mine_hard_negatives(self.model, spec.path, mined, langs=langs, top_k=spec.hard_negatives_top_k,
                                                  seed=self.cfg.seed, progress=self.progress)
                     logger.info("source %r: mined %d hard negatives for %d pairs -> %s; base top-1 per language: %s",
@@ -206,8 +208,11 @@ class Trainer:
                                 {k: round(v, 3) for k, v in report.top1.items()})
                 if self.world > 1:
                     torch.distributed.barrier()
-            self.sources[i] = group_pairs(spec.name, pairs_from_manifest(
-                mined, kinds=spec.kinds, max_per_concept_lang=spec.max_per_concept_lang), spec.weight)
+            pairs = pairs_from_manifest(mined, kinds=spec.kinds, max_per_concept_lang=spec.max_per_concept_lang)
+            if spec.hard_negatives_as == "batch":
+                pairs, partners[spec.name] = partners_from_negatives(pairs)
+            self.sources[i] = group_pairs(spec.name, pairs, spec.weight)
+        return partners
 
     # ---- pieces ----------------------------------------------------------------------------
     def _lr(self, step: int) -> float:
