@@ -173,3 +173,53 @@ def test_a_recipe_source_mines_its_negatives_before_step_one(manifest, tmp_path)
     with pytest.raises(ValueError, match="image anchor"):
         Trainer(TrainConfig.from_dict(dict(base="tiny-random", out=str(tmp_path / "r2"), steps=1, batch_size=2, sources=[
             dict(name="all", path=str(manifest), hard_negatives_top_k=2)])), progress=False)
+
+
+def _failing_mining_worker(rank: int, world: int, port: int, manifest: str, out: str, result: str) -> None:
+    """One torchrun-like rank whose rank-0 mining fails as a full disk would; writes what each rank raised."""
+    import datetime
+    import os
+
+    import mmembed.training.mining as mining
+    from mmembed.training.config import TrainConfig
+    from mmembed.training.trainer import Trainer, shutdown_distributed
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    mining.mine_hard_negatives = disk_full
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    # a short timeout: a rank left waiting at a collective fails this test within a minute, not half an hour
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
+    cfg = TrainConfig.from_dict(dict(base="tiny-random", out=out, name="t", steps=1, batch_size=4, warmup_steps=0,
+                                     sources=[dict(name="mined", path=manifest, langs=["es"], kinds=["name"],
+                                                   hard_negatives_top_k=1)]))
+    try:
+        Trainer(cfg, progress=False)
+        raised = "nothing"
+    except Exception as err:
+        raised = f"{type(err).__name__}: {err}"
+    with open(f"{result}.{rank}", "w") as f:
+        f.write(raised)
+    shutdown_distributed()
+
+
+def test_a_mining_failure_on_rank_0_stops_every_rank_with_its_cause(manifest, tmp_path):
+    """Under torchrun only rank 0 mines; when that fails (here: a full disk), every rank raises with rank 0's
+    cause and nothing half-mined is left behind. Before, rank 1 sat at the barrier and then died of gloo's
+    'Connection closed by peer', which hides why."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = str(tmp_path / "raised")
+    mp.spawn(_failing_mining_worker, args=(2, port, str(manifest), str(tmp_path / "run"), result), nprocs=2, join=True)
+    rank0 = (tmp_path / "raised.0").read_text()
+    rank1 = (tmp_path / "raised.1").read_text()
+    assert rank0 == "OSError: [Errno 28] No space left on device"
+    assert rank1.startswith("RuntimeError: rank 0 failed while mining hard negatives for source 'mined'")
+    assert "No space left on device" in rank1
+    assert not (tmp_path / "run" / "mined" / "mined.jsonl").exists()

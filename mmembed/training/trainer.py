@@ -199,20 +199,37 @@ class Trainer:
                 continue
             mined = self.out / "mined" / f"{spec.name}.jsonl"
             if not (resume and mined.is_file()):
+                failure: Optional[BaseException] = None
                 if self.rank == 0:
                     langs = sorted({lang for groups in self.sources[i].by_concept.values() for lang in groups})
-                    report = mine_hard_negatives(self.model, spec.path, mined, langs=langs, top_k=spec.hard_negatives_top_k,
-                                                 seed=self.cfg.seed, progress=self.progress)
-                    logger.info("source %r: mined %d hard negatives for %d pairs -> %s; base top-1 per language: %s",
-                                spec.name, sum(report.mined.values()), sum(report.rows.values()), mined,
-                                {k: round(v, 3) for k, v in report.top1.items()})
-                if self.world > 1:
-                    torch.distributed.barrier()
+                    try:
+                        report = mine_hard_negatives(self.model, spec.path, mined, langs=langs,
+                                                     top_k=spec.hard_negatives_top_k, seed=self.cfg.seed,
+                                                     progress=self.progress)
+                    except Exception as err:  # every rank must hear why, not gloo's 'Connection closed by peer'
+                        failure = err
+                    else:
+                        logger.info("source %r: mined %d hard negatives for %d pairs -> %s; base top-1 per language: %s",
+                                    spec.name, sum(report.mined.values()), sum(report.rows.values()), mined,
+                                    {k: round(v, 3) for k, v in report.top1.items()})
+                self._share_rank0_failure(failure, f"mining hard negatives for source {spec.name!r} into {mined}")
             pairs = pairs_from_manifest(mined, kinds=spec.kinds, max_per_concept_lang=spec.max_per_concept_lang)
             if spec.hard_negatives_as == "batch":
                 pairs, partners[spec.name] = partners_from_negatives(pairs)
             self.sources[i] = group_pairs(spec.name, pairs, spec.weight)
         return partners
+
+    def _share_rank0_failure(self, failure: Optional[BaseException], what: str) -> None:
+        """After work only rank 0 does: every rank learns whether it failed (one broadcast, which is also
+        the barrier), and all of them raise with rank 0's cause instead of waiting for it or dying of a closed
+        connection that hides it."""
+        if self.world > 1:
+            shared = [None if failure is None else f"{type(failure).__name__}: {failure}"]
+            torch.distributed.broadcast_object_list(shared, src=0)
+            if shared[0] is not None and failure is None:
+                raise RuntimeError(f"rank 0 failed while {what}: {shared[0]}")
+        if failure is not None:
+            raise failure
 
     # ---- pieces ----------------------------------------------------------------------------
     def _lr(self, step: int) -> float:
