@@ -204,19 +204,14 @@ def _failing_mining_worker(rank: int, world: int, port: int, manifest: str, out:
     shutdown_distributed()
 
 
-def test_a_mining_failure_on_rank_0_stops_every_rank_with_its_cause(manifest, tmp_path):
+def test_a_mining_failure_on_rank_0_stops_every_rank_with_its_cause(manifest, tmp_path, free_port):
     """Under torchrun only rank 0 mines; when that fails (here: a full disk), every rank raises with rank 0's
     cause and nothing half-mined is left behind. Before, rank 1 sat at the barrier and then died of gloo's
     'Connection closed by peer', which hides why."""
-    import socket
-
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     result = str(tmp_path / "raised")
-    mp.spawn(_failing_mining_worker, args=(2, port, str(manifest), str(tmp_path / "run"), result), nprocs=2, join=True)
+    mp.spawn(_failing_mining_worker, args=(2, free_port, str(manifest), str(tmp_path / "run"), result), nprocs=2, join=True)
     rank0 = (tmp_path / "raised.0").read_text()
     rank1 = (tmp_path / "raised.1").read_text()
     assert rank0 == "OSError: [Errno 28] No space left on device"

@@ -5,7 +5,6 @@ import gc
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -104,7 +103,7 @@ def _loss_ddp_worker(rank: int, world: int, port: int, tensors: str, result: str
     shutdown_distributed()
 
 
-def test_two_rank_loss_with_hard_negatives_on_one_rank_only(tmp_path):
+def test_two_rank_loss_with_hard_negatives_on_one_rank_only(tmp_path, free_port):
     """Ranks with different numbers of hard negatives (here 3 and 0) gather them with gradients:
     loss and gradients equal the single-process loss on the global batch."""
     import torch.multiprocessing as mp
@@ -115,7 +114,7 @@ def test_two_rank_loss_with_hard_negatives_on_one_rank_only(tmp_path):
     scale = torch.tensor(np.log(10.0))
     torch.save({"a": a, "p": p, "n": n, "scale": scale}, tmp_path / "t.pt")
     result = str(tmp_path / "r")
-    mp.spawn(_loss_ddp_worker, args=(2, _free_port(), str(tmp_path / "t.pt"), result), nprocs=2, join=True)
+    mp.spawn(_loss_ddp_worker, args=(2, free_port, str(tmp_path / "t.pt"), result), nprocs=2, join=True)
     r0, r1 = (torch.load(f"{result}.{r}", weights_only=True) for r in (0, 1))
     ga, gp, gn = (x.clone().requires_grad_() for x in (a, p, n))
     single = contrastive_loss(ga, gp, scale, negatives=gn, cfg=LossConfig(matryoshka_dims=(8,)))
@@ -430,12 +429,6 @@ def test_cli_pairs_default_base_is_the_default_model(tmp_path, monkeypatch):
     assert cfg["name"] == "tiny-random-custom" and "from 'tiny-random'" in cfg["description"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ddp_worker(rank: int, world: int, port: int, dataset: str, out: str, result: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
@@ -452,11 +445,11 @@ def _ddp_worker(rank: int, world: int, port: int, dataset: str, out: str, result
     shutdown_distributed()
 
 
-def test_two_rank_loss_equals_single_process(dataset, tmp_path):
+def test_two_rank_loss_equals_single_process(dataset, tmp_path, free_port):
     import torch.multiprocessing as mp
 
     result = str(tmp_path / "ddp.pt")
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(dataset), str(tmp_path / "ddp"), result), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, free_port, str(dataset), str(tmp_path / "ddp"), result), nprocs=2, join=True)
     ddp = torch.load(result, weights_only=True)
     single = Trainer(_cfg(dataset, tmp_path / "single"), progress=False)
     single.optimizer.zero_grad(set_to_none=True)
