@@ -459,6 +459,55 @@ def test_two_rank_loss_equals_single_process(dataset, tmp_path, free_port):
         torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-6)
 
 
+def _failing_checkpoint_worker(rank: int, world: int, port: int, dataset: str, out: str, result: str) -> None:
+    """A torchrun-like rank whose rank-0 write of the SECOND checkpoint fails as a full disk would."""
+    import datetime
+
+    import mmembed.training.trainer as trainer_module
+
+    calls = []
+    real_save = trainer_module.save_model
+
+    def save_then_fill_the_disk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_save(*args, **kwargs)
+
+    trainer_module.save_model = save_then_fill_the_disk
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    # a short timeout: a rank left waiting at a collective fails this test within a minute, not half an hour
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
+    tr = Trainer(_cfg(Path(dataset), Path(out), steps=4, checkpoint_every=1), progress=False)
+    try:
+        tr.run()
+        raised = "nothing"
+    except Exception as err:
+        raised = f"{type(err).__name__}: {err}"
+    Path(f"{result}.{rank}").write_text(raised)
+    del tr
+    gc.collect()
+    shutdown_distributed()
+
+
+def test_a_checkpoint_write_failure_on_rank_0_stops_every_rank_with_its_cause(dataset, tmp_path, free_port):
+    """Only rank 0 writes checkpoints. When that fails, every rank stops at that step with rank 0's cause
+    (before, rank 1 died at the next all_reduce of a closed connection), and the last good checkpoint is
+    left whole for --resume: no half-written step folder, no temp folder."""
+    import torch.multiprocessing as mp
+
+    result = str(tmp_path / "raised")
+    out = tmp_path / "run"
+    mp.spawn(_failing_checkpoint_worker, args=(2, free_port, str(dataset), str(out), result), nprocs=2, join=True)
+    assert (tmp_path / "raised.0").read_text() == "OSError: [Errno 28] No space left on device"
+    rank1 = (tmp_path / "raised.1").read_text()
+    assert rank1.startswith("RuntimeError: rank 0 failed while writing the checkpoint of step 2 under ")
+    assert rank1.endswith("OSError: [Errno 28] No space left on device")
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_000001"]
+    resumed = Trainer(_cfg(dataset, out, steps=4, checkpoint_every=1), resume=True, progress=False)
+    assert resumed.step == 1
+
+
 RECIPES = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.toml"))
 
 

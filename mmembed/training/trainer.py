@@ -224,10 +224,11 @@ class Trainer:
         the barrier), and all of them raise with rank 0's cause instead of waiting for it or dying of a closed
         connection that hides it."""
         if self.world > 1:
-            shared = [None if failure is None else f"{type(failure).__name__}: {failure}"]
+            # rank 0's `what` travels too: only rank 0 knows which part of its work failed
+            shared = [None if failure is None else (what, f"{type(failure).__name__}: {failure}")]
             torch.distributed.broadcast_object_list(shared, src=0)
             if shared[0] is not None and failure is None:
-                raise RuntimeError(f"rank 0 failed while {what}: {shared[0]}")
+                raise RuntimeError("rank 0 failed while {}: {}".format(*shared[0]))
         if failure is not None:
             raise failure
 
@@ -336,12 +337,29 @@ class Trainer:
                        "elapsed_s": round(time.time() - t0, 1)})
             bar.set_postfix(loss=f"{loss:.3f}", pairs_s=f"{pairs_s:.1f}")
             bar.update(1)
-            if self.rank == 0 and cfg.dev and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
-                self._log({"step": self.step, "dev": self.evaluate()})
-            if self.rank == 0 and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
-                self.save_checkpoint()
+            last = self.step == cfg.steps
+            dev_now = bool(cfg.dev) and (self.step % cfg.eval_every == 0 or last)
+            if dev_now or self.step % cfg.checkpoint_every == 0 or last:
+                self._rank0_step_end(dev_now)
         bar.close()
         return {"step": self.step, "wall_s": time.time() - t0}
+
+    def _rank0_step_end(self, dev_now: bool) -> None:
+        """Dev evaluation and the checkpoint, which only rank 0 does. A failure there (a full disk, an
+        unreadable dev image) stops every rank with rank 0's cause; the other ranks would otherwise die at
+        the next all_reduce of a closed connection that hides it."""
+        failure: Optional[BaseException] = None
+        what = f"evaluating on the dev sets at step {self.step}"
+        if self.rank == 0:
+            try:
+                if dev_now:
+                    self._log({"step": self.step, "dev": self.evaluate()})
+                if self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps:
+                    what = f"writing the checkpoint of step {self.step} under {self.out / 'checkpoints'}"
+                    self.save_checkpoint()
+            except Exception as err:
+                failure = err
+        self._share_rank0_failure(failure, what)
 
     def export(self, folder: str | Path, card_extra: str = "") -> Path:
         """Save the trained model (trained parts only) as a loadable folder, e.g. adapters/NAME."""
