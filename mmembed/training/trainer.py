@@ -339,12 +339,13 @@ class Trainer:
             bar.update(1)
             last = self.step == cfg.steps
             dev_now = bool(cfg.dev) and (self.step % cfg.eval_every == 0 or last)
-            if dev_now or self.step % cfg.checkpoint_every == 0 or last:
-                self._rank0_step_end(dev_now)
+            checkpoint_now = self.step % cfg.checkpoint_every == 0 or last
+            if dev_now or checkpoint_now:
+                self._rank0_step_end(dev_now, checkpoint_now)
         bar.close()
         return {"step": self.step, "wall_s": time.time() - t0}
 
-    def _rank0_step_end(self, dev_now: bool) -> None:
+    def _rank0_step_end(self, dev_now: bool, checkpoint_now: bool) -> None:
         """Dev evaluation and the checkpoint, which only rank 0 does. A failure there (a full disk, an
         unreadable dev image) stops every rank with rank 0's cause; the other ranks would otherwise die at
         the next all_reduce of a closed connection that hides it."""
@@ -354,7 +355,7 @@ class Trainer:
             try:
                 if dev_now:
                     self._log({"step": self.step, "dev": self.evaluate()})
-                if self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps:
+                if checkpoint_now:
                     what = f"writing the checkpoint of step {self.step} under {self.out / 'checkpoints'}"
                     self.save_checkpoint()
             except Exception as err:
