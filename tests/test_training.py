@@ -459,26 +459,34 @@ def test_two_rank_loss_equals_single_process(dataset, tmp_path, free_port):
         torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-6)
 
 
-def _failing_checkpoint_worker(rank: int, world: int, port: int, dataset: str, out: str, result: str) -> None:
-    """A torchrun-like rank whose rank-0 write of the SECOND checkpoint fails as a full disk would."""
+def _failing_rank0_worker(rank: int, world: int, port: int, dataset: str, out: str, result: str, job: str) -> None:
+    """A torchrun-like rank whose rank-0 `job` at step 2 fails as a full disk would: the checkpoint write, or
+    the dev evaluation (e.g. reading a dev image)."""
     import datetime
 
     import mmembed.training.trainer as trainer_module
+    from mmembed.training.config import DevSpec
 
     calls = []
-    real_save = trainer_module.save_model
 
-    def save_then_fill_the_disk(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise OSError(28, "No space left on device")
-        return real_save(*args, **kwargs)
+    def fails_the_second_time(real):
+        def wrapped(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise OSError(28, "No space left on device")
+            return real(*args, **kwargs)
+        return wrapped
 
-    trainer_module.save_model = save_then_fill_the_disk
+    if job == "checkpoint":
+        trainer_module.save_model = fails_the_second_time(trainer_module.save_model)
+    else:
+        trainer_module.dev_metrics = fails_the_second_time(trainer_module.dev_metrics)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     # a short timeout: a rank left waiting at a collective fails this test within a minute, not half an hour
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
-    tr = Trainer(_cfg(Path(dataset), Path(out), steps=4, checkpoint_every=1), progress=False)
+    dev = [DevSpec(name="colors", path=str(Path(dataset) / "train.jsonl"), langs=["en"], kinds=["name"])]
+    tr = Trainer(_cfg(Path(dataset), Path(out), steps=4, checkpoint_every=1, eval_every=1,
+                      dev=dev if job == "dev" else []), progress=False)
     try:
         tr.run()
         raised = "nothing"
@@ -490,18 +498,20 @@ def _failing_checkpoint_worker(rank: int, world: int, port: int, dataset: str, o
     shutdown_distributed()
 
 
-def test_a_checkpoint_write_failure_on_rank_0_stops_every_rank_with_its_cause(dataset, tmp_path, free_port):
-    """Only rank 0 writes checkpoints. When that fails, every rank stops at that step with rank 0's cause
-    (before, rank 1 died at the next all_reduce of a closed connection), and the last good checkpoint is
-    left whole for --resume: no half-written step folder, no temp folder."""
+@pytest.mark.parametrize("job,what", [("checkpoint", "writing the checkpoint of step 2 under "),
+                                      ("dev", "evaluating on the dev sets at step 2: ")])
+def test_a_rank_0_failure_at_a_step_end_stops_every_rank_with_its_cause(dataset, tmp_path, free_port, job, what):
+    """Only rank 0 evaluates on dev and writes checkpoints. When that fails, every rank stops at that step with
+    rank 0's cause (before, rank 1 died at the next all_reduce of gloo's 'Connection closed by peer'), and
+    the last good checkpoint is left whole for --resume: no half-written step folder, no temp folder."""
     import torch.multiprocessing as mp
 
     result = str(tmp_path / "raised")
     out = tmp_path / "run"
-    mp.spawn(_failing_checkpoint_worker, args=(2, free_port, str(dataset), str(out), result), nprocs=2, join=True)
+    mp.spawn(_failing_rank0_worker, args=(2, free_port, str(dataset), str(out), result, job), nprocs=2, join=True)
     assert (tmp_path / "raised.0").read_text() == "OSError: [Errno 28] No space left on device"
     rank1 = (tmp_path / "raised.1").read_text()
-    assert rank1.startswith("RuntimeError: rank 0 failed while writing the checkpoint of step 2 under ")
+    assert rank1.startswith(f"RuntimeError: rank 0 failed while {what}")
     assert rank1.endswith("OSError: [Errno 28] No space left on device")
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_000001"]
     resumed = Trainer(_cfg(dataset, out, steps=4, checkpoint_every=1), resume=True, progress=False)
