@@ -177,31 +177,19 @@ def test_a_recipe_source_mines_its_negatives_before_step_one(manifest, tmp_path)
 
 def _failing_mining_worker(rank: int, world: int, port: int, manifest: str, out: str, result: str) -> None:
     """One torchrun-like rank whose rank-0 mining fails as a full disk would; writes what each rank raised."""
-    import datetime
-    import os
-
     import mmembed.training.mining as mining
+    from conftest import record_what_this_rank_raises
     from mmembed.training.config import TrainConfig
-    from mmembed.training.trainer import Trainer, shutdown_distributed
+    from mmembed.training.trainer import Trainer
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
     mining.mine_hard_negatives = disk_full
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-    # a short timeout: a rank left waiting at a collective fails this test within a minute, not half an hour
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
     cfg = TrainConfig.from_dict(dict(base="tiny-random", out=out, name="t", steps=1, batch_size=4, warmup_steps=0,
                                      sources=[dict(name="mined", path=manifest, langs=["es"], kinds=["name"],
                                                    hard_negatives_top_k=1)]))
-    try:
-        Trainer(cfg, progress=False)
-        raised = "nothing"
-    except Exception as err:
-        raised = f"{type(err).__name__}: {err}"
-    with open(f"{result}.{rank}", "w") as f:
-        f.write(raised)
-    shutdown_distributed()
+    record_what_this_rank_raises(rank, world, port, result, lambda: Trainer(cfg, progress=False))
 
 
 def test_a_mining_failure_on_rank_0_stops_every_rank_with_its_cause(manifest, tmp_path, free_port):

@@ -462,9 +462,8 @@ def test_two_rank_loss_equals_single_process(dataset, tmp_path, free_port):
 def _failing_rank0_worker(rank: int, world: int, port: int, dataset: str, out: str, result: str, job: str) -> None:
     """A torchrun-like rank whose rank-0 `job` at step 2 fails as a full disk would: the checkpoint write, or
     the dev evaluation (e.g. reading a dev image)."""
-    import datetime
-
     import mmembed.training.trainer as trainer_module
+    from conftest import record_what_this_rank_raises
     from mmembed.training.config import DevSpec
 
     calls = []
@@ -481,21 +480,10 @@ def _failing_rank0_worker(rank: int, world: int, port: int, dataset: str, out: s
         trainer_module.save_model = fails_the_second_time(trainer_module.save_model)
     else:
         trainer_module.dev_metrics = fails_the_second_time(trainer_module.dev_metrics)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-    # a short timeout: a rank left waiting at a collective fails this test within a minute, not half an hour
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
     dev = [DevSpec(name="colors", path=str(Path(dataset) / "train.jsonl"), langs=["en"], kinds=["name"])]
-    tr = Trainer(_cfg(Path(dataset), Path(out), steps=4, checkpoint_every=1, eval_every=1,
-                      dev=dev if job == "dev" else []), progress=False)
-    try:
-        tr.run()
-        raised = "nothing"
-    except Exception as err:
-        raised = f"{type(err).__name__}: {err}"
-    Path(f"{result}.{rank}").write_text(raised)
-    del tr
-    gc.collect()
-    shutdown_distributed()
+    cfg = _cfg(Path(dataset), Path(out), steps=4, checkpoint_every=1, eval_every=1, dev=dev if job == "dev" else [])
+    # the Trainer is built after the group is joined, as under torchrun
+    record_what_this_rank_raises(rank, world, port, result, lambda: Trainer(cfg, progress=False).run())
 
 
 @pytest.mark.parametrize("job,what", [("checkpoint", "writing the checkpoint of step 2 under "),
