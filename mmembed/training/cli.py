@@ -20,6 +20,7 @@ def train_cmd(
     on_error: Annotated[str, typer.Option(help="Bad rows in --pairs: skip (report and skip) or reject (stop).")] = "skip",
     resume: Annotated[bool, typer.Option(help="Continue from the latest checkpoint in the run folder.")] = False,
     export: Annotated[Optional[Path], typer.Option(help="Also save the final model here (e.g. adapters/NAME).")] = None,
+    teacher: Annotated[Optional[str], typer.Option(help="With --pairs of texts: also distill this text teacher's in-batch similarities (e5 = multilingual-e5-small).")] = None,
 ) -> None:
     """Contrastive training (InfoNCE / SigLIP, in-batch + hard negatives, Matryoshka, GradCache)."""
     from rich.console import Console
@@ -34,12 +35,15 @@ def train_cmd(
     try:
         if config is not None:
             cfg = TrainConfig.from_toml(config)
+            if teacher is not None:
+                raise ValueError("--teacher goes with --pairs; in a recipe set teacher = \"...\" and distill = true on its sources")
         else:
             from ..registry import default_model_name
 
             base = base or default_model_name()
             cfg = TrainConfig(base=base, out=str(out or "runs/custom"), name=f"{Path(base).name}-custom",
-                              sources=[SourceSpec(name="pairs", path=str(pairs), custom=True)], steps=100, batch_size=32, lr=5e-4)
+                              sources=[SourceSpec(name="pairs", path=str(pairs), custom=True, distill=teacher is not None)],
+                              steps=100, batch_size=32, lr=5e-4, teacher=teacher)
         if out is not None:
             cfg.out = str(out)
         if on_error not in ("skip", "reject"):
@@ -52,7 +56,7 @@ def train_cmd(
                 setattr(cfg, key, value)
         init_distributed_from_env()
         trainer = Trainer(cfg, resume=resume)
-    except (ValueError, FileNotFoundError, KeyError) as err:
+    except (ValueError, FileNotFoundError, KeyError, ImportError) as err:  # ImportError: a teacher package missing
         console.print(f"[red]error:[/red] {err}", highlight=False, markup=False)
         raise typer.Exit(1) from None
     for problem in trainer.problems[:50]:

@@ -31,6 +31,9 @@ class SourceSpec:
     # side only); "batch" = the negative's own pair joins the batch, so the confusable concept is an
     # in-batch negative in BOTH directions (its English anchor for the caption, its caption for the anchor)
     hard_negatives_as: str = "column"
+    # true: the run's `teacher` embeds this source's texts, and its text-text pairs add the distillation
+    # term (the teacher's in-batch similarity distribution as a soft target; mmembed.training.teacher)
+    distill: bool = False
 
 
 @dataclass
@@ -77,6 +80,14 @@ class TrainConfig:
     # [label_prior] table: give the trained model a label prior (mmembed.label_prior); a base's own is kept
     label_prior: Optional[LabelPriorConfig] = None
     label_prior_in_loss: bool = False  # image anchors get the prior in the loss too (needs freeze_lora)
+    # distillation from a text teacher (mmembed.training.teacher.TEACHERS, e.g. "e5") on the sources with
+    # distill = true: loss += distill_weight * KL(teacher || student) of the in-batch similarity
+    # distributions, the teacher's cosines divided by distill_temperature (e5's cosines of one-language
+    # batches span ~0.7-0.95: at 0.01 its positive gets 0.7-0.95 of the mass, as sharp as the student)
+    teacher: Optional[str] = None
+    distill_weight: float = 1.0
+    distill_temperature: float = 0.01
+    distill_only_where_teacher_is_right: bool = True  # a query the teacher ranks wrongly gets no teacher term
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "TrainConfig":
@@ -122,7 +133,30 @@ class TrainConfig:
                                  f"needs hard_negatives_top_k (the negatives are mined)")
         if cfg.batch_size < 2:
             raise ValueError(f"{where}: batch_size must be >= 2 (in-batch negatives), got {cfg.batch_size}")
+        cfg.check_distill(where)
         return cfg
+
+    def check_distill(self, where: str = "config") -> None:
+        """The teacher settings agree with each other (also called by the Trainer: the CLI builds configs too)."""
+        from .teacher import check_teacher_name
+
+        distilled = [s.name for s in self.sources if s.distill]
+        if self.teacher is None:
+            if distilled:
+                raise ValueError(f"{where}: sources {distilled} have distill = true but no teacher is set "
+                                 f"(e.g. teacher = \"e5\")")
+            return
+        try:
+            check_teacher_name(self.teacher)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+        if not distilled:
+            raise ValueError(f"{where}: teacher = {self.teacher!r} but no source has distill = true: nothing to distill")
+        if not (self.distill_weight > 0 and self.distill_temperature > 0):
+            raise ValueError(f"{where}: distill_weight and distill_temperature must be > 0, got "
+                             f"{self.distill_weight} and {self.distill_temperature}")
+        if self.loss != "clip":
+            raise ValueError(f"{where}: distillation needs loss = 'clip' (in-batch softmax), got {self.loss!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

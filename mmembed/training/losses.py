@@ -108,3 +108,52 @@ def contrastive_loss(
             nn_ = F.normalize(negatives[:, :d], dim=-1) if negatives is not None else None
         losses.append(_one_dim(aa, pp, nn_, counts, logit_scale, logit_bias, cfg))
     return torch.stack(losses).mean()
+
+
+def _gather_plain(x: torch.Tensor, world: int) -> torch.Tensor:
+    """Every rank's `x` (same shape on each), in rank order, without gradients (teacher targets, masks)."""
+    parts = [torch.zeros_like(x) for _ in range(world)]
+    torch.distributed.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+def distill_loss(
+    a: torch.Tensor,
+    p: torch.Tensor,
+    teacher_a: torch.Tensor,
+    teacher_p: torch.Tensor,
+    mask: torch.Tensor,
+    logit_scale: torch.Tensor,
+    temperature: float,
+    only_where_teacher_is_right: bool = True,
+) -> torch.Tensor:
+    """KL(teacher || student) of the in-batch similarity distributions, anchor -> positive and back.
+
+    a, p (b, D): student unit rows; teacher_a, teacher_p (b, Dt): the teacher's unit rows of the same texts;
+    mask (b,): the rows that have teacher vectors (others take no part, as candidates or as queries).
+    Student logits use the model's current scale, detached: the contrastive term learns the temperature,
+    this term only shapes which candidates are close. With `only_where_teacher_is_right`, a query whose
+    teacher ranks a wrong candidate first is left to the contrastive term (a teacher weak in some language
+    would otherwise teach the wrong answer). Under torch.distributed the rows of all ranks are gathered
+    (the student's with gradients), so it is the loss of the global batch, like contrastive_loss."""
+    rank, world = rank_world()
+    mask = mask.to(torch.uint8)
+    if world > 1:
+        from open_clip.loss import gather_features
+
+        a, p = gather_features(a, p, gather_with_grad=True, rank=rank, world_size=world)
+        teacher_a, teacher_p, mask = (_gather_plain(t, world) for t in (teacher_a, teacher_p, mask))
+    rows = mask.bool().nonzero().squeeze(1)
+    if len(rows) < 2:  # no candidates to spread mass over; stays in the graph so every rank's backward matches
+        return (a.sum() + p.sum()) * 0.0
+    scale = logit_scale.detach().exp().clamp(max=100.0)
+    student = scale * a[rows] @ p[rows].T  # (m, m)
+    teacher = (teacher_a[rows] @ teacher_p[rows].T).to(student.dtype) / temperature  # (m, m)
+    diagonal = torch.arange(len(rows), device=student.device)
+
+    def kl_per_query(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # (m, m) logits -> (m,)
+        kl = (F.softmax(t, dim=-1) * (F.log_softmax(t, dim=-1) - F.log_softmax(s, dim=-1))).sum(-1)
+        keep = (t.argmax(-1) == diagonal) if only_where_teacher_is_right else torch.ones_like(diagonal, dtype=torch.bool)
+        return (kl * keep).sum() / keep.sum().clamp(min=1)
+
+    return (kl_per_query(student, teacher) + kl_per_query(student.T, teacher.T)) / 2

