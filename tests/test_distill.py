@@ -114,6 +114,20 @@ def test_fewer_than_two_distilled_rows_give_zero_with_a_gradient_path():
     assert float(loss.detach()) == 0.0 and torch.equal(a.grad, torch.zeros_like(a))
 
 
+def test_the_loss_is_computed_in_fp32_under_bf16_autocast():
+    """Training runs under bf16 autocast where bf16 is native; a KL of near-equal distributions would be
+    rounded to bf16's 3 digits (0.6171875 for 0.6166...), so the term is computed in fp32."""
+    a = _unit(16, 12, seed=50)
+    p, ta = F.normalize(a + 0.4 * _unit(16, 12, seed=51), dim=-1), F.normalize(a + 0.4 * _unit(16, 12, seed=52), dim=-1)
+    args = (a, p, ta, F.normalize(ta + 0.2 * _unit(16, 12, seed=53), dim=-1), torch.ones(16, dtype=torch.bool),
+            torch.tensor(math.log(15.0)), T)
+    exact = distill_loss(*args)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = distill_loss(*args)
+    assert under.dtype == torch.float32
+    torch.testing.assert_close(under, exact, rtol=1e-6, atol=1e-7)
+
+
 def test_the_temperature_is_not_trained_by_the_distillation_term():
     scale = torch.tensor(math.log(10.0), requires_grad=True)
     a, p = _unit(4, 8, seed=14).requires_grad_(), _unit(4, 8, seed=15)

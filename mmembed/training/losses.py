@@ -146,10 +146,16 @@ def distill_loss(
     rows = mask.bool().nonzero().squeeze(1)
     if len(rows) < 2:  # no candidates to spread mass over; stays in the graph so every rank's backward matches
         return (a.sum() + p.sum()) * 0.0
-    scale = logit_scale.detach().exp().clamp(max=100.0)
-    student = scale * a[rows] @ p[rows].T  # (m, m)
-    teacher = (teacher_a[rows] @ teacher_p[rows].T).to(student.dtype) / temperature  # (m, m)
-    diagonal = torch.arange(len(rows), device=student.device)
+    with torch.autocast(a.device.type, enabled=False):  # fp32: a KL of near-equal distributions is lost in bf16
+        return _distill_fp32(a[rows].float(), p[rows].float(), teacher_a[rows].float(), teacher_p[rows].float(),
+                             logit_scale, temperature, only_where_teacher_is_right)
+
+
+def _distill_fp32(a, p, teacher_a, teacher_p, logit_scale, temperature, only_where_teacher_is_right):
+    scale = logit_scale.detach().float().exp().clamp(max=100.0)
+    student = scale * a @ p.T  # (m, m)
+    teacher = teacher_a @ teacher_p.T / temperature  # (m, m)
+    diagonal = torch.arange(len(a), device=student.device)
 
     def kl_per_query(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # (m, m) logits -> (m,)
         kl = (F.softmax(t, dim=-1) * (F.log_softmax(t, dim=-1) - F.log_softmax(s, dim=-1))).sum(-1)
