@@ -15,7 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
+import mmembed
 from mmembed.data.manifest import PairRecord, write_manifest
+from mmembed.model import MMEmbedModel
 from mmembed.serialization import trained_state_dict
 from mmembed.training.config import SourceSpec, TrainConfig
 from mmembed.training.embedder import PairEmbedder
@@ -183,6 +185,33 @@ def test_freeze_lora_trains_only_the_head_side(dataset, tmp_path):
     assert any(not torch.equal(p.detach(), q) for p, q in zip(tr.model.projector.parameters(), projector))
     with pytest.raises(ValueError, match="freeze_lora"):
         Trainer(_cfg(dataset, tmp_path / "c", base=str(tmp_path / "with-lora"), freeze_lora=True, lora_r=4), progress=False)
+
+
+def test_freeze_text_side_keeps_every_text_embedding(dataset, tmp_path):
+    """freeze_text_side: LoRA, pooler and head stay bit-identical, so texts embed exactly as in the base;
+    the projector moves, so images do."""
+    first = Trainer(_cfg(dataset, tmp_path / "a", lora_r=4, steps=1), progress=False)
+    first.run()
+    first.export(tmp_path / "with-lora")
+    tr = Trainer(_cfg(dataset, tmp_path / "b", base=str(tmp_path / "with-lora"), freeze_lora=True,
+                      freeze_text_side=True, steps=3), progress=False)
+    texts = ["a red apple", "ein roter Apfel"]
+    images = sorted((dataset / "images").glob("*.png"))[:2]
+    text_before, image_before = tr.model.encode_text(texts), tr.model.encode_image(images)
+    trains = {n.split(".")[0] for n, p in tr.model.named_parameters() if p.requires_grad}
+    assert trains == {"projector", "logit_scale"}
+    tr.run()
+    text_after, image_after = tr.model.encode_text(texts), tr.model.encode_image(images)
+    np.testing.assert_array_equal(text_after, text_before)
+    assert not np.allclose(image_after, image_before)
+    with pytest.raises(ValueError, match="freeze_text_side = true needs freeze_lora = true"):
+        TrainConfig.from_dict({"freeze_text_side": True, "sources": [{"name": "s", "path": "x.jsonl"}]})
+    cfg = mmembed.get_config("tiny-random")
+    cfg.image_tower = None
+    MMEmbedModel(cfg).save(tmp_path / "text-only")
+    with pytest.raises(ValueError, match="has no image tower"):
+        Trainer(_cfg(dataset, tmp_path / "c", base=str(tmp_path / "text-only"), freeze_lora=True, freeze_text_side=True),
+                progress=False)
 
 
 def test_lora_train_layers_trains_only_the_last_layers(dataset, tmp_path):

@@ -67,6 +67,10 @@ class TrainConfig:
     lora_r: Optional[int] = None  # set: add LoRA of this rank to the backbone (overrides base config)
     lora_targets: Optional[list[str]] = None  # backbone modules that get LoRA (default: the attention projections)
     freeze_lora: bool = False  # keep a base's LoRA fixed: only projector/head/temperature train (text states cached)
+    # with freeze_lora: keep the pooler and head fixed too, so every text embedding stays exactly the base's and
+    # only the image projector (and temperature) train: the images move into the base's text space, which a
+    # text-only stage (e.g. a LoRA tuned for cross-lingual retrieval) left unchanged for them
+    freeze_text_side: bool = False
     # set: only the LoRA of the last N backbone layers trains (the rest stays as the base has it); for a
     # text-only run, backward then stops at layer L-N (about 2x faster per step on a CPU with N = L/3)
     lora_train_layers: Optional[int] = None
@@ -121,6 +125,8 @@ class TrainConfig:
         if cfg.lora_train_layers is not None and (cfg.lora_train_layers < 1 or cfg.freeze_lora):
             raise ValueError(f"{where}: lora_train_layers must be >= 1 and needs freeze_lora = false, "
                              f"got {cfg.lora_train_layers} with freeze_lora = {cfg.freeze_lora}")
+        if cfg.freeze_text_side and not cfg.freeze_lora:
+            raise ValueError(f"{where}: freeze_text_side = true needs freeze_lora = true (the LoRA is part of the text side)")
         for spec in cfg.sources:
             if spec.hard_negatives_top_k is not None and (spec.custom or spec.hard_negatives_top_k < 1):
                 raise ValueError(f"{where}: source {spec.name!r}: hard_negatives_top_k must be >= 1 and needs a dataset "

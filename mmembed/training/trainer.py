@@ -93,6 +93,8 @@ def build_model(cfg: TrainConfig) -> MMEmbedModel:
     if cfg.freeze_lora and cfg.lora_r is not None:  # before the (slow) load: a config error fails at once
         raise ValueError("freeze_lora keeps the base's LoRA fixed; lora_r would add a new one: set one of them")
     model = load(cfg.base)
+    if cfg.freeze_text_side and model.projector is None:
+        raise ValueError(f"freeze_text_side trains only the image projector, and base {cfg.base!r} has no image tower")
     if cfg.lora_r is not None:
         if model.config.lora is None:
             targets = {"target_modules": tuple(cfg.lora_targets)} if cfg.lora_targets else {}
@@ -139,6 +141,8 @@ def set_trainable(model: MMEmbedModel, cfg: TrainConfig) -> None:
             p.requires_grad_("lora_" in name and not cfg.freeze_lora and in_range)
         elif name.startswith("image_tower."):
             p.requires_grad_(False)
+        elif cfg.freeze_text_side and name.startswith(("pooler.", "head.")):
+            p.requires_grad_(False)  # shared by both modalities: fixed, texts embed exactly as in the base
         else:
             p.requires_grad_(name != "logit_bias" or cfg.loss == "siglip")
     if cfg.unfreeze_tower_blocks and model.image_tower is not None:
