@@ -458,6 +458,26 @@ def test_cli_pairs_default_base_is_the_default_model(tmp_path, monkeypatch):
     assert cfg["name"] == "tiny-random-custom" and "from 'tiny-random'" in cfg["description"]
 
 
+def test_cli_freeze_text_side_moves_only_the_images(dataset, tmp_path):
+    """`--freeze-text-side` on custom image pairs: the fine-tuned model embeds texts exactly as its base does."""
+    from typer.testing import CliRunner
+
+    from mmembed.cli import app
+
+    for name, rgb in list(COLORS.items())[:4]:
+        Image.new("RGB", (16, 16), rgb).save(tmp_path / f"{name}.png")
+        (tmp_path / f"{name}.txt").write_text(f"a {name} swatch")
+    res = CliRunner().invoke(app, ["train", "--pairs", str(tmp_path), "--base", "tiny-random", "--out", str(tmp_path / "run"),
+                                   "--steps", "2", "--batch-size", "4", "--lr", "0.05", "--freeze-text-side"])
+    assert res.exit_code == 0, res.output
+    base, tuned = mmembed.load("tiny-random"), mmembed.load(str(tmp_path / "run" / "final"))
+    texts, images = ["a red swatch", "ein blaues Quadrat"], [tmp_path / "red.png", tmp_path / "blue.png"]
+    np.testing.assert_array_equal(tuned.encode_text(texts), base.encode_text(texts))
+    assert not np.allclose(tuned.encode_image(images), base.encode_image(images))
+    with pytest.raises(ValueError, match="freeze_text_side = true needs freeze_lora = true"):  # a config built in code
+        Trainer(_cfg(dataset, tmp_path / "c", freeze_text_side=True), progress=False)
+
+
 def _ddp_worker(rank: int, world: int, port: int, dataset: str, out: str, result: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)

@@ -12,6 +12,7 @@ def train_cmd(
     pairs: Annotated[Optional[Path], typer.Option(help="Your own pairs: .jsonl / .csv / folder of images (instead of CONFIG).")] = None,
     base: Annotated[Optional[str], typer.Option(help="Model to start from (name, adapter or saved folder); default: the model `mmembed.load()` gives.")] = None,
     freeze_lora: Annotated[bool, typer.Option("--freeze-lora", help="Keep the base's LoRA fixed: only projector, head and temperature train, on cached text states (several times faster on a CPU).")] = False,
+    freeze_text_side: Annotated[bool, typer.Option("--freeze-text-side", help="--freeze-lora, and pooler and head fixed too: only the image projector trains, so every text embedding stays exactly the base's (your image-text pairs move the images only).")] = False,
     label_prior_in_loss: Annotated[bool, typer.Option("--label-prior-in-loss", help="With --freeze-lora and a base that has a label prior (the default model does): train with the prior applied to your images, as encode_image applies it.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Run folder (checkpoints, log.jsonl, final model).")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Override the number of steps.")] = None,
@@ -49,7 +50,8 @@ def train_cmd(
         if on_error not in ("skip", "reject"):
             raise ValueError(f"--on-error must be skip or reject, got {on_error!r}")
         cfg.on_error = on_error  # type: ignore[assignment]
-        overrides = (("base", base), ("freeze_lora", freeze_lora or None), ("label_prior_in_loss", label_prior_in_loss or None),
+        overrides = (("base", base), ("freeze_lora", (freeze_lora or freeze_text_side) or None),
+                     ("freeze_text_side", freeze_text_side or None), ("label_prior_in_loss", label_prior_in_loss or None),
                      ("steps", steps), ("batch_size", batch_size), ("lr", lr))
         for key, value in overrides:
             if value is not None:
