@@ -93,6 +93,11 @@ class TrainConfig:
     distill_temperature: float = 0.01
     distill_only_where_teacher_is_right: bool = True  # a query the teacher ranks wrongly gets no teacher term
 
+    def __post_init__(self) -> None:
+        # here, not in from_dict: configs built in code (the Python API, tests) are checked too
+        if self.freeze_text_side and not self.freeze_lora:
+            raise ValueError("freeze_text_side = true needs freeze_lora = true (the LoRA is part of the text side)")
+
     @classmethod
     def from_toml(cls, path: str | Path) -> "TrainConfig":
         path = Path(path)
@@ -114,7 +119,10 @@ class TrainConfig:
         data["dev"] = [_sub(DevSpec, s, f"{where} [[dev]]") for s in data.get("dev", [])]
         if data.get("label_prior") is not None:
             data["label_prior"] = _sub(LabelPriorConfig, data["label_prior"], f"{where} [label_prior]")
-        cfg = cls(**data)
+        try:
+            cfg = cls(**data)
+        except ValueError as err:  # __post_init__'s checks, named with the file they come from
+            raise ValueError(f"{where}: {err}") from None
         if not cfg.sources:
             raise ValueError(f"{where}: no [[sources]]: nothing to train on")
         for section, specs in (("[[sources]]", cfg.sources), ("[[dev]]", cfg.dev)):
@@ -125,8 +133,6 @@ class TrainConfig:
         if cfg.lora_train_layers is not None and (cfg.lora_train_layers < 1 or cfg.freeze_lora):
             raise ValueError(f"{where}: lora_train_layers must be >= 1 and needs freeze_lora = false, "
                              f"got {cfg.lora_train_layers} with freeze_lora = {cfg.freeze_lora}")
-        if cfg.freeze_text_side and not cfg.freeze_lora:
-            raise ValueError(f"{where}: freeze_text_side = true needs freeze_lora = true (the LoRA is part of the text side)")
         for spec in cfg.sources:
             if spec.hard_negatives_top_k is not None and (spec.custom or spec.hard_negatives_top_k < 1):
                 raise ValueError(f"{where}: source {spec.name!r}: hard_negatives_top_k must be >= 1 and needs a dataset "

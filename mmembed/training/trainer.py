@@ -92,8 +92,6 @@ def build_model(cfg: TrainConfig) -> MMEmbedModel:
 
     if cfg.freeze_lora and cfg.lora_r is not None:  # before the (slow) load: a config error fails at once
         raise ValueError("freeze_lora keeps the base's LoRA fixed; lora_r would add a new one: set one of them")
-    if cfg.freeze_text_side and not cfg.freeze_lora:  # also for configs built in code, not only from TOML
-        raise ValueError("freeze_text_side = true needs freeze_lora = true (the LoRA is part of the text side)")
     model = load(cfg.base)
     if cfg.freeze_text_side and model.projector is None:
         raise ValueError(f"freeze_text_side trains only the image projector, and base {cfg.base!r} has no image tower")
