@@ -34,6 +34,20 @@ class SourceSpec:
     # true: the run's `teacher` embeds this source's texts, and its text-text pairs add the distillation
     # term (the teacher's in-batch similarity distribution as a soft target; mmembed.training.teacher)
     distill: bool = False
+    # set (e.g. "en"): each caption is paired with its concept's caption of the same kind in this language
+    # instead of with its image, so an image manifest gives cross-lingual text-text pairs (CLDR emoji names
+    # in 100+ languages -> their English names); this language's own captions and concepts without one are
+    # left out
+    anchor_lang: Optional[str] = None
+    # leave out concepts with one of these "category" captions (e.g. ["flags"]: emoji flags name countries,
+    # which the parallel dataset's dev/test concepts hold as territory names)
+    drop_categories: Optional[list[str]] = None
+
+    def __post_init__(self) -> None:
+        if self.custom and (self.anchor_lang or self.drop_categories):
+            raise ValueError(f"source {self.name!r}: anchor_lang and drop_categories read a dataset manifest's "
+                             f"concepts, but custom = true pairs ({self.path}) have none; build the pairs you "
+                             f"want into the file instead")
 
 
 @dataclass
@@ -178,4 +192,7 @@ def _sub(typ, values: dict, where: str):
     known = {f.name for f in dataclasses.fields(typ)}
     if unknown := set(values) - known:
         raise ValueError(f"{where}: unknown fields {sorted(unknown)}; known: {sorted(known)}")
-    return typ(**values)
+    try:
+        return typ(**values)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None

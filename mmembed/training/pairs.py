@@ -83,21 +83,47 @@ def pairs_from_manifest(
     langs: Optional[Sequence[str]] = None,
     kinds: Optional[Sequence[str]] = None,
     max_per_concept_lang: Optional[int] = None,
+    anchor_lang: Optional[str] = None,
+    drop_categories: Optional[Sequence[str]] = None,
 ) -> list[TrainPair]:
-    """Pairs of one manifest split (e.g. data/emoji/train.jsonl), filtered by language and kind."""
+    """Pairs of one manifest split (e.g. data/emoji/train.jsonl), filtered by language and kind.
+
+    anchor_lang (e.g. "en"): each caption's anchor is its concept's FIRST caption of the same kind in
+    that language (file order), not its image: names pair one-to-one across languages, which keywords
+    do not, so use it with kinds = ["name"] or another one-per-language kind.
+    drop_categories: concepts with a kind="category" caption among these (any language, any case) are left out."""
     keep_lang = set(langs) if langs else None
     keep_kind = set(kinds) if kinds else None
+    records = read_manifest(path)
+    if drop_categories:
+        drop = {c.casefold() for c in drop_categories}
+        dropped = {r.concept for r in records if r.kind == "category" and r.caption.casefold() in drop}
+        records = [r for r in records if r.concept not in dropped]
+    anchors: dict[tuple[str, str], str] = {}
+    if anchor_lang is not None:
+        for r in records:
+            if r.lang == anchor_lang:
+                anchors.setdefault((r.concept, r.kind), r.caption)
+        if not anchors:
+            raise PairsError(f"{path}: anchor_lang = {anchor_lang!r}, but no caption is in that language")
     counts: dict[tuple[str, str], int] = defaultdict(int)
     out = []
-    for r in read_manifest(path):
+    for r in records:
         if keep_lang and r.lang not in keep_lang:
             continue
         if keep_kind and r.kind not in keep_kind:
             continue
+        if anchor_lang is not None:
+            anchor = anchors.get((r.concept, r.kind))
+            if r.lang == anchor_lang or anchor is None or anchor.casefold() == r.caption.casefold():
+                continue  # its own language, no anchor to pair with, or nothing to translate
         key = (r.concept, r.lang)
         if max_per_concept_lang and counts[key] >= max_per_concept_lang:
             continue
         counts[key] += 1
+        if anchor_lang is not None:
+            out.append(TrainPair(r.caption, text=anchor, concept=r.concept, lang=r.lang))
+            continue
         image = str(resolve_image(path, r)) if r.image else None
         features = resolve_features(path, r) if r.features else None
         out.append(TrainPair(r.caption, image=image, text=r.text, features=features, negative=r.negative,

@@ -60,7 +60,8 @@ def build_sources(cfg: TrainConfig) -> tuple[list[PairSource], list[str]]:
             problems += [str(p) for p in bad]
         else:
             pairs = pairs_from_manifest(spec.path, langs=spec.langs, kinds=spec.kinds,
-                                        max_per_concept_lang=spec.max_per_concept_lang)
+                                        max_per_concept_lang=spec.max_per_concept_lang, anchor_lang=spec.anchor_lang,
+                                        drop_categories=spec.drop_categories)
         n_images = sum(p.text is None for p in pairs)
         if spec.hard_negatives_top_k is not None:  # checked before the (slow) model load, on every rank
             _check_minable(spec.name, pairs, n_images)
