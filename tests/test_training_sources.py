@@ -63,6 +63,9 @@ def test_drop_categories_leaves_out_whole_concepts(manifest):
 def test_anchor_lang_bad_inputs_name_the_problem(manifest, tmp_path):
     with pytest.raises(PairsError, match=r"train.jsonl: anchor_lang = 'xx', but no caption is in that language"):
         pairs_from_manifest(manifest, anchor_lang="xx")
+    with pytest.raises(PairsError, match=r"drop_categories \['flag'\] name no category of this manifest; its categories "
+                                         r"are \['animal', 'flags', 'fruit', 'symbol', 'weather'\]"):
+        pairs_from_manifest(manifest, drop_categories=["flags", "flag"])
     with pytest.raises(ValueError, match=r"cfg.toml \[\[sources\]\]: source 'mine': anchor_lang and drop_categories"):
         TrainConfig.from_dict({"sources": [{"name": "mine", "path": "my.csv", "custom": True, "anchor_lang": "en"}]},
                               where="cfg.toml")

@@ -98,6 +98,10 @@ def pairs_from_manifest(
     if drop_categories:
         drop = {c.casefold() for c in drop_categories}
         dropped = {r.concept for r in records if r.kind == "category" and r.caption.casefold() in drop}
+        found = {r.caption.casefold() for r in records if r.kind == "category"}
+        if missing := sorted(drop - found):  # a typo ("flag") would silently keep every concept
+            raise PairsError(f"{path}: drop_categories {missing} name no category of this manifest; its categories "
+                             f"are {sorted(found)[:20] or 'none (no kind=category records)'}")
         records = [r for r in records if r.concept not in dropped]
     anchors: dict[tuple[str, str], str] = {}
     if anchor_lang is not None:
