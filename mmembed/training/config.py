@@ -126,17 +126,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict, where: str = "config") -> "TrainConfig":
         data = dict(data)
-        known = {f.name for f in dataclasses.fields(cls)}
-        if unknown := set(data) - known:
-            raise ValueError(f"{where}: unknown fields {sorted(unknown)}; known: {sorted(known)}")
         data["sources"] = [_sub(SourceSpec, s, f"{where} [[sources]]") for s in data.get("sources", [])]
         data["dev"] = [_sub(DevSpec, s, f"{where} [[dev]]") for s in data.get("dev", [])]
         if data.get("label_prior") is not None:
             data["label_prior"] = _sub(LabelPriorConfig, data["label_prior"], f"{where} [label_prior]")
-        try:
-            cfg = cls(**data)
-        except ValueError as err:  # __post_init__'s checks, named with the file they come from
-            raise ValueError(f"{where}: {err}") from None
+        cfg = _sub(cls, data, where)  # unknown fields and __post_init__'s checks, named with the file
         if not cfg.sources:
             raise ValueError(f"{where}: no [[sources]]: nothing to train on")
         for section, specs in (("[[sources]]", cfg.sources), ("[[dev]]", cfg.dev)):
@@ -189,6 +183,7 @@ class TrainConfig:
 
 
 def _sub(typ, values: dict, where: str):
+    """typ(**values), with unknown fields and typ's own checks (__post_init__) reported under `where`."""
     known = {f.name for f in dataclasses.fields(typ)}
     if unknown := set(values) - known:
         raise ValueError(f"{where}: unknown fields {sorted(unknown)}; known: {sorted(known)}")

@@ -97,8 +97,9 @@ def pairs_from_manifest(
     records = read_manifest(path)
     if drop_categories:
         drop = {c.casefold() for c in drop_categories}
-        dropped = {r.concept for r in records if r.kind == "category" and r.caption.casefold() in drop}
-        found = {r.caption.casefold() for r in records if r.kind == "category"}
+        categories = [(r.concept, r.caption.casefold()) for r in records if r.kind == "category"]
+        found = {name for _, name in categories}
+        dropped = {concept for concept, name in categories if name in drop}
         if missing := sorted(drop - found):  # a typo ("flag") would silently keep every concept
             raise PairsError(f"{path}: drop_categories {missing} name no category of this manifest; its categories "
                              f"are {sorted(found)[:20] or 'none (no kind=category records)'}")
