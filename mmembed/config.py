@@ -52,7 +52,10 @@ class ImageTowerConfig:
     image_size: int = 224
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    frozen: bool = True
+    frozen: bool = True  # False: every tower weight is trained and saved with the adapter
+    # the last N blocks were fine-tuned (`unfreeze_tower_blocks`): only their weights are saved with the
+    # adapter; the rest of the tower (and its ImageNet classifier) load from the package as usual
+    trained_blocks: int = 0
 
 
 @dataclass

@@ -25,12 +25,17 @@ class CheckpointError(RuntimeError):
 
 def trained_state_dict(model) -> dict[str, torch.Tensor]:
     """Everything that is not base weights: projector, pooler, head, logit_scale, LoRA, unfrozen tower."""
+    from .vision import tower_trained_prefixes
+
+    tower = model.image_tower
+    tower_saved = () if tower is None else tuple(
+        f"image_tower.{prefix}" for prefix in tower_trained_prefixes(tower, model.config.image_tower))
     state = {}
     for key, value in model.state_dict().items():
         if key.startswith("backbone."):
             if "lora_" not in key:
                 continue
-        elif key.startswith("image_tower.") and model.config.image_tower is not None and model.config.image_tower.frozen:
+        elif key.startswith("image_tower.") and not key.startswith(tower_saved):
             continue
         state[key] = value.detach().contiguous().cpu()
     return state

@@ -40,9 +40,27 @@ def create_image_tower(cfg: ImageTowerConfig) -> nn.Module:
         _load_packaged_efficientnet_lite0(model)
     elif cfg.weights != "none":
         raise ValueError(f"image_tower.weights must be 'packaged' or 'none', got {cfg.weights!r}")
+    tower_trained_prefixes(model, cfg)  # a config asking for more trained blocks than the tower has fails here
     if cfg.frozen:
         model.requires_grad_(False)
     return model.eval()
+
+
+def tower_trained_prefixes(tower: nn.Module, cfg: ImageTowerConfig) -> tuple[str, ...]:
+    """State-dict prefixes (inside the tower) of the weights an adapter saves: every one when the tower is not
+    frozen, else those of its last `cfg.trained_blocks` blocks (none by default: all come from the package)."""
+    if not cfg.frozen:
+        return ("",)
+    if not cfg.trained_blocks:
+        return ()
+    blocks = getattr(tower, "blocks", None)
+    if not isinstance(blocks, nn.Sequential):
+        raise ValueError(f"image tower {cfg.timm_name!r} has no `blocks` sequence, so trained_blocks = "
+                         f"{cfg.trained_blocks} cannot say which weights were trained")
+    if not 0 < cfg.trained_blocks <= len(blocks):
+        raise ValueError(f"trained_blocks = {cfg.trained_blocks}, but image tower {cfg.timm_name!r} has "
+                         f"{len(blocks)} blocks")
+    return tuple(f"blocks.{i}." for i in range(len(blocks) - cfg.trained_blocks, len(blocks)))
 
 
 def tower_channels(tower: nn.Module) -> int:

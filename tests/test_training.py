@@ -236,6 +236,36 @@ def test_lora_train_layers_trains_only_the_last_layers(dataset, tmp_path):
         TrainConfig.from_dict({"lora_train_layers": 1, "freeze_lora": True, "sources": [{"name": "s", "path": "x.jsonl"}]})
 
 
+def test_unfreeze_tower_blocks_trains_and_saves_only_the_last_blocks(dataset, tmp_path):
+    """unfreeze_tower_blocks = 1: the tower's last block moves with the projector, every other tower weight stays
+    the package's; the adapter holds that block's weights only and loads back to the same image embeddings."""
+    tr = Trainer(_cfg(dataset, tmp_path / "a", unfreeze_tower_blocks=1, steps=3), progress=False)
+    n = len(tr.model.image_tower.blocks)
+    last = f"blocks.{n - 1}."
+    before = {k: v.clone() for k, v in tr.model.image_tower.state_dict().items()}
+    assert not tr.embedder.cache_images  # the tower's features change every step: none are cached
+    tr.run()
+    after = tr.model.image_tower.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith(last) for k in moved), moved
+    tr.export(tmp_path / "out")
+    saved = [k for k in trained_state_dict(tr.model) if k.startswith("image_tower.")]
+    assert saved and all(k.startswith(f"image_tower.{last}") for k in saved)
+    images = sorted((dataset / "images").glob("*.png"))[:3]
+    loaded = mmembed.load(str(tmp_path / "out"))
+    assert loaded.config.image_tower.trained_blocks == 1
+    np.testing.assert_allclose(loaded.encode_image(images), tr.model.encode_image(images), atol=1e-5)
+    with pytest.raises(ValueError, match=f"has {n} blocks"):
+        Trainer(_cfg(dataset, tmp_path / "b", unfreeze_tower_blocks=n + 1), progress=False)
+    with pytest.raises(ValueError, match="unfreeze_tower_blocks must be >= 0"):
+        _cfg(dataset, tmp_path / "b", unfreeze_tower_blocks=-1)
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    config["image_tower"]["trained_blocks"] = n + 5  # a hand-edited config that does not fit the tower
+    (tmp_path / "out" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=f"trained_blocks = {n + 5}, but image tower .* has {n} blocks"):
+        mmembed.load(str(tmp_path / "out"))
+
+
 def test_one_lang_per_batch_draws_one_language_per_step(dataset):
     """A one_lang_per_batch source gives each step's share in a single language; over steps all appear."""
     from mmembed.training.pairs import MixtureSampler, group_pairs, pairs_from_manifest

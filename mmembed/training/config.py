@@ -109,6 +109,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         # here, not in from_dict: configs built in code (the Python API, tests) are checked too
+        if self.unfreeze_tower_blocks < 0:
+            raise ValueError(f"unfreeze_tower_blocks must be >= 0 (how many of the tower's last blocks train), "
+                             f"got {self.unfreeze_tower_blocks}")
         if self.freeze_text_side and not self.freeze_lora:
             raise ValueError("freeze_text_side = true needs freeze_lora = true (the LoRA is part of the text side)")
 

@@ -104,9 +104,15 @@ def build_model(cfg: TrainConfig) -> MMEmbedModel:
         elif model.config.lora.r != cfg.lora_r:
             raise ValueError(f"base {cfg.base!r} already has LoRA r={model.config.lora.r}; lora_r={cfg.lora_r} differs")
     if cfg.unfreeze_tower_blocks:
-        if model.config.image_tower is None:
+        tower = model.config.image_tower
+        if tower is None:
             raise ValueError(f"unfreeze_tower_blocks is set but base {cfg.base!r} has no image tower")
-        model.config.image_tower.frozen = False  # its weights are then saved with the trained parts
+        blocks = len(getattr(model.image_tower, "blocks", ()))
+        if cfg.unfreeze_tower_blocks > blocks:
+            raise ValueError(f"unfreeze_tower_blocks = {cfg.unfreeze_tower_blocks}, but the image tower of base "
+                             f"{cfg.base!r} has {blocks} blocks")
+        # those blocks' weights are then saved with the trained parts (a base's own trained blocks stay saved)
+        tower.trained_blocks = max(tower.trained_blocks, cfg.unfreeze_tower_blocks)
     if cfg.label_prior is not None:
         model.config.label_prior = cfg.label_prior
         model.add_label_prior()  # filled from the trained text path before dev scoring and export
