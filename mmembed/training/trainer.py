@@ -25,6 +25,7 @@ from ..config import LoraConfig
 from ..model import MMEmbedModel
 from ..label_prior import refresh_label_embeddings
 from ..serialization import load_model, save_model, trained_state_dict
+from ..vision import tower_trained_prefixes
 from .config import TrainConfig
 from .devset import dev_metrics, load_dev_set
 from .embedder import PairEmbedder
@@ -107,12 +108,12 @@ def build_model(cfg: TrainConfig) -> MMEmbedModel:
         tower = model.config.image_tower
         if tower is None:
             raise ValueError(f"unfreeze_tower_blocks is set but base {cfg.base!r} has no image tower")
-        blocks = len(getattr(model.image_tower, "blocks", ()))
-        if cfg.unfreeze_tower_blocks > blocks:
-            raise ValueError(f"unfreeze_tower_blocks = {cfg.unfreeze_tower_blocks}, but the image tower of base "
-                             f"{cfg.base!r} has {blocks} blocks")
         # those blocks' weights are then saved with the trained parts (a base's own trained blocks stay saved)
         tower.trained_blocks = max(tower.trained_blocks, cfg.unfreeze_tower_blocks)
+        try:
+            tower_trained_prefixes(model.image_tower, tower)  # the tower has that many blocks
+        except ValueError as err:
+            raise ValueError(f"unfreeze_tower_blocks = {cfg.unfreeze_tower_blocks} for base {cfg.base!r}: {err}") from None
     if cfg.label_prior is not None:
         model.config.label_prior = cfg.label_prior
         model.add_label_prior()  # filled from the trained text path before dev scoring and export
