@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .config import ModelConfig
+from .vision import tower_trained_prefixes
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -24,9 +25,7 @@ class CheckpointError(RuntimeError):
 
 
 def trained_state_dict(model) -> dict[str, torch.Tensor]:
-    """Everything that is not base weights: projector, pooler, head, logit_scale, LoRA, unfrozen tower."""
-    from .vision import tower_trained_prefixes
-
+    """Everything that is not base weights: projector, pooler, head, logit_scale, LoRA, the tower's trained blocks."""
     tower = model.image_tower
     tower_saved = () if tower is None else tuple(
         f"image_tower.{prefix}" for prefix in tower_trained_prefixes(tower, model.config.image_tower))
