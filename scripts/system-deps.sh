@@ -3,6 +3,7 @@
 #   fonts-noto-color-emoji  emoji images        unicode-cldr-core  names/keywords in ~130 locales
 #   openclipart-png/-svg    clip-art drawings and their metadata
 #   tuxpaint-stamps-default photos and drawings with descriptions translated into ~100 languages
+#   gcompris-qt-data        whole-scene photographs with names and descriptions in ~45 languages
 # and the fonts the evaluation plots fall back on for non-Latin labels (mmembed/evaluation/fonts.py):
 #   fonts-noto-core  Arabic, Indic, Thai, Ethiopic... scripts   fonts-wqy-microhei  CJK incl. Hangul
 #   fonts-droid-fallback  rare CJK ideographs (yue, zh_Hant_HK)
@@ -10,7 +11,7 @@
 set -euo pipefail
 
 PACKAGES=(fonts-noto-color-emoji unicode-cldr-core openclipart-png openclipart-svg tuxpaint-stamps-default
-          fonts-noto-core fonts-wqy-microhei fonts-droid-fallback)
+          gcompris-qt-data fonts-noto-core fonts-wqy-microhei fonts-droid-fallback)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

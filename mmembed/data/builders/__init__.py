@@ -82,6 +82,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("imagenet-prototypes", "mmembed.data.builders.imagenet_prototypes"),
         DatasetSpec("photos", "mmembed.data.builders.photos"),
         DatasetSpec("tuxpaint", "mmembed.data.builders.tuxpaint"),
+        DatasetSpec("gcompris", "mmembed.data.builders.gcompris"),
     )
 }
 

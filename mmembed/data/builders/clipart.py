@@ -12,7 +12,7 @@ import os
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import BinaryIO, Optional, Sequence
 
 from mmembed.data.builders import sources
 from mmembed.data.builders.cldr import annotation_locales
@@ -69,7 +69,13 @@ def filename_caption(stem: str, creator: Optional[str]) -> Optional[str]:
     return text if len(text) >= 3 else None
 
 
-def flatten(png: Path, max_side: int):
+def check_max_side(max_side: int) -> None:
+    """Builders that write images take `max_side`; below 16 px nothing is left to see."""
+    if max_side < 16:
+        raise ValueError(f"max_side must be >= 16 px, got {max_side}")
+
+
+def flatten(png: Path | BinaryIO, max_side: int):
     """RGB on white, longest side <= max_side (composited before resizing: no dark halos)."""
     from PIL import Image
 
@@ -82,7 +88,7 @@ def flatten(png: Path, max_side: int):
     return image
 
 
-def write_flat_image(source: Path, folder: Path, image_id: str, max_side: int) -> str:
+def write_flat_image(source: Path | BinaryIO, folder: Path, image_id: str, max_side: int) -> str:
     """Write `source` flattened (see `flatten`) to folder/images/<image_id>.png; return that path
     relative to `folder`, as manifests store it."""
     rel = f"images/{image_id}.png"
@@ -176,8 +182,7 @@ def build(
     svg_root = sources.OPENCLIPART_SVG.require()
     common = sources.CLDR.require()
     font = sources.NOTO_EMOJI.require()
-    if max_side < 16:
-        raise ValueError(f"max_side must be >= 16 px, got {max_side}")
+    check_max_side(max_side)
     lang_set = parse_langs(langs)
     infos = [sources.OPENCLIPART_PNG.info(), sources.OPENCLIPART_SVG.info(), sources.CLDR.info(),
              sources.NOTO_EMOJI.info()]

@@ -83,6 +83,9 @@ class Concept:
     features: Optional[FeatureRef] = None
     text_lang: Optional[str] = None
     captions: list[Caption] = field(default_factory=list)
+    # None: the hash of `id`. A builder sets it when several concepts must share a split (photos
+    # of one object) or when a concept must stay out of training (it is another set's test item).
+    split: Optional[str] = None
 
     def add(self, text: str, lang: str, kind: str, source: str) -> None:
         text = " ".join(text.split())  # CLDR and .po strings carry stray newlines/tabs
@@ -92,7 +95,7 @@ class Concept:
     def records(self, license: str) -> list[PairRecord]:
         """One record per distinct (lang, caption); the first caption added wins, so builders add
         the most specific kind first (a name before the keyword that repeats it)."""
-        split = assign_split(self.id)
+        split = self.split or assign_split(self.id)
         seen: set[tuple[str, str]] = set()
         out = []
         for cap in self.captions:

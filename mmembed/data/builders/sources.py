@@ -117,6 +117,12 @@ TUXPAINT_STAMPS = DebianSource(
     "Tux Paint stamps (pictures with translated descriptions)",
     "GPL-2.0",  # /usr/share/doc/tuxpaint-stamps-default/copyright: Files: * GPL-2
 )
+GCOMPRIS = DebianSource(
+    "gcompris-qt-data",
+    Path("/usr/share/gcompris-qt"),
+    "GCompris activity data (photographs and their translated names)",
+    "GPL-3.0-or-later",  # /usr/share/doc/gcompris-qt-data/copyright: Files: * GPL-3+; photos per README
+)
 DJANGO = PypiSource("Django", "django", "Django translation catalogs", "BSD-3-Clause")
 PYCOUNTRY = PypiSource("pycountry", "pycountry", "pycountry country-name translations", "LGPL-2.1")
 # ImageNet-1k class list (synsets, WordNet lemmas and glosses) under timm/data/_info/; the names
@@ -137,5 +143,5 @@ SKLEARN = PypiSource("scikit-learn", "sklearn", "scikit-learn sample photographs
 
 # Debian packages the builders read; scripts/system-deps.sh installs exactly these.
 DEBIAN_PACKAGES = tuple(
-    sorted({s.package for s in (NOTO_EMOJI, CLDR, OPENCLIPART_PNG, OPENCLIPART_SVG, TUXPAINT_STAMPS)})
+    sorted({s.package for s in (NOTO_EMOJI, CLDR, OPENCLIPART_PNG, OPENCLIPART_SVG, TUXPAINT_STAMPS, GCOMPRIS)})
 )

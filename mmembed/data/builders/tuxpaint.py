@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from mmembed.data.builders import sources
-from mmembed.data.builders.clipart import write_flat_image
+from mmembed.data.builders.clipart import check_max_side, write_flat_image
 from mmembed.data.builders.concepts import Concept, lang_allowed, parse_langs, select
 from mmembed.data.builders.langcodes import to_cldr
 from mmembed.data.builders.output import DatasetCard, staging_dir, write_dataset
@@ -132,8 +132,7 @@ def build(
     """Build the Tux Paint stamps dataset into `out`: `limit` stamps chosen by a stable hash (all
     by default), captions in `langs` only (default: English plus every translation)."""
     root = sources.TUXPAINT_STAMPS.require()
-    if max_side < 16:
-        raise ValueError(f"max_side must be >= 16 px, got {max_side}")
+    check_max_side(max_side)
     lang_set = parse_langs(langs)
     info = sources.TUXPAINT_STAMPS.info()
     source = f"{info.package} {info.version}"
