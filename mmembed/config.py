@@ -111,6 +111,15 @@ class LabelPriorConfig:
 
 
 @dataclass
+class ImageCenteringConfig:
+    """Image embeddings minus part of their mean over training images (mmembed.image_centering).
+    The weight was chosen on the dev sets (adapters/*/README.md)."""
+
+    weight: float = 0.7  # share of the mean image embedding removed before re-normalizing
+    fit_images: int = 600  # training images the mean is taken over (a seeded sample)
+
+
+@dataclass
 class ModelConfig:
     name: str
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
@@ -126,6 +135,7 @@ class ModelConfig:
     head_init: Literal["identity", "random"] = "identity"
     matryoshka_dims: tuple[int, ...] = ()  # dims trained to be usable after truncation
     label_prior: Optional[LabelPriorConfig] = None  # None: image embeddings come from the backbone alone
+    image_centering: Optional[ImageCenteringConfig] = None  # None: image embeddings are not centered
     image_trained: bool = False  # False until a projector has been trained: encode_image refuses
     init_seed: Optional[int] = None  # set: parts not loaded from weights (projector, head) start the same at every load
     description: str = ""
@@ -149,6 +159,7 @@ class ModelConfig:
             "prompt": PromptConfig,
             "lora": LoraConfig,
             "label_prior": LabelPriorConfig,
+            "image_centering": ImageCenteringConfig,
         }
         for key, typ in sub.items():
             if data.get(key) is not None:

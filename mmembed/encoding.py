@@ -31,7 +31,7 @@ class EncodeInputError(ValueError):
 class Item:
     plan: SequencePlan
     image: Any = None  # image input for plans with visual tokens
-    label_prior: bool = False  # an image alone: the model's label prior (if it has one) applies
+    image_alone: bool = False  # an image without text: the label prior and image centering (if any) apply
 
 
 def _check_texts(texts, what: str = "text") -> list[str]:
@@ -104,6 +104,8 @@ def run_items(
                 emb = model([items[i].plan for i in idx], visual)  # (b, D)
                 if features is not None and model.label_prior is not None:
                     emb = _apply_label_prior(model, emb, idx, [i for i, _ in imgs], features, items)
+                if features is not None and model.image_centering is not None:
+                    emb = _apply_image_centering(model, emb, idx, items)
                 out[idx] = emb.float().cpu()  # the model may sit on a GPU
     finally:
         model.train(was_training)
@@ -112,13 +114,23 @@ def run_items(
 
 def _apply_label_prior(model, emb, idx, img_idx, features, items) -> torch.Tensor:
     """Label prior on the rows of `emb` (batch order `idx`) that are images alone; `features` rows follow `img_idx`."""
-    rows = [r for r, i in enumerate(img_idx) if items[i].label_prior]
+    rows = [r for r, i in enumerate(img_idx) if items[i].image_alone]
     if not rows:
         return emb
     where = {i: b for b, i in enumerate(idx)}
     at = torch.tensor([where[img_idx[r]] for r in rows], device=emb.device)
     logits = model.image_tower.forward_head(features[rows])  # (n, C)
     return model.label_prior.on_rows(emb, at, logits)
+
+
+def _apply_image_centering(model, emb, idx, items) -> torch.Tensor:
+    """Centering on the rows of `emb` (batch order `idx`) that are images alone (after their label prior)."""
+    rows = [b for b, i in enumerate(idx) if items[i].image_alone]
+    if not rows:
+        return emb
+    out = emb.clone()
+    out[rows] = model.image_centering(emb[rows].float()).to(emb.dtype)
+    return out
 
 
 def encode_text(
@@ -151,7 +163,7 @@ def encode_image(
     if images:
         _require_images(model)
     plans = model.text.image_plans(len(images), model.num_visual_tokens, instruction) if images else []
-    items = [Item(p, img, label_prior=True) for p, img in zip(plans, images)]
+    items = [Item(p, img, image_alone=True) for p, img in zip(plans, images)]
     emb = run_items(model, items, batch_size=batch_size, progress=progress)
     return _finish(emb, model, dim, as_tensor)
 
@@ -183,7 +195,7 @@ def encode_mixed(
             texts.append(x)
         elif _is_image(x):
             _require_images(model)
-            built[i] = Item(model.text.image_plans(1, model.num_visual_tokens, instruction)[0], x, label_prior=True)
+            built[i] = Item(model.text.image_plans(1, model.num_visual_tokens, instruction)[0], x, image_alone=True)
         elif isinstance(x, tuple) and len(x) == 2 and _is_image(x[0]) and isinstance(x[1], str):
             _require_images(model)
             fused_idx.append(i)

@@ -15,6 +15,7 @@ from torch import nn
 from .backbone import attention_bias, hidden_size, input_embeddings, load_backbone, position_ids_from_mask
 from .config import ModelConfig
 from .images import images_to_tensor
+from .image_centering import ImageCentering
 from .label_prior import IMAGENET_CLASSES, LabelPrior
 from .pooling import Pooler
 from .text_frontend import SequencePlan, TextFrontend
@@ -52,6 +53,9 @@ class MMEmbedModel(nn.Module):
         self.label_prior: Optional[LabelPrior] = None
         if config.label_prior is not None:
             self.add_label_prior()
+        self.image_centering: Optional[ImageCentering] = None
+        if config.image_centering is not None:
+            self.add_image_centering()
         self.eval()
 
     # ---- construction helpers -------------------------------------------------------------
@@ -82,6 +86,13 @@ class MMEmbedModel(nn.Module):
                 f"({IMAGENET_CLASSES} classes), this one has {'no tower' if self.image_tower is None else num_classes}"
             )
         self.label_prior = LabelPrior(cfg, num_classes, self.dim)
+
+    def add_image_centering(self) -> None:
+        """Attach image centering (config.image_centering); its mean starts at zero (no effect) until
+        mmembed.image_centering.fit_image_centering fills it."""
+        if self.config.image_centering is None or self.image_tower is None:
+            raise ValueError(f"model {self.name!r}: image_centering needs an image tower and config.image_centering")
+        self.image_centering = ImageCentering(self.config.image_centering, self.dim)
 
     def set_lora_merged(self, merged: bool) -> None:
         """Fold LoRA into the base weights (inference: as fast as the plain backbone) or take it back

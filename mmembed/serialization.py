@@ -45,6 +45,8 @@ def saved_config(model) -> dict:
     config = model.config.to_dict()
     if getattr(model, "label_prior", None) is None:
         config["label_prior"] = None  # switched off with `model.label_prior = None`: saved as off
+    if getattr(model, "image_centering", None) is None:
+        config["image_centering"] = None
     return config
 
 
@@ -83,7 +85,8 @@ def model_card(model, extra: str = "") -> str:
         f"{'all layers' if c.backbone.num_layers is None else f'the first {c.backbone.num_layers} layers'}"
         f"{'' if c.backbone.final_norm else ' (no final norm)'}; embedding dim: {model.dim}; Matryoshka dims: {list(c.matryoshka_dims) or 'none'}\n"
         f"- LoRA: {c.lora if c.lora else 'none'}\n"
-        f"- label prior (mmembed/label_prior.py): {c.label_prior if getattr(model, 'label_prior', None) is not None else 'none'}\n\n"
+        f"- label prior (mmembed/label_prior.py): {c.label_prior if getattr(model, 'label_prior', None) is not None else 'none'}\n"
+        f"- image centering (mmembed/image_centering.py): {c.image_centering if getattr(model, 'image_centering', None) is not None else 'none'}\n\n"
         "This folder holds only the trained parts (safetensors); base weights load from their packages.\n"
         f"{extra}"
     )

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 import mmembed
+from mmembed.config import ImageCenteringConfig
 from mmembed.data.manifest import PairRecord, write_manifest
 from mmembed.model import MMEmbedModel
 from mmembed.serialization import trained_state_dict
@@ -264,6 +265,42 @@ def test_unfreeze_tower_blocks_trains_and_saves_only_the_last_blocks(dataset, tm
     (tmp_path / "out" / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=f"trained_blocks = {n + 5}, but image tower .* has {n} blocks"):
         mmembed.load(str(tmp_path / "out"))
+
+
+def test_image_centering_is_fitted_on_the_run_images_and_kept_by_a_text_only_run(dataset, tmp_path):
+    """[image_centering]: export fits the mean on this run's training images (the exported model centers its
+    image embeddings with it); a text-only run on that base keeps the base's mean (no images to refit on)."""
+    cfg = _cfg(dataset, tmp_path / "a", steps=2, image_centering=ImageCenteringConfig(weight=0.5, fit_images=4))
+    tr = Trainer(cfg, progress=False)
+    tr.run()
+    tr.export(tmp_path / "out")
+    loaded = mmembed.load(str(tmp_path / "out"))
+    mean = loaded.image_centering.mean.clone()
+    assert loaded.config.image_centering == ImageCenteringConfig(weight=0.5, fit_images=4) and mean.norm() > 0.1
+    images = sorted((dataset / "images").glob("*.png"))[:3]
+    centered = loaded.encode_image(images)
+    loaded.image_centering = None
+    raw = loaded.encode_image(images)
+    expected = raw - 0.5 * mean.numpy()
+    np.testing.assert_allclose(centered, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+    text_only = _cfg(dataset, tmp_path / "b", steps=1, base=str(tmp_path / "out"),
+                     sources=[SourceSpec(name="txt", path=str(dataset / "train.jsonl"), kinds=["sentence"])])
+    tr = Trainer(text_only, progress=False)
+    tr.run()
+    tr.export(tmp_path / "out2")
+    torch.testing.assert_close(mmembed.load(str(tmp_path / "out2")).image_centering.mean, mean)
+    parsed = TrainConfig.from_dict({**_toml_dict(cfg), "image_centering": {"weight": 0.25}}, where="r.toml")
+    assert parsed.image_centering == ImageCenteringConfig(weight=0.25)
+    with pytest.raises(ValueError, match=r"r.toml \[image_centering\].*unknown"):
+        TrainConfig.from_dict({**_toml_dict(cfg), "image_centering": {"wieght": 0.25}}, where="r.toml")
+
+
+def _toml_dict(cfg: TrainConfig) -> dict:
+    """What a recipe file holding `cfg` parses to (sources as tables)."""
+    data = {k: v for k, v in cfg.to_dict().items() if v is not None and k not in ("image_centering", "label_prior")}
+    data["sources"] = [{k: v for k, v in s.__dict__.items() if v is not None} for s in cfg.sources]
+    data["dev"] = []
+    return data
 
 
 def test_one_lang_per_batch_draws_one_language_per_step(dataset):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from ..config import LabelPriorConfig
+from ..config import ImageCenteringConfig, LabelPriorConfig
 
 
 @dataclass
@@ -98,6 +98,9 @@ class TrainConfig:
     # [label_prior] table: give the trained model a label prior (mmembed.label_prior); a base's own is kept
     label_prior: Optional[LabelPriorConfig] = None
     label_prior_in_loss: bool = False  # image anchors get the prior in the loss too (needs freeze_lora)
+    # [image_centering] table: the trained model's image embeddings lose part of their mean over the run's
+    # training images (mmembed.image_centering), refitted before dev scoring and export; a base's own is kept
+    image_centering: Optional[ImageCenteringConfig] = None
     # distillation from a text teacher (mmembed.training.teacher.TEACHERS, e.g. "e5") on the sources with
     # distill = true: loss += distill_weight * KL(teacher || student) of the in-batch similarity
     # distributions, the teacher's cosines divided by distill_temperature (e5's cosines of one-language
@@ -133,6 +136,8 @@ class TrainConfig:
         data["dev"] = [_sub(DevSpec, s, f"{where} [[dev]]") for s in data.get("dev", [])]
         if data.get("label_prior") is not None:
             data["label_prior"] = _sub(LabelPriorConfig, data["label_prior"], f"{where} [label_prior]")
+        if data.get("image_centering") is not None:
+            data["image_centering"] = _sub(ImageCenteringConfig, data["image_centering"], f"{where} [image_centering]")
         cfg = _sub(cls, data, where)  # unknown fields and __post_init__'s checks, named with the file
         if not cfg.sources:
             raise ValueError(f"{where}: no [[sources]]: nothing to train on")

@@ -23,6 +23,7 @@ import torch
 
 from ..config import LoraConfig
 from ..model import MMEmbedModel
+from ..image_centering import fit_image_centering
 from ..label_prior import refresh_label_embeddings
 from ..serialization import load_model, save_model, trained_state_dict
 from ..vision import tower_trained_prefixes
@@ -117,6 +118,9 @@ def build_model(cfg: TrainConfig) -> MMEmbedModel:
     if cfg.label_prior is not None:
         model.config.label_prior = cfg.label_prior
         model.add_label_prior()  # filled from the trained text path before dev scoring and export
+    if cfg.image_centering is not None:
+        model.config.image_centering = cfg.image_centering
+        model.add_image_centering()  # fitted on the training images before dev scoring and export
     model.config.name = cfg.name
     # the base's description ("untrained ... the training starting point") no longer holds
     model.config.description = f"{cfg.name}: trained by `mmembed train` from {cfg.base!r} ({cfg.steps} steps asked)."
@@ -369,6 +373,7 @@ class Trainer:
         try:
             if any(d.anchor_kind == "image" for d in self.dev_sets):
                 refresh_label_embeddings(self.model)  # image dev sets are scored as users will see them
+                self._fit_image_centering()
             return {d.spec.name: dev_metrics(self.model, d) for d in self.dev_sets}
         finally:
             self._train_mode()
@@ -425,4 +430,16 @@ class Trainer:
         """Save the trained model (trained parts only) as a loadable folder, e.g. adapters/NAME."""
         self.model.eval()
         refresh_label_embeddings(self.model)
+        self._fit_image_centering()
         return save_model(self.model, folder, card_extra=card_extra)
+
+    def _fit_image_centering(self) -> None:
+        """Refit the centering mean on this run's training images (it follows the trained image side)."""
+        if self.model.image_centering is None:
+            return
+        images = sorted({p.image for src in self.sources for langs in src.by_concept.values()
+                         for pairs in langs.values() for p in pairs if p.image is not None})
+        if len(images) < 2:  # text-only fine-tuning of a centered base: its mean stays as it was
+            logger.warning("image centering: this run's sources hold %d image(s), so the base's mean is kept", len(images))
+            return
+        fit_image_centering(self.model, [Path(p) for p in images], seed=self.cfg.seed)
