@@ -1,4 +1,4 @@
-"""GCompris photographs: ~230 real photos (tools, fish, wild and farm animals, monuments, household
+"""GCompris photographs: 186 real photos (tools, fish, wild and farm animals, monuments, household
 things) with names and descriptions that GCompris's translators put into ~45 languages.
 
 Every other training image here is an emoji render, a drawing or a cut-out Tux Paint stamp on
@@ -27,7 +27,7 @@ import json
 import os
 import re
 import unicodedata
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Optional, Sequence
@@ -273,7 +273,8 @@ def build(
                 concept = Concept(cid, image=rel, split=split)
                 for lang, text, kind in obj.captions:
                     if lang != ENGLISH and not lang.startswith("en") and text.casefold() in english:
-                        untranslated[lang] += n == 0  # an untranslated copy, not this language
+                        if n == 0:  # counted once per object, not per photo
+                            untranslated[lang] += 1  # an untranslated copy, not this language
                         continue
                     if lang_allowed(lang, lang_set):
                         concept.add(text, lang, kind, source)
