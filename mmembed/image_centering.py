@@ -45,14 +45,15 @@ class ImageCentering(nn.Module):
 
 def fit_image_centering(model: "MMEmbedModel", images: Sequence, *, seed: int = 0, batch_size: int = 32) -> int:
     """Set the model's centering mean to the mean embedding of up to `cfg.fit_images` of `images`
-    (a seeded sample; paths or PIL images), embedded with the centering off. Returns how many were used."""
+    (a seeded sample of paths or PIL images; pass each image once), embedded with the centering off. Returns how
+    many were used."""
     centering = model.image_centering
     if centering is None:
         raise ValueError(f"model {model.name!r} has no image centering to fit (config.image_centering is None)")
-    unique = list(dict.fromkeys(images)) if all(isinstance(i, str) for i in images) else list(images)
-    if len(unique) < 2:
-        raise ValueError(f"fitting the image centering needs at least 2 images, got {len(unique)}")
-    sample = random.Random(seed).sample(unique, min(centering.cfg.fit_images, len(unique)))
+    images = list(images)
+    if len(images) < 2:
+        raise ValueError(f"fitting the image centering needs at least 2 images, got {len(images)}")
+    sample = random.Random(seed).sample(images, min(centering.cfg.fit_images, len(images)))
     model.image_centering = None  # the mean of uncentered embeddings
     try:
         emb = model.encode_image(sample, batch_size=batch_size, as_tensor=True)  # (n, D)

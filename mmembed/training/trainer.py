@@ -182,6 +182,7 @@ class Trainer:
         # dev sets are read now, on every rank (so all ranks stop together): a bad path, kind or
         # language stops the run before step 1; only rank 0 scores them
         self.dev_sets = [load_dev_set(d) for d in cfg.dev]
+        self._centering_images: Optional[list[str]] = None  # training image paths, listed at the first centering fit
         self.step = 0
         saved = _checkpoints(self.out) if resume else []
         latest = saved[-1] if saved else None
@@ -437,8 +438,10 @@ class Trainer:
         """Refit the centering mean on this run's training images (it follows the trained image side)."""
         if self.model.image_centering is None:
             return
-        images = sorted({p.image for src in self.sources for langs in src.by_concept.values()
-                         for pairs in langs.values() for p in pairs if p.image is not None})
+        if self._centering_images is None:  # the sources do not change after __init__: list them once
+            self._centering_images = sorted({p.image for src in self.sources for langs in src.by_concept.values()
+                                             for pairs in langs.values() for p in pairs if p.image is not None})
+        images = self._centering_images
         if len(images) < 2:  # text-only fine-tuning of a centered base: its mean stays as it was
             logger.warning("image centering: this run's sources hold %d image(s), so the base's mean is kept", len(images))
             return
