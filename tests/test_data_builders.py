@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from mmembed.data.builders import DATASETS, MissingSourceError, build_dataset, sources
-from mmembed.data.builders import cldr_terms, clipart, emoji, emoji_groups
+from mmembed.data.builders import cldr_terms, clipart, emoji, emoji_groups, iso_names
 from mmembed.data.builders.cldr import city_from_zone_id, read_annotations, read_character_labels, read_terms
 from mmembed.data.builders.cldr_lexicon import build_lexicon, singular
 from mmembed.data.builders.concepts import Concept, assign_split, select
@@ -25,6 +25,7 @@ SMALL = {
     "clipart": {"limit": 40, "langs": TEN},
     "parallel": {"limit": 80, "langs": TEN},
     "cldr-terms": {"limit": 80, "langs": TEN},
+    "iso-names": {"limit": 80, "langs": TEN},
 }
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -180,6 +181,7 @@ def test_images_are_rgb_and_readable(built, name, max_side):
     ("clipart", "NOTO_EMOJI", "apt-get install fonts-noto-color-emoji"),
     ("parallel", "CLDR", "apt-get install unicode-cldr-core"),
     ("cldr-terms", "CLDR", "apt-get install unicode-cldr-core"),
+    ("iso-names", "CLDR", "apt-get install unicode-cldr-core"),
 ])
 def test_missing_debian_source_names_the_package(tmp_path, monkeypatch, name, attr, hint):
     missing = dataclasses.replace(getattr(sources, attr), path=tmp_path / "not-installed")
@@ -241,8 +243,8 @@ def test_unknown_dataset_or_option_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="option skin_tones=1"):
         build_dataset("emoji", tmp_path / "x", skin_tones=1)
     assert not (tmp_path / "x").exists()
-    assert set(DATASETS) == {"emoji", "clipart", "parallel", "cldr-terms", "imagenet-prototypes", "photos",
-                             "tuxpaint", "gcompris"}
+    assert set(DATASETS) == {"emoji", "clipart", "parallel", "cldr-terms", "iso-names", "imagenet-prototypes",
+                             "photos", "tuxpaint", "gcompris"}
 
 
 def test_split_assignment_is_stable_and_about_80_10_10():
@@ -312,6 +314,32 @@ def test_cldr_terms_never_name_a_held_out_parallel_language_or_territory(built):
     yen_held_out = assign_split("language:ja") != "train"  # " japanese " (" japan " is not in "japanese yen")
     assert cldr_terms.leaks(english["currency:JPY"], held_out) == yen_held_out
     assert english["city:Asia/Tokyo"] == "Tokyo" and english["month:1"] == "January"
+
+
+def test_iso_names_never_name_a_held_out_parallel_language_or_territory(tmp_path):
+    """The full build: no ISO 639-3 language whose CLDR code is a `parallel` dev/test concept, no name
+    that contains or sits inside a held-out name; the rest is there, with its translations."""
+    import pycountry
+
+    folder = build_dataset("iso-names", tmp_path / "iso", langs=["hi", "de"])
+    records = [r for recs in _records(folder).values() for r in recs]
+    held_out = cldr_terms.held_out_names(sources.CLDR.require(), sources.PYCOUNTRY.require())
+    assert all(not cldr_terms.leaks(r.text, held_out) for r in records)
+    concepts = {r.concept for r in records}
+    held_codes = iso_names.held_out_language_codes()
+    held_langs = [x for x in pycountry.languages if getattr(x, "alpha_2", None) in held_codes]
+    kept_langs = [x for x in pycountry.languages if hasattr(x, "alpha_2") and x.alpha_3 not in held_codes
+                  and x.alpha_2 not in held_codes and f"iso639-3:{x.alpha_3}" in concepts]
+    assert held_langs and kept_langs  # both kinds exist among the 184 two-letter languages
+    assert all(f"iso639-3:{x.alpha_3}" not in concepts for x in held_langs)
+    assert all(assign_split(f"language:{x.alpha_2}") == "train" for x in kept_langs)
+    by_kind = {k: [r for r in records if r.kind == k] for k in ("language", "subdivision")}
+    assert len(by_kind["language"]) > 5000 and len(by_kind["subdivision"]) > 4000
+    assert {r.lang for r in records} == {"hi", "de"}
+    assert all(r.text_lang == "en" and r.image is None and r.caption.casefold() != r.text.casefold()
+               for r in records)
+    card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+    assert card["stats"]["dropped"]["held-out language code"] > 0
 
 
 def test_cldr_lexicon_matches_names_and_unique_keywords():
