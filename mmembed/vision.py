@@ -81,6 +81,23 @@ class VisualProjector(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(in_channels, cfg.hidden_size), nn.GELU(), nn.Linear(cfg.hidden_size, out_dim))
         self.position = nn.Parameter(torch.zeros(cfg.num_visual_tokens, out_dim))  # (k, d)
 
+    @torch.no_grad()
+    def resize_tokens(self, num_tokens: int) -> None:
+        """Pool the feature map to another token grid (k -> num_tokens), keeping the trained MLP: it is
+        shared by every token. The (s, s) grid of position vectors is resampled bilinearly, corners kept,
+        so a 2x2 base becomes a 3x3 one whose corner tokens start where the base's were."""
+        side = math.isqrt(num_tokens)
+        if side * side != num_tokens or side < 1:
+            raise ValueError(f"num_visual_tokens must be a perfect square (1, 4, 9, 16, 49...), got {num_tokens}")
+        d = self.position.shape[-1]
+        grid = self.position.detach().T.reshape(1, d, self.side, self.side)  # (1, d, s, s)
+        if side == 1 or self.side == 1:
+            resized = nn.functional.interpolate(grid, size=(side, side), mode="area" if side < self.side else "nearest")
+        else:
+            resized = nn.functional.interpolate(grid, size=(side, side), mode="bilinear", align_corners=True)
+        self.position = nn.Parameter(resized.reshape(d, num_tokens).T.contiguous())  # (k', d)
+        self.side, self.num_tokens = side, num_tokens
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if features.shape[-1] < self.side or features.shape[-2] < self.side:
             raise ValueError(f"feature map {tuple(features.shape[-2:])} is smaller than {self.side}x{self.side} tokens")

@@ -221,3 +221,31 @@ def test_truncation_warns_once():
     assert len(plan) == model.config.backbone.max_length
     suffix = model.text.ids(model.config.prompt.text_suffix)
     assert plan.before[-len(suffix):] == suffix  # the prompt tail survives truncation
+
+
+def test_projector_resize_tokens_keeps_the_mlp_and_resamples_positions():
+    """2x2 -> 3x3: corner tokens keep the base's position vectors, the centre is their mean, the MLP is shared,
+    and a constant feature map gives every token mlp(norm(f)) + its position."""
+    from mmembed.config import ProjectorConfig
+    from mmembed.vision import VisualProjector
+
+    torch.manual_seed(0)
+    proj = VisualProjector(8, 6, ProjectorConfig(num_visual_tokens=4, hidden_size=16))
+    with torch.no_grad():
+        proj.position.copy_(torch.randn(4, 6))
+    base = proj.position.detach().clone()  # (4, d), rows in (top-left, top-right, bottom-left, bottom-right)
+    mlp_before = {k: v.clone() for k, v in proj.mlp.state_dict().items()}
+    proj.resize_tokens(9)
+    pos = proj.position.detach()
+    assert pos.shape == (9, 6) and proj.num_tokens == 9 and proj.side == 3
+    torch.testing.assert_close(pos[[0, 2, 6, 8]], base)
+    torch.testing.assert_close(pos[4], base.mean(0))
+    assert all(torch.equal(v, mlp_before[k]) for k, v in proj.mlp.state_dict().items())
+    constant = torch.ones(2, 8, 7, 7)
+    out = proj(constant)  # (b, 9, d)
+    core = proj.mlp(proj.norm(torch.ones(8)))
+    torch.testing.assert_close(out[0], core + pos)
+    proj.resize_tokens(1)
+    torch.testing.assert_close(proj.position.detach()[0], pos.mean(0), atol=1e-6, rtol=1e-6)
+    with pytest.raises(ValueError, match="perfect square"):
+        proj.resize_tokens(5)

@@ -728,3 +728,23 @@ def test_cli_pairs_label_prior_in_loss(tmp_path):
     assert json.loads((tmp_path / "run" / "final" / "config.json").read_text())["label_prior"] is not None
     res = CliRunner().invoke(app, args + ["--base", "tiny-random", "--out", str(tmp_path / "no-prior")])
     assert res.exit_code == 1 and "has no label prior: start from a base that has one" in " ".join(res.output.split())
+
+
+def test_num_visual_tokens_resizes_the_base_projector_and_round_trips(dataset, tmp_path):
+    """num_visual_tokens = 1 on a 4-token base: the projector MLP starts as the base's, images become one token,
+    the exported model loads back with one token and the same image embeddings; a non-square count is refused."""
+    base = mmembed.load("tiny-random")
+    tr = Trainer(_cfg(dataset, tmp_path / "a", num_visual_tokens=1, steps=2), progress=False)
+    assert tr.model.num_visual_tokens == 1 and tr.model.projector.position.shape[0] == 1
+    torch.testing.assert_close(tr.model.projector.position.detach()[0], base.projector.position.detach().mean(0))
+    tr.run()
+    tr.export(tmp_path / "out")
+    loaded = mmembed.load(str(tmp_path / "out"))
+    assert loaded.num_visual_tokens == 1
+    images = sorted((dataset / "images").glob("*.png"))[:3]
+    np.testing.assert_allclose(loaded.encode_image(images), tr.model.encode_image(images), atol=1e-5)
+    with pytest.raises(ValueError, match="perfect square"):
+        _cfg(dataset, tmp_path / "b", num_visual_tokens=6)
+    text_only = TrainConfig.from_dict({"base": "tiny-random", "num_visual_tokens": 4, "sources": [
+        {"name": "txt", "path": str(dataset / "train.jsonl")}]}, where="recipe.toml")
+    assert text_only.num_visual_tokens == 4

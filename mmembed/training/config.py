@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,9 @@ class TrainConfig:
     # text-only run, backward then stops at layer L-N (about 2x faster per step on a CPU with N = L/3)
     lora_train_layers: Optional[int] = None
     unfreeze_tower_blocks: int = 0  # >0: train the last N blocks of the image tower too
+    # set: images become this many visual tokens (a perfect square) instead of the base's; the base's projector
+    # MLP is kept and its position vectors resampled to the new grid (VisualProjector.resize_tokens)
+    num_visual_tokens: Optional[int] = None
     autocast_bf16: Literal["auto", "on", "off"] = "auto"  # auto: on where bf16 is native
     on_error: Literal["skip", "reject"] = "skip"  # bad rows of custom pairs
     seed: int = 0
@@ -117,6 +121,9 @@ class TrainConfig:
                              f"got {self.unfreeze_tower_blocks}")
         if self.freeze_text_side and not self.freeze_lora:
             raise ValueError("freeze_text_side = true needs freeze_lora = true (the LoRA is part of the text side)")
+        if self.num_visual_tokens is not None and (
+                self.num_visual_tokens < 1 or math.isqrt(self.num_visual_tokens) ** 2 != self.num_visual_tokens):
+            raise ValueError(f"num_visual_tokens must be a perfect square (1, 4, 9, 16, 25...), got {self.num_visual_tokens}")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "TrainConfig":

@@ -105,6 +105,11 @@ def build_model(cfg: TrainConfig) -> MMEmbedModel:
             model.add_lora()
         elif model.config.lora.r != cfg.lora_r:
             raise ValueError(f"base {cfg.base!r} already has LoRA r={model.config.lora.r}; lora_r={cfg.lora_r} differs")
+    if cfg.num_visual_tokens is not None and cfg.num_visual_tokens != model.num_visual_tokens:
+        if model.projector is None:
+            raise ValueError(f"num_visual_tokens is set but base {cfg.base!r} has no image tower")
+        model.projector.resize_tokens(cfg.num_visual_tokens)  # the base's projector MLP is kept
+        model.config.projector.num_visual_tokens = cfg.num_visual_tokens
     if cfg.unfreeze_tower_blocks:
         tower = model.config.image_tower
         if tower is None:
