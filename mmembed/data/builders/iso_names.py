@@ -114,8 +114,8 @@ def build(
                 "Entries that would teach a `parallel` dev/test name are DROPPED: languages whose "
                 "CLDR code is held out there, and names containing, or contained in, a held-out "
                 "English language or territory name (whole words).",
-                "Catalog coverage is very uneven: hi, zh, ja, ru, de, fr are large; ar has a few "
-                "hundred language names and no subdivisions; sw has neither.",
+                "Catalog coverage is very uneven: hi, zh, ja, ru, de, fr are large; es has about "
+                "250 names, ar fewer than 100 (no subdivisions), sw none.",
                 "CLDR is read only for the held-out names of `parallel` (that leak check).",
             ],
             stats={"dropped": dict(sorted(dropped.items())),
