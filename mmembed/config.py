@@ -7,6 +7,7 @@ Nothing is ever inferred from a name string: each choice is an explicit field.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
@@ -56,6 +57,14 @@ class ImageTowerConfig:
     # the last N blocks were fine-tuned (`unfreeze_tower_blocks`): only their weights are saved with the
     # adapter; the rest of the tower (and its ImageNet classifier) load from the package as usual
     trained_blocks: int = 0
+
+
+def token_grid_side(num_visual_tokens: int) -> int:
+    """Side of the square grid of `num_visual_tokens` (9 -> 3); anything not a perfect square >= 1 is an error."""
+    side = math.isqrt(num_visual_tokens) if num_visual_tokens >= 1 else 0
+    if side * side != num_visual_tokens or side < 1:
+        raise ValueError(f"num_visual_tokens must be a perfect square (1, 4, 9, 16, 49...), got {num_visual_tokens}")
+    return side
 
 
 @dataclass

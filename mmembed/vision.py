@@ -5,13 +5,11 @@
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from .assets import efficientnet_lite0_state_dict_path
-from .config import ImageTowerConfig, ProjectorConfig
+from .config import ImageTowerConfig, ProjectorConfig, token_grid_side
 
 
 def _load_packaged_efficientnet_lite0(model: nn.Module) -> None:
@@ -72,10 +70,7 @@ class VisualProjector(nn.Module):
 
     def __init__(self, in_channels: int, out_dim: int, cfg: ProjectorConfig):
         super().__init__()
-        side = math.isqrt(cfg.num_visual_tokens)
-        if side * side != cfg.num_visual_tokens or side < 1:
-            raise ValueError(f"num_visual_tokens must be a perfect square (1, 4, 9, 16, 49...), got {cfg.num_visual_tokens}")
-        self.side = side
+        self.side = token_grid_side(cfg.num_visual_tokens)
         self.num_tokens = cfg.num_visual_tokens
         self.norm = nn.LayerNorm(in_channels)
         self.mlp = nn.Sequential(nn.Linear(in_channels, cfg.hidden_size), nn.GELU(), nn.Linear(cfg.hidden_size, out_dim))
@@ -86,9 +81,7 @@ class VisualProjector(nn.Module):
         """Pool the feature map to another token grid (k -> num_tokens), keeping the trained MLP: it is
         shared by every token. The (s, s) grid of position vectors is resampled bilinearly, corners kept,
         so a 2x2 base becomes a 3x3 one whose corner tokens start where the base's were."""
-        side = math.isqrt(num_tokens)
-        if side * side != num_tokens or side < 1:
-            raise ValueError(f"num_visual_tokens must be a perfect square (1, 4, 9, 16, 49...), got {num_tokens}")
+        side = token_grid_side(num_tokens)
         d = self.position.shape[-1]
         grid = self.position.detach().T.reshape(1, d, self.side, self.side)  # (1, d, s, s)
         if side == 1 or self.side == 1:

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from ..config import ImageCenteringConfig, LabelPriorConfig
+from ..config import ImageCenteringConfig, LabelPriorConfig, token_grid_side
 
 
 @dataclass
@@ -121,9 +120,8 @@ class TrainConfig:
                              f"got {self.unfreeze_tower_blocks}")
         if self.freeze_text_side and not self.freeze_lora:
             raise ValueError("freeze_text_side = true needs freeze_lora = true (the LoRA is part of the text side)")
-        if self.num_visual_tokens is not None and (
-                self.num_visual_tokens < 1 or math.isqrt(self.num_visual_tokens) ** 2 != self.num_visual_tokens):
-            raise ValueError(f"num_visual_tokens must be a perfect square (1, 4, 9, 16, 25...), got {self.num_visual_tokens}")
+        if self.num_visual_tokens is not None:
+            token_grid_side(self.num_visual_tokens)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "TrainConfig":
