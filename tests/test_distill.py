@@ -16,10 +16,11 @@ import torch.nn.functional as F
 
 import mmembed.training.teacher as teacher_module
 from mmembed.training.config import SourceSpec, TrainConfig
-from mmembed.training.losses import distill_loss
+from mmembed.training.losses import distill_loss, embedding_distill_loss
 from mmembed.training.pairs import TrainPair
 from mmembed.training.step import grad_cache_step, plain_step
-from mmembed.training.teacher import (TeacherError, TeacherTable, build_teacher_table, load_teacher_table,
+from mmembed.training.teacher import (TeacherError, TeacherMap, TeacherTable, build_teacher_table, fit_teacher_map,
+                                      load_teacher_map, load_teacher_table, map_fit_cosine, save_teacher_map,
                                       teacher_texts)
 from mmembed.training.trainer import Trainer, shutdown_distributed
 from test_training import GERMAN, _cfg, dataset  # noqa: F401  (dataset: the tiny colour-swatch fixture)
@@ -135,6 +136,54 @@ def test_the_temperature_is_not_trained_by_the_distillation_term():
     assert scale.grad is None and a.grad.abs().sum() > 0
 
 
+def test_fit_teacher_map_recovers_an_affine_relation():
+    student = torch.randn(200, 10, generator=torch.Generator().manual_seed(20)) + 3.0  # off-centre, like real embeddings
+    w = torch.randn(10, 6, generator=torch.Generator().manual_seed(21))
+    teacher = student @ w + 5.0
+    fitted = fit_teacher_map(student, teacher, ridge=1e-9)
+    torch.testing.assert_close(fitted.weight, w, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fitted.student_mean, student.mean(0))
+    torch.testing.assert_close(fitted.teacher_mean, teacher.mean(0))
+    assert map_fit_cosine(fitted, student, teacher) == pytest.approx(1.0, abs=1e-5)
+    shrunk = fit_teacher_map(student, teacher, ridge=10.0)  # ridge pulls the map toward 0
+    assert shrunk.weight.norm() < 0.5 * w.norm()
+    with pytest.raises(TeacherError, match=r"need \(n, D\) and \(n, Dt\) rows of the same n >= 2 texts, got \(200, 10\) and \(199, 6\)"):
+        fit_teacher_map(student, teacher[:199])
+
+
+def test_the_teacher_map_file_round_trips_and_names_a_wrong_teacher(tmp_path):
+    m = fit_teacher_map(torch.randn(20, 8), torch.randn(20, 4))
+    save_teacher_map(m, "hash", tmp_path / "hash-map.safetensors")
+    loaded = load_teacher_map(tmp_path / "hash-map.safetensors", "hash")
+    for got, want in zip((loaded.weight, loaded.student_mean, loaded.teacher_mean), (m.weight, m.student_mean, m.teacher_mean)):
+        torch.testing.assert_close(got, want)
+    with pytest.raises(TeacherError, match=r"written for teacher 'hash' with shape \(8, 4\), this run distills from 'e5'"):
+        load_teacher_map(tmp_path / "hash-map.safetensors", "e5")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 10)
+    with pytest.raises(TeacherError, match=r"teacher map .*bad.safetensors: not readable"):
+        load_teacher_map(tmp_path / "bad.safetensors", "hash")
+
+
+def test_embedding_distill_loss_is_one_minus_the_mean_centered_cosine_of_the_distilled_texts():
+    a, p = _unit(5, 8, seed=22), _unit(5, 8, seed=23)
+    m = TeacherMap(torch.randn(8, 4, generator=torch.Generator().manual_seed(24)), _unit(8, seed=28), _unit(4, seed=29))
+    mask = torch.tensor([True, True, False, True, True])
+    # a teacher exactly where the map puts the student: nothing to learn
+    exact = [(x - m.student_mean) @ m.weight + m.teacher_mean for x in (a, p)]
+    assert float(embedding_distill_loss(a, p, *exact, mask, m)) == pytest.approx(0.0, abs=1e-6)
+    ta, tp = _unit(5, 4, seed=25), _unit(5, 4, seed=26)
+    keep = mask.nonzero().squeeze(1)
+    cos = F.cosine_similarity((torch.cat([a[keep], p[keep]]) - m.student_mean) @ m.weight,
+                              torch.cat([ta[keep], tp[keep]]) - m.teacher_mean, dim=-1)
+    torch.testing.assert_close(embedding_distill_loss(a, p, ta, tp, mask, m), (1 - cos).mean())
+    a2 = a.clone()
+    a2[2] = _unit(8, seed=27)  # a row outside the mask changes nothing
+    torch.testing.assert_close(embedding_distill_loss(a2, p, ta, tp, mask, m), (1 - cos).mean())
+    none = embedding_distill_loss(a.requires_grad_(), p, ta, tp, torch.zeros(5, dtype=torch.bool), m)
+    none.backward()
+    assert float(none.detach()) == 0.0 and a.grad is not None
+
+
 def _distill_ddp_worker(rank: int, world: int, port: int, tensors: str, result: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
@@ -221,7 +270,10 @@ def test_a_damaged_teacher_file_is_named(tmp_path):
     (dict(teacher=None, distill=True), r"sources \['txt'\] have distill = true but no teacher is set"),
     (dict(teacher="nope", distill=True), r"unknown teacher 'nope'; known: \[.*'e5'"),
     (dict(teacher="e5", distill=False), r"teacher = 'e5' but no source has distill = true"),
-    (dict(teacher="e5", distill=True, distill_temperature=0.0), r"distill_weight and distill_temperature must be > 0"),
+    (dict(teacher="e5", distill=True, distill_temperature=0.0), r"distill_temperature > 0; got 1.0, 0.0 and 0.0"),
+    (dict(teacher="e5", distill=True, distill_weight=0.0), r"distill_weight and distill_embedding_weight must be >= 0 and not both 0"),
+    (dict(teacher="e5", distill=True, distill_embedding_weight=-1.0), r"must be >= 0 and not both 0"),
+    (dict(teacher=None, distill=False, distill_embedding_weight=1.0), r"distill_embedding_weight = 1.0 needs a teacher"),
     (dict(teacher="e5", distill=True, loss="siglip"), r"distillation needs loss = 'clip'"),
 ])
 def test_bad_distillation_settings_are_named(change, match):
@@ -254,21 +306,60 @@ def test_training_with_a_teacher_logs_its_term_and_resumes_without_re_embedding(
     assert resumed.step == 4
 
 
-def test_the_teacher_term_changes_the_gradient_and_grad_cache_keeps_it(dataset, tmp_path, hash_teacher):
-    plain = Trainer(_cfg(dataset, tmp_path / "a", lora_r=4), progress=False)
-    taught = Trainer(_distill_cfg(dataset, tmp_path / "b"), progress=False)
-    batch = taught.sampler.batch(0, 8)
-    assert taught.teacher.rows(batch)[2].sum() >= 2  # the batch has distilled pairs
+def _grads_plain_plain_cached(first: Trainer, second: Trainer, batch) -> list[torch.Tensor]:
+    """Flat gradients of one step on `batch`: `first` plain, `second` plain, `second` with grad cache (chunk 3)."""
     grads = []
-    for tr, chunk in ((plain, None), (taught, None), (taught, 3)):
+    for tr, chunk in ((first, None), (second, None), (second, 3)):
         tr.optimizer.zero_grad(set_to_none=True)
         if chunk:
             grad_cache_step(tr.embedder, batch, tr._loss_for(batch), chunk)
         else:
             plain_step(tr.embedder, batch, tr._loss_for(batch))
         grads.append(torch.cat([p.grad.flatten() for p in tr.params if p.grad is not None]).clone())
+    return grads
+
+
+def test_the_teacher_term_changes_the_gradient_and_grad_cache_keeps_it(dataset, tmp_path, hash_teacher):
+    plain = Trainer(_cfg(dataset, tmp_path / "a", lora_r=4), progress=False)
+    taught = Trainer(_distill_cfg(dataset, tmp_path / "b"), progress=False)
+    batch = taught.sampler.batch(0, 8)
+    assert taught.teacher.rows(batch)[2].sum() >= 2  # the batch has distilled pairs
+    grads = _grads_plain_plain_cached(plain, taught, batch)
     assert not torch.allclose(grads[0], grads[1])
     torch.testing.assert_close(grads[1], grads[2], rtol=1e-4, atol=1e-6)
+
+
+def test_the_embedding_term_fits_its_map_once_logs_and_resumes_with_the_same_map(dataset, tmp_path, hash_teacher,
+                                                                                   monkeypatch):
+    fits = []
+    real_fit = teacher_module.fit_teacher_map
+    monkeypatch.setattr("mmembed.training.trainer.fit_teacher_map", lambda s, t: fits.append(len(s)) or real_fit(s, t))
+    cfg = _distill_cfg(dataset, tmp_path / "run", steps=4, checkpoint_every=2, distill_weight=0.0,
+                       distill_embedding_weight=1.0)
+    first = Trainer(cfg, progress=False)
+    texts = sorted(set(GERMAN) | set(GERMAN.values()))
+    assert fits == [len(texts)] and first.teacher_map.weight.shape == (first.model.dim, 12)
+    first.run(stop_after=2)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in log if "loss" in r]
+    assert all("distill" not in r and 0 <= r["distill_embedding"] <= 2 for r in steps)  # KL term off, map term on
+    resumed = Trainer(cfg, resume=True, progress=False)
+    assert fits == [len(texts)]  # read from the run folder, not refitted on the checkpoint
+    torch.testing.assert_close(resumed.teacher_map.weight, first.teacher_map.weight)
+    (tmp_path / "run" / "teacher" / "hash-map.safetensors").unlink()
+    with pytest.raises(TeacherError, match=r"resuming from .*step_000002: the run's teacher map .*hash-map.safetensors is missing"):
+        Trainer(cfg, resume=True, progress=False)
+
+
+def test_the_embedding_term_moves_the_gradient_and_grad_cache_keeps_it(dataset, tmp_path, hash_teacher):
+    kl_only = Trainer(_distill_cfg(dataset, tmp_path / "a"), progress=False)
+    both = Trainer(_distill_cfg(dataset, tmp_path / "b", distill_embedding_weight=2.0), progress=False)
+    batch = both.sampler.batch(0, 8)
+    grads = _grads_plain_plain_cached(kl_only, both, batch)
+    assert not torch.allclose(grads[0], grads[1])
+    # the map is fitted on the tiny random model's nearly identical embeddings, so it amplifies their last
+    # bits: compare at a tolerance relative to the gradient's size (plain vs chunked recomputation)
+    torch.testing.assert_close(grads[1], grads[2], rtol=1e-3, atol=1e-4 * float(grads[1].abs().max()))
 
 
 def test_a_distilled_source_with_image_anchors_stops_before_the_model_load(dataset, tmp_path):
@@ -278,11 +369,11 @@ def test_a_distilled_source_with_image_anchors_stops_before_the_model_load(datas
         Trainer(cfg, progress=False)
 
 
-def _ddp_distill_worker(rank: int, world: int, port: int, dataset: str, out: str, result: str) -> None:
+def _ddp_distill_worker(rank: int, world: int, port: int, dataset: str, out: str, result: str, emb: float) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     teacher_module.TEACHERS["hash"] = HashTeacher
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
-    tr = Trainer(_distill_cfg(Path(dataset), Path(out)), progress=False)
+    tr = Trainer(_distill_cfg(Path(dataset), Path(out), distill_embedding_weight=emb), progress=False)
     tr.optimizer.zero_grad(set_to_none=True)
     micro = tr._local_batches(0)[0]
     loss = plain_step(tr.embedder, micro, tr._loss_for(micro))
@@ -296,21 +387,25 @@ def _ddp_distill_worker(rank: int, world: int, port: int, dataset: str, out: str
     shutdown_distributed()
 
 
-def test_two_rank_training_with_a_teacher_equals_single_process(dataset, tmp_path, free_port, hash_teacher):
-    """Rank 0 embeds the teacher's texts, rank 1 reads its file; contrastive + teacher loss and gradients of
-    a 2-rank step equal one process on the same global batch."""
+@pytest.mark.parametrize("emb", [0.0, 1.0], ids=["kl", "kl+embedding"])
+def test_two_rank_training_with_a_teacher_equals_single_process(dataset, tmp_path, free_port, hash_teacher, emb):
+    """Rank 0 embeds the teacher's texts (and fits the map), rank 1 reads its files; contrastive + teacher
+    loss and gradients of a 2-rank step equal one process on the same global batch."""
     import torch.multiprocessing as mp
 
     result = str(tmp_path / "ddp.pt")
-    mp.spawn(_ddp_distill_worker, args=(2, free_port, str(dataset), str(tmp_path / "ddp"), result), nprocs=2, join=True)
+    mp.spawn(_ddp_distill_worker, args=(2, free_port, str(dataset), str(tmp_path / "ddp"), result, emb), nprocs=2, join=True)
     ddp = torch.load(result, weights_only=True)
-    single = Trainer(_distill_cfg(dataset, tmp_path / "single"), progress=False)
+    single = Trainer(_distill_cfg(dataset, tmp_path / "single", distill_embedding_weight=emb), progress=False)
     single.optimizer.zero_grad(set_to_none=True)
     batch = single.sampler.batch(0, 8)
     loss = plain_step(single.embedder, batch, single._loss_for(batch))
     assert ddp["loss"] == pytest.approx(loss, rel=1e-5)
     for g1, g2 in zip(ddp["grads"], [p.grad for p in single.params]):
-        torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-6)
+        # with the embedding term, the map fitted on the tiny model's nearly identical embeddings amplifies
+        # their last bits (see the grad-cache test above): a tolerance relative to the gradient's size
+        atol = 1e-4 * float(g2.abs().max()) if emb else 1e-6
+        torch.testing.assert_close(g1, g2, rtol=1e-3 if emb else 1e-4, atol=atol)
 
 
 def test_train_cli_pairs_with_a_teacher(tmp_path, hash_teacher):

@@ -112,6 +112,10 @@ class TrainConfig:
     distill_weight: float = 1.0
     distill_temperature: float = 0.01
     distill_only_where_teacher_is_right: bool = True  # a query the teacher ranks wrongly gets no teacher term
+    # embedding-level term (mmembed.training.teacher.fit_teacher_map): loss += distill_embedding_weight *
+    # mean(1 - cos(x @ W, teacher(x))) over the distilled texts, W fitted by ridge on the base before step 1
+    # (0: off). distill_weight = 0 with this > 0 distills by the embedding term alone
+    distill_embedding_weight: float = 0.0
 
     def __post_init__(self) -> None:
         # here, not in from_dict: configs built in code (the Python API, tests) are checked too
@@ -175,6 +179,9 @@ class TrainConfig:
 
         distilled = [s.name for s in self.sources if s.distill]
         if self.teacher is None:
+            if self.distill_embedding_weight:
+                raise ValueError(f"{where}: distill_embedding_weight = {self.distill_embedding_weight} needs a teacher "
+                                 f"(e.g. teacher = \"e5\") and sources with distill = true")
             if distilled:
                 raise ValueError(f"{where}: sources {distilled} have distill = true but no teacher is set "
                                  f"(e.g. teacher = \"e5\")")
@@ -185,9 +192,11 @@ class TrainConfig:
             raise ValueError(f"{where}: {err}") from None
         if not distilled:
             raise ValueError(f"{where}: teacher = {self.teacher!r} but no source has distill = true: nothing to distill")
-        if not (self.distill_weight > 0 and self.distill_temperature > 0):
-            raise ValueError(f"{where}: distill_weight and distill_temperature must be > 0, got "
-                             f"{self.distill_weight} and {self.distill_temperature}")
+        if not (self.distill_weight >= 0 and self.distill_embedding_weight >= 0 and self.distill_temperature > 0
+                and self.distill_weight + self.distill_embedding_weight > 0):
+            raise ValueError(f"{where}: distill_weight and distill_embedding_weight must be >= 0 and not both 0, "
+                             f"distill_temperature > 0; got {self.distill_weight}, {self.distill_embedding_weight} "
+                             f"and {self.distill_temperature}")
         if self.loss != "clip":
             raise ValueError(f"{where}: distillation needs loss = 'clip' (in-batch softmax), got {self.loss!r}")
 

@@ -7,10 +7,13 @@ all ranks WITH gradients, so each rank's loss is the loss of the global batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional, Sequence
+from typing import TYPE_CHECKING, Literal, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from .teacher import TeacherMap
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,19 @@ def _gather_plain(x: torch.Tensor, world: int) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def _distilled_rows(a, p, teacher_a, teacher_p, mask):
+    """The global batch's student rows (gathered with gradients under torch.distributed), teacher rows and
+    the indices of the rows with teacher vectors: what both teacher terms score."""
+    rank, world = rank_world()
+    mask = mask.to(torch.uint8)
+    if world > 1:
+        from open_clip.loss import gather_features
+
+        a, p = gather_features(a, p, gather_with_grad=True, rank=rank, world_size=world)
+        teacher_a, teacher_p, mask = (_gather_plain(t, world) for t in (teacher_a, teacher_p, mask))
+    return a, p, teacher_a, teacher_p, mask.bool().nonzero().squeeze(1)
+
+
 def distill_loss(
     a: torch.Tensor,
     p: torch.Tensor,
@@ -136,14 +152,7 @@ def distill_loss(
     teacher ranks a wrong candidate first is left to the contrastive term (a teacher weak in some language
     would otherwise teach the wrong answer). Under torch.distributed the rows of all ranks are gathered
     (the student's with gradients), so it is the loss of the global batch, like contrastive_loss."""
-    rank, world = rank_world()
-    mask = mask.to(torch.uint8)
-    if world > 1:
-        from open_clip.loss import gather_features
-
-        a, p = gather_features(a, p, gather_with_grad=True, rank=rank, world_size=world)
-        teacher_a, teacher_p, mask = (_gather_plain(t, world) for t in (teacher_a, teacher_p, mask))
-    rows = mask.bool().nonzero().squeeze(1)
+    a, p, teacher_a, teacher_p, rows = _distilled_rows(a, p, teacher_a, teacher_p, mask)
     if len(rows) < 2:  # no candidates to spread mass over; stays in the graph so every rank's backward matches
         return (a.sum() + p.sum()) * 0.0
     with torch.autocast(a.device.type, enabled=False):  # fp32: a KL of near-equal distributions is lost in bf16
@@ -163,3 +172,26 @@ def _distill_fp32(a, p, teacher_a, teacher_p, logit_scale, temperature, only_whe
         return (kl * keep).sum() / keep.sum().clamp(min=1)
 
     return (kl_per_query(student, teacher) + kl_per_query(student.T, teacher.T)) / 2
+
+
+def embedding_distill_loss(
+    a: torch.Tensor,
+    p: torch.Tensor,
+    teacher_a: torch.Tensor,
+    teacher_p: torch.Tensor,
+    mask: torch.Tensor,
+    teacher_map: "TeacherMap",
+) -> torch.Tensor:
+    """Mean over every distilled text (anchors and positives of the rows in `mask`) of
+    1 - cos((x - mean_s) @ W, t - mean_t): each student embedding x (D,), mapped by the fixed centered map
+    (mmembed.training.teacher.TeacherMap), toward the teacher's centered vector t (Dt,) of the same text.
+    Shapes as in distill_loss. Under torch.distributed the rows of all ranks are gathered, so it
+    is the mean over the global batch (a per-rank mean would weight ranks by their share of distilled rows)."""
+    a, p, teacher_a, teacher_p, rows = _distilled_rows(a, p, teacher_a, teacher_p, mask)
+    if len(rows) == 0:  # stays in the graph so every rank's backward matches
+        return (a.sum() + p.sum()) * 0.0
+    with torch.autocast(a.device.type, enabled=False):
+        m = teacher_map.to(a.device)
+        student = (torch.cat([a[rows], p[rows]]).float() - m.student_mean) @ m.weight  # (2m, Dt)
+        target = torch.cat([teacher_a[rows], teacher_p[rows]]).float() - m.teacher_mean  # (2m, Dt)
+        return (1 - F.cosine_similarity(student, target, dim=-1)).mean()

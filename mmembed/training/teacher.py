@@ -8,6 +8,11 @@ between the teacher's and the student's in-batch similarity distributions
 close and how close, not only which candidate is right (Hinton et al. 2015, applied to in-batch scores
 as in RocketQAv2 / bge's distillation). Vectors are looked up by text, so a pair is distilled whenever
 both its texts have one: the same pair drawn through another source of the same manifest is too.
+
+With `distill_embedding_weight` a second term works on each text alone: a linear map W from the student's
+space to the teacher's is fitted once on the base model (fit_teacher_map, RUN/teacher/NAME-map.safetensors)
+and each distilled text's embedding, mapped by W, is pulled toward the teacher's vector of that text
+(mmembed.training.losses.embedding_distill_loss): 384 numbers of target per text instead of one ranking.
 """
 from __future__ import annotations
 
@@ -93,7 +98,7 @@ class TeacherTable:
         return ta, tp, mask
 
 
-def save_teacher_table(table: TeacherTable, path: str | Path) -> None:
+def _save_atomic(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """Atomic: a temp file beside `path`, renamed over it; a failed write leaves no file."""
     from safetensors.torch import save_file
 
@@ -102,23 +107,30 @@ def save_teacher_table(table: TeacherTable, path: str | Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
     os.close(fd)
     try:
-        save_file({"vectors": table.vectors.contiguous()}, tmp,
-                  metadata={"teacher": table.teacher, "texts": json.dumps(list(table.texts), ensure_ascii=False)})
+        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def load_teacher_table(path: str | Path) -> TeacherTable:
+def _read(path: str | Path, key: str, what: str) -> tuple[torch.Tensor, dict[str, str]]:
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            vectors = f.get_tensor("vectors")
+            return f.get_tensor(key), (f.metadata() or {})
     except Exception as err:  # a truncated or foreign file: say which one
-        raise TeacherError(f"teacher vectors {path}: not readable ({type(err).__name__}: {err})") from None
+        raise TeacherError(f"{what} {path}: not readable ({type(err).__name__}: {err})") from None
+
+
+def save_teacher_table(table: TeacherTable, path: str | Path) -> None:
+    _save_atomic(path, {"vectors": table.vectors},
+                 {"teacher": table.teacher, "texts": json.dumps(list(table.texts), ensure_ascii=False)})
+
+
+def load_teacher_table(path: str | Path) -> TeacherTable:
+    vectors, meta = _read(path, "vectors", "teacher vectors")
     if "teacher" not in meta or "texts" not in meta:
         raise TeacherError(f"teacher vectors {path}: no teacher/texts metadata (not written by mmembed)")
     texts = tuple(json.loads(meta["texts"]))
@@ -151,3 +163,62 @@ def build_teacher_table(name: str, texts: Sequence[str], path: str | Path, *, ba
     table = TeacherTable(name, tuple(texts), torch.nn.functional.normalize(vectors, dim=-1))
     save_teacher_table(table, path)
     return table
+
+
+# ---- embedding-level distillation: a fixed affine map from the student's space to the teacher's ----------
+@dataclass(frozen=True)
+class TeacherMap:
+    """Student embedding x (D,) -> (x - student_mean) @ weight, compared with teacher(x) - teacher_mean.
+
+    Both sides are centered because e5's vectors share one large common direction (its cosines between
+    unrelated texts are 0.7-0.9): a cosine toward the raw vectors is mostly satisfied by that direction and
+    says little about the text; the centered residual is what tells texts apart."""
+
+    weight: torch.Tensor  # (D, Dt)
+    student_mean: torch.Tensor  # (D,)
+    teacher_mean: torch.Tensor  # (Dt,)
+
+    def to(self, device) -> "TeacherMap":
+        return TeacherMap(*(t.to(device) for t in (self.weight, self.student_mean, self.teacher_mean)))
+
+
+def fit_teacher_map(student: torch.Tensor, teacher: torch.Tensor, ridge: float = 1e-3) -> TeacherMap:
+    """(n, D) student rows, (n, Dt) teacher rows of the same texts -> the ridge-regression map between their
+    centered versions, argmin ||S W - T||^2 + lam ||W||^2 with lam = ridge * trace(S^T S) / D (relative to the
+    mean eigenvalue, so the same `ridge` suits any n and D), solved in float64.
+
+    Fitted once on the BASE model's embeddings before step 1 and then held fixed: the embedding term pulls
+    each text toward where the map says the teacher puts it, so the student learns the teacher's geometry up
+    to this map (Reimers & Gurevych 2020 regress onto the teacher directly; our space is wider than e5's 384
+    dims and is shared with images, so it is matched through a map instead of replaced)."""
+    if student.ndim != 2 or teacher.ndim != 2 or len(student) != len(teacher) or len(student) < 2:
+        raise TeacherError(f"teacher map: need (n, D) and (n, Dt) rows of the same n >= 2 texts, "
+                           f"got {tuple(student.shape)} and {tuple(teacher.shape)}")
+    s_mean, t_mean = student.double().mean(0), teacher.double().mean(0)
+    s, t = student.double() - s_mean, teacher.double() - t_mean
+    gram = s.T @ s
+    lam = ridge * float(gram.trace()) / gram.shape[0]
+    weight = torch.linalg.solve(gram + lam * torch.eye(gram.shape[0], dtype=gram.dtype), s.T @ t)
+    return TeacherMap(weight.float(), s_mean.float(), t_mean.float())
+
+
+def map_fit_cosine(m: TeacherMap, student: torch.Tensor, teacher: torch.Tensor) -> float:
+    """Mean cosine between the mapped, centered student rows and the centered teacher rows (1 = exact)."""
+    mapped = (student.float() - m.student_mean) @ m.weight
+    return float(torch.nn.functional.cosine_similarity(mapped, teacher.float() - m.teacher_mean, dim=-1).mean())
+
+
+def save_teacher_map(m: TeacherMap, teacher: str, path: str | Path) -> None:
+    _save_atomic(path, {"weight": m.weight, "student_mean": m.student_mean, "teacher_mean": m.teacher_mean},
+                 {"teacher": teacher})
+
+
+def load_teacher_map(path: str | Path, teacher: str) -> TeacherMap:
+    from safetensors import safe_open
+
+    weight, meta = _read(path, "weight", "teacher map")
+    if meta.get("teacher") != teacher or weight.ndim != 2:
+        raise TeacherError(f"teacher map {path}: written for teacher {meta.get('teacher')!r} with shape "
+                           f"{tuple(weight.shape)}, this run distills from {teacher!r}")
+    with safe_open(str(path), framework="pt") as f:
+        return TeacherMap(weight.float(), f.get_tensor("student_mean").float(), f.get_tensor("teacher_mean").float())

@@ -30,11 +30,12 @@ from ..vision import tower_trained_prefixes
 from .config import TrainConfig
 from .devset import dev_metrics, load_dev_set
 from .embedder import PairEmbedder
-from .losses import LossConfig, contrastive_loss, distill_loss, rank_world
+from .losses import LossConfig, contrastive_loss, distill_loss, embedding_distill_loss, rank_world
 from .pairs import (MixtureSampler, PairSource, group_pairs, load_custom_pairs, pairs_from_manifest,
                     partners_from_negatives)
 from .step import grad_cache_step, plain_step
-from .teacher import TeacherTable, build_teacher_table, load_teacher_table, teacher_texts
+from .teacher import (TeacherError, TeacherMap, TeacherTable, build_teacher_table, fit_teacher_map, load_teacher_map,
+                      load_teacher_table, map_fit_cosine, save_teacher_map, teacher_texts)
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +199,9 @@ class Trainer:
         self.model.to(self.device)
         partners = self._mine_hard_negatives(resume)
         self.teacher = self._teacher_table(resume)
+        self.teacher_map = self._teacher_map(resume, resumed_from=latest)
         self._distill_values: list[float] = []  # this step's distillation terms (logged beside the loss)
+        self._embedding_distill_values: list[float] = []
         self.sampler = MixtureSampler(self.sources, cfg.seed, one_lang=[s.name for s in cfg.sources if s.one_lang_per_batch],
                                       partners=partners)
         self._train_mode()
@@ -268,6 +271,36 @@ class Trainer:
                                            f"{self.cfg.teacher!r} into {path}")
         return table if self.rank == 0 else load_teacher_table(path)
 
+    def _teacher_map(self, resume: bool, resumed_from: Optional[Path]) -> Optional[TeacherMap]:
+        """With distill_embedding_weight: the fixed map from this model's space to the teacher's,
+        fitted by rank 0 on the BASE model's embeddings of the teacher's texts before step 1 and written to
+        RUN/teacher/TEACHER-map.safetensors; a resumed run reads it (refitting on a checkpoint would give
+        another map, and another run)."""
+        if self.teacher is None or not self.cfg.distill_embedding_weight:
+            return None
+        path = self.out / "teacher" / f"{self.cfg.teacher}-map.safetensors"
+        if resumed_from is not None and not path.is_file():
+            raise TeacherError(f"resuming from {resumed_from}: the run's teacher map {path} is missing (it is written "
+                               f"before step 1); start the run again without --resume")
+        failure: Optional[BaseException] = None
+        if self.rank == 0 and not (resume and path.is_file()):
+            try:
+                was_training = self.model.training
+                self.model.eval()
+                with torch.random.fork_rng(devices=[]):  # the run's random stream is the same with or without it
+                    student = self.model.encode_text(list(self.teacher.texts), batch_size=64, as_tensor=True,
+                                                     progress=self.progress)
+                self.model.train(was_training)
+                student = student.float().cpu()
+                fitted = fit_teacher_map(student, self.teacher.vectors)
+                save_teacher_map(fitted, self.cfg.teacher, path)
+                logger.info("teacher map %r: fitted on %d texts (mean centered cosine %.3f) -> %s", self.cfg.teacher,
+                            len(student), map_fit_cosine(fitted, student, self.teacher.vectors), path)
+            except Exception as err:  # every rank must hear why
+                failure = err
+        self._share_rank0_failure(failure, f"fitting the map to teacher {self.cfg.teacher!r} into {path}")
+        return load_teacher_map(path, self.cfg.teacher).to(self.device)
+
     def _share_rank0_failure(self, failure: Optional[BaseException], what: str) -> None:
         """After work only rank 0 does: every rank learns whether it failed (one broadcast, which is also
         the barrier), and all of them raise with rank 0's cause instead of waiting for it or dying of a closed
@@ -300,10 +333,17 @@ class Trainer:
         ta, tp, mask = (t.to(self.device) for t in self.teacher.rows(pairs))
 
         def loss(a, p, n):
-            kd = distill_loss(a, p, ta, tp, mask, self.model.logit_scale, self.cfg.distill_temperature,
-                              self.cfg.distill_only_where_teacher_is_right)
-            self._distill_values.append(float(kd.detach()))
-            return self._loss(a, p, n) + self.cfg.distill_weight * kd
+            total = self._loss(a, p, n)
+            if self.cfg.distill_weight:
+                kd = distill_loss(a, p, ta, tp, mask, self.model.logit_scale, self.cfg.distill_temperature,
+                                  self.cfg.distill_only_where_teacher_is_right)
+                self._distill_values.append(float(kd.detach()))
+                total = total + self.cfg.distill_weight * kd
+            if self.teacher_map is not None:
+                ekd = embedding_distill_loss(a, p, ta, tp, mask, self.teacher_map)
+                self._embedding_distill_values.append(float(ekd.detach()))
+                total = total + self.cfg.distill_embedding_weight * ekd
+            return total
 
         return loss
 
@@ -319,7 +359,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr(step)
         self.optimizer.zero_grad(set_to_none=True)
-        self._distill_values = []
+        self._distill_values, self._embedding_distill_values = [], []
         losses = []
         for micro in self._local_batches(step):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
@@ -404,6 +444,8 @@ class Trainer:
                       "elapsed_s": round(time.time() - t0, 1)}
             if self._distill_values:  # the teacher's term, already inside `loss` (weighted)
                 record["distill"] = round(sum(self._distill_values) / len(self._distill_values), 5)
+            if self._embedding_distill_values:
+                record["distill_embedding"] = round(sum(self._embedding_distill_values) / len(self._embedding_distill_values), 5)
             self._log(record)
             bar.set_postfix(loss=f"{loss:.3f}", pairs_s=f"{pairs_s:.1f}")
             bar.update(1)
