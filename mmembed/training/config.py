@@ -113,8 +113,8 @@ class TrainConfig:
     distill_temperature: float = 0.01
     distill_only_where_teacher_is_right: bool = True  # a query the teacher ranks wrongly gets no teacher term
     # embedding-level term (mmembed.training.teacher.fit_teacher_map): loss += distill_embedding_weight *
-    # mean(1 - cos(x @ W, teacher(x))) over the distilled texts, W fitted by ridge on the base before step 1
-    # (0: off). distill_weight = 0 with this > 0 distills by the embedding term alone
+    # mean(1 - cos((x - mean_x) @ W, teacher(x) - mean_t)) over the distilled texts, W fitted by ridge on the
+    # base before step 1 (0: off). distill_weight = 0 with this > 0 distills by the embedding term alone
     distill_embedding_weight: float = 0.0
 
     def __post_init__(self) -> None:

@@ -114,12 +114,13 @@ def _save_atomic(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
             os.unlink(tmp)
 
 
-def _read(path: str | Path, key: str, what: str) -> tuple[torch.Tensor, dict[str, str]]:
+def _read(path: str | Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Every tensor of a safetensors file written by _save_atomic, and its metadata."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            return f.get_tensor(key), (f.metadata() or {})
+            return {k: f.get_tensor(k) for k in f.keys()}, (f.metadata() or {})
     except Exception as err:  # a truncated or foreign file: say which one
         raise TeacherError(f"{what} {path}: not readable ({type(err).__name__}: {err})") from None
 
@@ -130,8 +131,9 @@ def save_teacher_table(table: TeacherTable, path: str | Path) -> None:
 
 
 def load_teacher_table(path: str | Path) -> TeacherTable:
-    vectors, meta = _read(path, "vectors", "teacher vectors")
-    if "teacher" not in meta or "texts" not in meta:
+    tensors, meta = _read(path, "teacher vectors")
+    vectors = tensors.get("vectors")
+    if vectors is None or "teacher" not in meta or "texts" not in meta:
         raise TeacherError(f"teacher vectors {path}: no teacher/texts metadata (not written by mmembed)")
     texts = tuple(json.loads(meta["texts"]))
     if len(texts) != len(vectors):
@@ -214,11 +216,10 @@ def save_teacher_map(m: TeacherMap, teacher: str, path: str | Path) -> None:
 
 
 def load_teacher_map(path: str | Path, teacher: str) -> TeacherMap:
-    from safetensors import safe_open
-
-    weight, meta = _read(path, "weight", "teacher map")
-    if meta.get("teacher") != teacher or weight.ndim != 2:
-        raise TeacherError(f"teacher map {path}: written for teacher {meta.get('teacher')!r} with shape "
-                           f"{tuple(weight.shape)}, this run distills from {teacher!r}")
-    with safe_open(str(path), framework="pt") as f:
-        return TeacherMap(weight.float(), f.get_tensor("student_mean").float(), f.get_tensor("teacher_mean").float())
+    tensors, meta = _read(path, "teacher map")
+    parts = [tensors.get(k) for k in ("weight", "student_mean", "teacher_mean")]
+    if meta.get("teacher") != teacher or any(t is None for t in parts) or parts[0].ndim != 2:
+        shape = None if parts[0] is None else tuple(parts[0].shape)
+        raise TeacherError(f"teacher map {path}: written for teacher {meta.get('teacher')!r} with weight shape "
+                           f"{shape} and tensors {sorted(tensors)}, this run distills from {teacher!r}")
+    return TeacherMap(*(t.float() for t in parts))
