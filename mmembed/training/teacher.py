@@ -183,6 +183,12 @@ class TeacherMap:
     def to(self, device) -> "TeacherMap":
         return TeacherMap(*(t.to(device) for t in (self.weight, self.student_mean, self.teacher_mean)))
 
+    def cosine(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """(n, D) student rows, (n, Dt) teacher rows of the same texts -> (n,) cosine of the mapped, centered
+        student row with the centered teacher row (1 = where the map says the teacher puts it), in fp32."""
+        mapped = (student.float() - self.student_mean) @ self.weight  # (n, Dt)
+        return torch.nn.functional.cosine_similarity(mapped, teacher.float() - self.teacher_mean, dim=-1)
+
 
 def fit_teacher_map(student: torch.Tensor, teacher: torch.Tensor, ridge: float = 1e-3) -> TeacherMap:
     """(n, D) student rows, (n, Dt) teacher rows of the same texts -> the ridge-regression map between their
@@ -202,12 +208,6 @@ def fit_teacher_map(student: torch.Tensor, teacher: torch.Tensor, ridge: float =
     lam = ridge * float(gram.trace()) / gram.shape[0]
     weight = torch.linalg.solve(gram + lam * torch.eye(gram.shape[0], dtype=gram.dtype), s.T @ t)
     return TeacherMap(weight.float(), s_mean.float(), t_mean.float())
-
-
-def map_fit_cosine(m: TeacherMap, student: torch.Tensor, teacher: torch.Tensor) -> float:
-    """Mean cosine between the mapped, centered student rows and the centered teacher rows (1 = exact)."""
-    mapped = (student.float() - m.student_mean) @ m.weight
-    return float(torch.nn.functional.cosine_similarity(mapped, teacher.float() - m.teacher_mean, dim=-1).mean())
 
 
 def save_teacher_map(m: TeacherMap, teacher: str, path: str | Path) -> None:

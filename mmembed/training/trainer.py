@@ -35,7 +35,7 @@ from .pairs import (MixtureSampler, PairSource, group_pairs, load_custom_pairs, 
                     partners_from_negatives)
 from .step import grad_cache_step, plain_step
 from .teacher import (TeacherError, TeacherMap, TeacherTable, build_teacher_table, fit_teacher_map, load_teacher_map,
-                      load_teacher_table, map_fit_cosine, save_teacher_map, teacher_texts)
+                      load_teacher_table, save_teacher_map, teacher_texts)
 
 logger = logging.getLogger(__name__)
 
@@ -295,7 +295,7 @@ class Trainer:
                 fitted = fit_teacher_map(student, self.teacher.vectors)
                 save_teacher_map(fitted, self.cfg.teacher, path)
                 logger.info("teacher map %r: fitted on %d texts (mean centered cosine %.3f) -> %s", self.cfg.teacher,
-                            len(student), map_fit_cosine(fitted, student, self.teacher.vectors), path)
+                            len(student), float(fitted.cosine(student, self.teacher.vectors).mean()), path)
             except Exception as err:  # every rank must hear why
                 failure = err
         self._share_rank0_failure(failure, f"fitting the map to teacher {self.cfg.teacher!r} into {path}")
