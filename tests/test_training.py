@@ -730,6 +730,26 @@ def test_cli_pairs_label_prior_in_loss(tmp_path):
     assert res.exit_code == 1 and "has no label prior: start from a base that has one" in " ".join(res.output.split())
 
 
+def test_attention_override_trains_under_that_mask_and_round_trips(dataset, tmp_path):
+    """attention = "bidirectional" on a causal base: the run trains with it, the exported model loads back with it
+    and the same text embeddings, and those differ from the same weights under the causal mask; a typo is refused."""
+    assert mmembed.load("tiny-random").config.backbone.attention == "causal"
+    tr = Trainer(_cfg(dataset, tmp_path / "a", attention="bidirectional", steps=2), progress=False)
+    assert tr.model.config.backbone.attention == "bidirectional"
+    tr.run()
+    tr.export(tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["backbone"]["attention"] == "bidirectional"
+    loaded = mmembed.load(str(tmp_path / "out"))
+    texts = ["a red apple", "ein roter Apfel und eine Birne"]
+    bidirectional = loaded.encode_text(texts)
+    np.testing.assert_allclose(bidirectional, tr.model.encode_text(texts), atol=1e-5)
+    loaded.config.backbone.attention = "causal"
+    assert np.abs(loaded.encode_text(texts) - bidirectional).max() > 1e-3
+    with pytest.raises(ValueError, match="recipe.toml: attention must be one of causal, bidirectional, got 'bidirectinal'"):
+        TrainConfig.from_dict({"base": "tiny-random", "attention": "bidirectinal", "sources": [
+            {"name": "txt", "path": str(dataset / "train.jsonl")}]}, where="recipe.toml")
+
+
 def test_num_visual_tokens_resizes_the_base_projector_and_round_trips(dataset, tmp_path):
     """num_visual_tokens = 1 on a 4-token base: the projector MLP starts as the base's, images become one token,
     the exported model loads back with one token and the same image embeddings; a non-square count is refused."""

@@ -5,9 +5,9 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, get_args
 
-from ..config import ImageCenteringConfig, LabelPriorConfig, token_grid_side
+from ..config import AttentionKind, ImageCenteringConfig, LabelPriorConfig, token_grid_side
 
 
 @dataclass
@@ -92,6 +92,9 @@ class TrainConfig:
     # set: images become this many visual tokens (a perfect square) instead of the base's; the base's projector
     # MLP is kept and its position vectors resampled to the new grid (VisualProjector.resize_tokens)
     num_visual_tokens: Optional[int] = None
+    # set: the trained model attends this way ("causal" or "bidirectional", LLM2Vec / EmbeddingGemma style),
+    # whatever its base did; the LoRA then learns under that mask, and the saved model keeps it
+    attention: Optional[AttentionKind] = None
     autocast_bf16: Literal["auto", "on", "off"] = "auto"  # auto: on where bf16 is native
     on_error: Literal["skip", "reject"] = "skip"  # bad rows of custom pairs
     seed: int = 0
@@ -126,6 +129,8 @@ class TrainConfig:
             raise ValueError("freeze_text_side = true needs freeze_lora = true (the LoRA is part of the text side)")
         if self.num_visual_tokens is not None:
             token_grid_side(self.num_visual_tokens)
+        if self.attention is not None and self.attention not in get_args(AttentionKind):
+            raise ValueError(f"attention must be one of {', '.join(get_args(AttentionKind))}, got {self.attention!r}")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "TrainConfig":
