@@ -61,6 +61,30 @@ def test_table_json_and_plots(full_run):
     assert "timings" in json.loads((out / "run.json").read_text())
 
 
+def test_model_is_compared_with_each_baseline_on_the_same_queries(full_run, data, tmp_path):
+    res, out = full_run
+    payload = json.loads((out / "results.json").read_text())
+    assert "minus each other encoder" in res.output
+    assert not any("query_ranks" in r for r in payload["results"])  # per-query data stays out of the file
+    diffs = {(d["task"], d["dataset"], d["metric"], d["reference"]): d for d in payload["comparisons"]}
+    assert {d["encoder"] for d in diffs.values()} == {"tiny-random"}  # the first encoder is the one judged
+    means = {(s["encoder"], s["task"], s["dataset"]): s["mean"] for s in payload["summary"]}
+    for task, dataset, metric, reference in (("bitext", "parallel", "acc", "e5"), ("t2i", "shapes", "R@10", "openclip-scratch")):
+        d = diffs[task, dataset, metric, reference]
+        # the point estimate is exactly the difference of the summary's means; the interval holds it
+        assert d["difference"] == pytest.approx(means["tiny-random", task, dataset][metric] - means[reference, task, dataset][metric], abs=1e-5)
+        assert d["low"] <= d["difference"] <= d["high"] and d["draws"] == 1000
+        assert d["verdict"] in ("ahead", "behind", "level")
+    assert diffs["bitext", "parallel", "acc", "e5"]["verdict"] == "behind"  # random weights vs a real model
+    assert ("t2i", "shapes", "R@1", "e5") not in diffs  # e5 embeds no images
+    off = _eval("--model", "tiny-random", "--baselines", "e5", "--data", data / "parallel", "--tasks", "bitext",
+                "--no-plots", "--bootstrap", 0, "--out", tmp_path / "off")
+    assert off.exit_code == 0 and "minus each other encoder" not in off.output
+    assert json.loads((tmp_path / "off" / "results.json").read_text())["comparisons"] == []
+    bad = runner.invoke(app, ["eval", "--model", "tiny-random", "--data", str(data), "--bootstrap", "-1"])
+    assert bad.exit_code == 2 and "--bootstrap must be >= 0" in bad.output
+
+
 def test_same_seed_same_results_file(data, tmp_path):
     args = ("--model", "tiny-random", "--data", data / "shapes", "--tasks", "t2i,zeroshot", "--limit", 6, "--no-plots")
     a, b = tmp_path / "a", tmp_path / "b"

@@ -36,6 +36,7 @@ def run_eval_command(
     plots: bool,
     console=None,
     label_prior: bool = True,
+    bootstrap: int = 1000,
 ) -> dict:
     """The whole command as a function (the CLI wraps it; tests and notebooks may call it)."""
     from rich.console import Console
@@ -44,13 +45,16 @@ def run_eval_command(
 
     from .data import EvalDataError, load_eval_data
     from .encoders import EncoderOptions, UnknownEncoderError, check_encoder_name, expand_baselines
-    from .report import RESULTS_FILE, RUN_FILE, results_payload, summary_table, task_tables, write_json
+    from .compare import compare_encoders
+    from .report import RESULTS_FILE, RUN_FILE, comparison_table, results_payload, summary_table, task_tables, write_json
     from .runner import run_evaluation
     from .tasks import TaskError, build_tasks, parse_task_names
 
     console = console or Console()
     # ---- validate everything cheap before loading any model ------------------------------
     try:
+        if bootstrap < 0:
+            raise EvalDataError(f"--bootstrap must be >= 0 (resampling draws; 0 turns the comparison off), got {bootstrap}")
         task_names = parse_task_names(tasks)
         names = list(dict.fromkeys([*models, *expand_baselines(baselines)]))
         if not names:
@@ -86,12 +90,17 @@ def run_eval_command(
     for table in task_tables(run):
         console.print(table)
     console.print(summary_table(run))
+    # the first encoder is the model under test; every other one is compared with it on the same queries
+    comparisons = compare_encoders(run.results, names[0], draws=bootstrap, seed=seed) if bootstrap and len(names) > 1 else []
+    if comparisons:
+        console.print(comparison_table(comparisons))
     settings = _settings(tasks=task_names, encoders=names, data=[str(d) for d in data], split=split, limit=limit,
                          langs=sorted(lang_set) if lang_set else None, seed=seed, batch_size=batch_size,
-                         openclip_budget_s=openclip_budget, openclip_steps=openclip_steps, label_prior=label_prior)
+                         openclip_budget_s=openclip_budget, openclip_steps=openclip_steps, label_prior=label_prior,
+                         bootstrap=bootstrap)
     ds_info = [{"name": ds.name, "manifest": str(ds.manifest), "records": len(ds.records),
                 "concepts": len(ds.concepts), "langs": len(ds.langs)} for ds in datasets]
-    payload = results_payload(run, settings, ds_info, notes)
+    payload = results_payload(run, settings, ds_info, notes, comparisons)
     files = [write_json(out / RESULTS_FILE, payload)]
     import mmembed
 
@@ -123,11 +132,12 @@ def register(app: typer.Typer) -> None:
         openclip_steps: Optional[int] = typer.Option(None, "--openclip-steps", help="Train openclip-scratch for exactly N steps instead (reproducible)."),
         plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots."),
         label_prior: bool = typer.Option(True, "--label-prior/--no-label-prior", help="Keep mmembed models' label prior (mmembed/label_prior.py) on images; --no-label-prior scores them without it."),
+        bootstrap: int = typer.Option(1000, "--bootstrap", help="Draws of the paired bootstrap over concepts that compares the first encoder with each other one (95% interval); 0: no comparison."),
     ) -> None:
         """Score models and baselines on retrieval, zero-shot and bitext tasks: table, JSON, plots."""
         try:
             run_eval_command(model, tasks, data, out, baselines, limit, langs, seed, split, batch_size,
-                             openclip_budget, openclip_steps, plots, label_prior=label_prior)
+                             openclip_budget, openclip_steps, plots, label_prior=label_prior, bootstrap=bootstrap)
         except EvalUsageError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None

@@ -51,7 +51,10 @@ def mean_reciprocal_rank(ranks: np.ndarray) -> float:
 
 def retrieval_metrics(sim: np.ndarray, relevant: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
     """{'R@1': .., 'R@5': .., 'R@10': .., 'MRR': ..} for queries x targets."""
-    ranks = first_relevant_rank(sim, relevant)
+    return retrieval_metrics_from_ranks(first_relevant_rank(sim, relevant), ks)
+
+
+def retrieval_metrics_from_ranks(ranks: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
     out = {f"R@{k}": recall_at_k(ranks, k) for k in ks}
     out["MRR"] = mean_reciprocal_rank(ranks)
     return out

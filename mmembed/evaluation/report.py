@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from rich.table import Table
 
+from .compare import PairedDifference
 from .runner import EvalRun, TaskResult
 from .tasks import TASK_KINDS
 
@@ -90,14 +91,33 @@ def summary_table(run: EvalRun) -> Table:
     return table
 
 
-def results_payload(run: EvalRun, settings: dict[str, Any], datasets: list[dict[str, Any]], notes: list[str]) -> dict[str, Any]:
+def comparison_table(diffs: Sequence[PairedDifference]) -> Table:
+    """Model minus each baseline, in points, with the 95% interval of a paired bootstrap over concepts."""
+    subject = diffs[0].encoder if diffs else "model"
+    table = Table(title=f"{subject} minus each other encoder (points; 95% interval, paired bootstrap over concepts)",
+                  title_justify="left")
+    for col in ("task", "dataset", "metric", "vs", "difference", "95% interval", "verdict"):
+        table.add_column(col, justify="right" if col in ("difference", "95% interval") else "left", overflow="fold")
+    style = {"ahead": "[green]ahead[/]", "behind": "[red]behind[/]", "level": "level"}
+    for d in diffs:
+        table.add_row(d.task, d.dataset, d.metric, d.reference, f"{100 * d.difference:+.1f}",
+                      f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}]", style[d.verdict])
+    return table
+
+
+_PER_QUERY_FIELDS = ("query_ranks", "query_units")  # in memory for comparisons, not in results.json
+
+
+def results_payload(run: EvalRun, settings: dict[str, Any], datasets: list[dict[str, Any]], notes: list[str],
+                    comparisons: Sequence[PairedDifference] = ()) -> dict[str, Any]:
     return {
         "format": "mmembed-eval/1",
         "settings": settings,
         "datasets": datasets,
         "encoders": [{"name": e.name, **e.info} for e in run.encoders],
-        "results": [dataclasses.asdict(r) for r in run.results],
+        "results": [{k: v for k, v in dataclasses.asdict(r).items() if k not in _PER_QUERY_FIELDS} for r in run.results],
         "summary": summarize(run.results),
+        "comparisons": [{**dataclasses.asdict(d), "verdict": d.verdict} for d in comparisons],
         "notes": notes,
         "similarity_previews": [dataclasses.asdict(p) for p in run.previews],
     }

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from .encoders import Encoder, EncoderOptions, resolve_encoder
-from .metrics import relevance_from_keys, retrieval_metrics, top1_accuracy
+from .metrics import first_relevant_rank, recall_at_k, relevance_from_keys, retrieval_metrics_from_ranks
 from .tasks import TASK_KINDS, EvalTask, Side
 
 
@@ -29,6 +29,9 @@ class TaskResult:
     n_targets: int
     status: str = "ok"  # "ok" or "skipped: <why>"
     note: str = ""
+    # per query, for paired comparisons (evaluation.compare); kept out of results.json
+    query_ranks: Optional[tuple[int, ...]] = field(default=None, repr=False)  # (q,) 1-based rank of the best correct target
+    query_units: Optional[tuple[str, ...]] = field(default=None, repr=False)  # (q,) the concept each query belongs to
 
 
 @dataclass(frozen=True)
@@ -88,13 +91,13 @@ def score_task(embedder: Embedder, task: EvalTask) -> TaskResult:
     missing = task.modalities - embedder.encoder.modalities
     if missing:
         return TaskResult(metrics={}, status=f"skipped: {embedder.encoder.name} does not embed {'/'.join(sorted(missing))}", **base)
-    sim = similarity(embedder, task)
-    relevant = relevance_from_keys(task.queries.keys, task.targets.keys)
+    ranks = first_relevant_rank(similarity(embedder, task), relevance_from_keys(task.queries.keys, task.targets.keys))
     if TASK_KINDS[task.kind].metric == "accuracy":
-        metrics = {"acc": top1_accuracy(sim, relevant)}
+        metrics = {"acc": recall_at_k(ranks, 1)}
     else:
-        metrics = retrieval_metrics(sim, relevant)
-    return TaskResult(metrics={k: round(v, 6) for k, v in metrics.items()}, **base)
+        metrics = retrieval_metrics_from_ranks(ranks)
+    return TaskResult(metrics={k: round(v, 6) for k, v in metrics.items()}, query_ranks=tuple(ranks.tolist()),
+                      query_units=task.queries.units, **base)
 
 
 def preview(embedder: Embedder, task: EvalTask, k: int = 12) -> Optional[SimilarityPreview]:

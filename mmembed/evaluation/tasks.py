@@ -28,6 +28,7 @@ LAST_KINDS = ("keyword", "category", "class")  # used only when nothing more spe
 LABEL_KINDS = ("category", "class")  # zero-shot class names
 PIVOT_LANG = "en"  # t2t on image datasets: captions in L -> English captions
 MIN_TARGETS = 2  # fewer targets make R@1 trivially 1
+CONCEPT_KEY = "concept:"  # prefix of the key that ties an item to its concept
 
 
 class TaskError(ValueError):
@@ -45,6 +46,12 @@ class Side:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """Per item, what a paired bootstrap resamples (evaluation.compare): its concept key, or,
+        for items without one (zero-shot images), the item itself (the same image in every language)."""
+        return tuple(next((k for k in keys if k.startswith(CONCEPT_KEY)), item) for item, keys in zip(self.items, self.keys))
 
     @property
     def labels(self) -> list[str]:
@@ -75,7 +82,7 @@ def _norm(text: str) -> str:
 
 
 def _text_keys(concept: str, text: str) -> tuple[str, ...]:
-    return (f"concept:{concept}", f"text:{_norm(text)}")
+    return (f"{CONCEPT_KEY}{concept}", f"text:{_norm(text)}")
 
 
 def _rank(kind: str) -> int:
@@ -113,7 +120,7 @@ def _caption_side(recs: Sequence[EvalRecord], role: Role) -> Side:
 
 
 def _image_side(concepts: Sequence[str], images: dict[str, str], role: Role) -> Side:
-    return Side("image", tuple(images[c] for c in concepts), tuple((f"concept:{c}",) for c in concepts), role)
+    return Side("image", tuple(images[c] for c in concepts), tuple((f"{CONCEPT_KEY}{c}",) for c in concepts), role)
 
 
 # ---- builders: (dataset, langs) -> tasks ---------------------------------------------------
