@@ -7,7 +7,9 @@ Nothing is ever inferred from a name string: each choice is an explicit field.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
@@ -15,6 +17,24 @@ BackboneSource = Literal["packaged", "pretrained", "random"]
 PoolingKind = Literal["last_token", "mean", "weighted_mean", "latent_attention"]
 AttentionKind = Literal["causal", "bidirectional"]
 PaddingSide = Literal["left", "right"]
+
+
+@functools.cache
+def _choices(cls: type) -> dict[str, tuple[str, ...]]:
+    """Field name -> allowed values, for the Literal-typed fields of a config dataclass."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: typing.get_args(hints[f.name]) for f in dataclasses.fields(cls)
+            if typing.get_origin(hints[f.name]) is Literal}
+
+
+def check_choices(config) -> None:
+    """Refuse a value outside a Literal field's choices: the code compares them by string (e.g. a
+    backbone attends causally only when `attention == "causal"`), so a misspelling would otherwise
+    silently select the other branch."""
+    for name, allowed in _choices(type(config)).items():
+        value = getattr(config, name)
+        if value not in allowed:
+            raise ValueError(f"{type(config).__name__}.{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
 
 
 @dataclass
@@ -42,6 +62,9 @@ class BackboneConfig:
     num_layers: Optional[int] = None
     final_norm: bool = True  # apply the model's final norm to the (possibly truncated) output
 
+    def __post_init__(self) -> None:
+        check_choices(self)
+
 
 @dataclass
 class ImageTowerConfig:
@@ -57,6 +80,9 @@ class ImageTowerConfig:
     # the last N blocks were fine-tuned (`unfreeze_tower_blocks`): only their weights are saved with the
     # adapter; the rest of the tower (and its ImageNet classifier) load from the package as usual
     trained_blocks: int = 0
+
+    def __post_init__(self) -> None:
+        check_choices(self)
 
 
 def token_grid_side(num_visual_tokens: int) -> int:
@@ -80,6 +106,9 @@ class PoolingConfig:
     kind: PoolingKind = "last_token"
     num_latents: int = 64  # latent_attention only (NV-Embed uses 512 at d=4096)
     num_heads: int = 4  # latent_attention only
+
+    def __post_init__(self) -> None:
+        check_choices(self)
 
 
 @dataclass
@@ -149,6 +178,9 @@ class ModelConfig:
     init_seed: Optional[int] = None  # set: parts not loaded from weights (projector, head) start the same at every load
     description: str = ""
     version: str = "0"
+
+    def __post_init__(self) -> None:
+        check_choices(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

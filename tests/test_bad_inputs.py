@@ -200,6 +200,26 @@ def test_config_rejects_unknown_fields():
         mmembed.ModelConfig.from_dict(data)
 
 
+@pytest.mark.parametrize("section, field, value", [("backbone", "attention", "bidir"), ("backbone", "dtype", "fp16"),
+                                                   ("pooling", "kind", "cls"), (None, "padding_side", "middle")])
+def test_config_refuses_a_choice_it_does_not_know(tiny, tmp_path, section, field, value):
+    """A misspelt choice in a hand-edited config.json is an error naming the file, the field and the choices,
+    not a model that silently takes the other branch (attention: anything but "causal" used to run bidirectional)."""
+    import json
+
+    from mmembed.serialization import CheckpointError
+
+    tiny.save(tmp_path / "model")
+    path = tmp_path / "model" / "config.json"
+    data = json.loads(path.read_text())
+    (data[section] if section else data)[field] = value
+    path.write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match=rf"config.json is not a valid mmembed config: .*{field} must be one of .*got '{value}'"):
+        mmembed.load(tmp_path / "model")
+    with pytest.raises(ValueError, match=f"got '{value}'"):  # and configs built in code
+        mmembed.ModelConfig.from_dict(data)
+
+
 @pytest.mark.parametrize("section", ["sources", "dev"])
 def test_train_config_rejects_repeated_names(section):
     from mmembed.training.config import TrainConfig
