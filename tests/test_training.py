@@ -389,6 +389,20 @@ def test_training_reduces_loss_and_aligns(dataset, tmp_path):
     assert (after == 0).mean() >= 0.25  # top-1 at least twice chance (1/8) on a random tiny backbone
 
 
+def test_every_step_gives_freed_memory_back(dataset, tmp_path, monkeypatch):
+    """glibc keeps freed activations fragmented in its arenas, so RSS ratchets up over a long CPU run (the
+    18-layer stage 28a was OOM-killed at 24 GB); each step ends with malloc_trim (mmembed/training/memory.py)."""
+    from mmembed.training import memory
+    from mmembed.training import trainer as trainer_module
+
+    glibc = sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION") is not None
+    assert memory.release_freed_memory() is glibc  # a no-op returning False where the C library has no malloc_trim
+    calls = []
+    monkeypatch.setattr(trainer_module, "release_freed_memory", lambda: calls.append(1) or True)
+    Trainer(_cfg(dataset, tmp_path / "m", steps=3, checkpoint_every=3), progress=False).run()
+    assert len(calls) == 3
+
+
 def _assert_resumed_like_uninterrupted(full: dict, resumed: dict, init: dict) -> None:
     """The resumed run ends where the uninterrupted one does, up to float noise.
 

@@ -31,6 +31,7 @@ from .config import TrainConfig
 from .devset import dev_metrics, load_dev_set
 from .embedder import PairEmbedder
 from .losses import LossConfig, contrastive_loss, distill_loss, embedding_distill_loss, rank_world
+from .memory import release_freed_memory
 from .pairs import (MixtureSampler, PairSource, group_pairs, load_custom_pairs, pairs_from_manifest,
                     partners_from_negatives)
 from .step import grad_cache_step, plain_step
@@ -380,6 +381,7 @@ class Trainer:
         self.optimizer.step()
         with torch.no_grad():
             self.model.logit_scale.clamp_(0, math.log(100))
+        release_freed_memory()  # batch-sized activations are freed now; without this RSS ratchets up (memory.py)
         return sum(losses) / len(losses)
 
     def save_checkpoint(self) -> Path:
