@@ -6,6 +6,7 @@ from eval_fixtures import make_eval_data
 from PIL import Image
 from typer.testing import CliRunner
 
+import mmembed
 from mmembed.cli import app
 from mmembed.evaluation.baselines import openclip_scratch
 from mmembed.evaluation.baselines.openclip_scratch import ScratchClipConfig, train_openclip_scratch
@@ -77,6 +78,13 @@ def test_model_is_compared_with_each_baseline_on_the_same_queries(full_run, data
         assert d["verdict"] in ("ahead", "behind", "level")
     assert diffs["bitext", "parallel", "acc", "e5"]["verdict"] == "behind"  # random weights vs a real model
     assert ("t2i", "shapes", "R@1", "e5") not in diffs  # e5 embeds no images
+    # a model given as a folder is judged under the name it reports (its config's), not the path
+    mmembed.load("tiny-random").save(tmp_path / "mine")
+    folder = _eval("--model", tmp_path / "mine", "--baselines", "e5", "--data", data / "parallel", "--tasks", "bitext",
+                   "--no-plots", "--out", tmp_path / "folder")
+    assert folder.exit_code == 0, folder.output
+    (d,) = json.loads((tmp_path / "folder" / "results.json").read_text())["comparisons"]
+    assert (d["encoder"], d["reference"], d["verdict"]) == ("tiny-random", "e5", "behind")
     off = _eval("--model", "tiny-random", "--baselines", "e5", "--data", data / "parallel", "--tasks", "bitext",
                 "--no-plots", "--bootstrap", 0, "--out", tmp_path / "off")
     assert off.exit_code == 0 and "minus each other encoder" not in off.output

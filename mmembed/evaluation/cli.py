@@ -91,7 +91,9 @@ def run_eval_command(
         console.print(table)
     console.print(summary_table(run))
     # the first encoder is the model under test; every other one is compared with it on the same queries
-    comparisons = compare_encoders(run.results, names[0], draws=bootstrap, seed=seed) if bootstrap and len(names) > 1 else []
+    # (by the name it reports: a model given as a folder path is named by its config)
+    comparisons = (compare_encoders(run.results, run.encoders[0].name, draws=bootstrap, seed=seed)
+                   if bootstrap and len(run.encoders) > 1 else [])
     if comparisons:
         console.print(comparison_table(comparisons))
     settings = _settings(tasks=task_names, encoders=names, data=[str(d) for d in data], split=split, limit=limit,
