@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .metrics import per_query_values
 from .runner import TaskResult
 from .tasks import TASK_KINDS
 
@@ -42,18 +43,6 @@ class PairedDifference:
     def verdict(self) -> str:
         """"ahead" / "behind" when the 95% interval excludes 0, else "level"."""
         return "ahead" if self.low > 0 else "behind" if self.high < 0 else "level"
-
-
-def per_query_values(ranks: np.ndarray, metric: str) -> np.ndarray:
-    """(q,) float: each query's contribution to `metric` (its mean over queries is the metric)."""
-    ranks = np.asarray(ranks)
-    if metric == "acc":
-        return (ranks == 1).astype(np.float64)
-    if metric == "MRR":
-        return 1.0 / ranks
-    if metric.startswith("R@"):
-        return (ranks <= int(metric[2:])).astype(np.float64)
-    raise ValueError(f"no per-query form for metric {metric!r} (known: acc, MRR, R@k)")
 
 
 def paired_bootstrap(
@@ -117,17 +106,16 @@ def compare_encoders(
             shared = [g for g in mine if g in theirs]
             if reference == subject or not shared:
                 continue
+            units = [mine[g].query_units for g in shared]
+            n_units = len({u for group in units for u in group})
             for metric in metrics_for(task):
                 observed, resampled = paired_bootstrap(
                     [per_query_values(mine[g].query_ranks, metric) for g in shared],
-                    [per_query_values(theirs[g].query_ranks, metric) for g in shared],
-                    [mine[g].query_units for g in shared], draws=draws, seed=seed)
-                tail = 100 * (1 - CONFIDENCE) / 2
-                low, high = np.percentile(resampled, [tail, 100 - tail])
-                units = {u for g in shared for u in mine[g].query_units}
+                    [per_query_values(theirs[g].query_ranks, metric) for g in shared], units, draws=draws, seed=seed)
+                low, high = np.percentile(resampled, [100 * (1 - CONFIDENCE) / 2, 100 * (1 + CONFIDENCE) / 2])
                 out.append(PairedDifference(task, dataset, metric, subject, reference, round(observed, 6),
                                             round(float(low), 6), round(float(high), 6),
-                                            round(float(np.mean(resampled > 0)), 6), len(units), draws))
+                                            round(float(np.mean(resampled > 0)), 6), n_units, draws))
     return out
 
 

@@ -38,15 +38,29 @@ def first_relevant_rank(sim: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     return (1 + wrong_ahead).astype(np.int64)
 
 
+def per_query_values(ranks: np.ndarray, metric: str) -> np.ndarray:
+    """(q,) float: each query's contribution to `metric` ("acc" = "R@1", "R@k", "MRR"); the metric is
+    their mean. The one definition of each metric: the means below and paired comparisons both use it."""
+    ranks = np.asarray(ranks)
+    if metric == "MRR":
+        return 1.0 / ranks.astype(np.float64)
+    k = 1 if metric == "acc" else int(metric[2:]) if metric.startswith("R@") and metric[2:].isdigit() else None
+    if k is None:
+        raise ValueError(f"no per-query form for metric {metric!r} (known: acc, MRR, R@k)")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return (ranks <= k).astype(np.float64)
+
+
 def recall_at_k(ranks: np.ndarray, k: int) -> float:
     """Fraction of queries with a correct target in the top k (success@k, as in CLIP retrieval)."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    return float(np.mean(np.asarray(ranks) <= k)) if len(ranks) else float("nan")
+    return float(per_query_values(ranks, f"R@{k}").mean()) if len(ranks) else float("nan")
 
 
 def mean_reciprocal_rank(ranks: np.ndarray) -> float:
-    return float(np.mean(1.0 / np.asarray(ranks, dtype=np.float64))) if len(ranks) else float("nan")
+    return float(per_query_values(ranks, "MRR").mean()) if len(ranks) else float("nan")
 
 
 def retrieval_metrics(sim: np.ndarray, relevant: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
