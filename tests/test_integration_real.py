@@ -129,7 +129,7 @@ def test_default_model_finds_real_photos(tmp_path):
     model = mmembed.load()
     sim = model.similarity(model.encode_text([names[c] for c in concepts]), model.encode_image([images[c] for c in concepts]))
     ranks = (sim > sim[np.arange(len(concepts)), np.arange(len(concepts))][:, None]).sum(1)  # 0 = ranked first
-    # measured: R@1 0.7, R@5 1.0 (stage 29b; 24a: 0.7 / 1.0; stage 3: 0.7 / 1.0; stage 2 without the prototypes: 0.6 / 0.8; stage 1: 0.4 / 0.6)
+    # measured: R@1 0.7, R@5 1.0 (stage 29b; stage 3: 0.7 / 1.0; stage 2 without the prototypes: 0.6 / 0.8; stage 1: 0.4 / 0.6)
     assert (ranks < 5).mean() >= 0.9 and (ranks == 0).mean() >= 0.5, dict(zip(concepts, ranks.tolist()))
 
 
