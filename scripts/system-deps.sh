@@ -4,6 +4,7 @@
 #   openclipart-png/-svg    clip-art drawings and their metadata
 #   tuxpaint-stamps-default photos and drawings with descriptions translated into ~100 languages
 #   gcompris-qt-data        whole-scene photographs with names and descriptions in ~45 languages
+#   libgtk2.0-common libglib2.0-data ... shared-mime-info   gettext UI catalogs (gettext-ui dataset)
 # and the fonts the evaluation plots fall back on for non-Latin labels (mmembed/evaluation/fonts.py):
 #   fonts-noto-core  Arabic, Indic, Thai, Ethiopic... scripts   fonts-wqy-microhei  CJK incl. Hangul
 #   fonts-droid-fallback  rare CJK ideographs (yue, zh_Hant_HK)
@@ -11,7 +12,9 @@
 set -euo pipefail
 
 PACKAGES=(fonts-noto-color-emoji unicode-cldr-core openclipart-png openclipart-svg tuxpaint-stamps-default
-          gcompris-qt-data fonts-noto-core fonts-wqy-microhei fonts-droid-fallback)
+          gcompris-qt-data fonts-noto-core fonts-wqy-microhei fonts-droid-fallback
+          apt at-spi2-common gsettings-desktop-schemas libapt-pkg6.0 libavahi-common-data libgdk-pixbuf2.0-common
+          libglib2.0-data libgtk2.0-common libpam-runtime python-apt-common shared-mime-info)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

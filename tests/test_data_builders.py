@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from mmembed.data.builders import DATASETS, MissingSourceError, build_dataset, sources
-from mmembed.data.builders import cldr_terms, clipart, emoji, emoji_groups, iso_names
+from mmembed.data.builders import cldr_terms, clipart, emoji, emoji_groups, gettext_ui, iso_names
 from mmembed.data.builders.cldr import city_from_zone_id, read_annotations, read_character_labels, read_terms
 from mmembed.data.builders.cldr_lexicon import build_lexicon, singular
 from mmembed.data.builders.concepts import Concept, assign_split, select
-from mmembed.data.builders.django_po import PLACEHOLDER
+from mmembed.data.builders.django_po import PLACEHOLDER, sentence_concept_id
 from mmembed.data.builders.langcodes import to_cldr
 from mmembed.data.manifest import SPLITS, read_manifest
 
@@ -26,6 +26,7 @@ SMALL = {
     "parallel": {"limit": 80, "langs": TEN},
     "cldr-terms": {"limit": 80, "langs": TEN},
     "iso-names": {"limit": 80, "langs": TEN},
+    "gettext-ui": {"limit": 80, "langs": TEN},
 }
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -243,8 +244,8 @@ def test_unknown_dataset_or_option_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="option skin_tones=1"):
         build_dataset("emoji", tmp_path / "x", skin_tones=1)
     assert not (tmp_path / "x").exists()
-    assert set(DATASETS) == {"emoji", "clipart", "parallel", "cldr-terms", "iso-names", "imagenet-prototypes",
-                             "photos", "tuxpaint", "gcompris"}
+    assert set(DATASETS) == {"emoji", "clipart", "parallel", "cldr-terms", "iso-names", "gettext-ui",
+                             "imagenet-prototypes", "photos", "tuxpaint", "gcompris"}
 
 
 def test_split_assignment_is_stable_and_about_80_10_10():
@@ -417,3 +418,34 @@ def test_system_deps_script_installs_exactly_the_builders_packages():
     import subprocess
 
     assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / "system-deps.sh")]).returncode == 0
+
+
+def test_gettext_ui_sentences_share_parallel_splits_and_hold_no_held_out_name(built):
+    """A UI sentence's concept is the one `parallel` gives the same English sentence (so its split is
+    the same in both), no English text names a `parallel` dev/test language or territory, and the
+    keyboard mnemonics of the catalogs are gone."""
+    records = [r for recs in _records(built["gettext-ui"][0]).values() for r in recs]
+    held_out = cldr_terms.held_out_names(sources.CLDR.require(), sources.PYCOUNTRY.require())
+    assert records and {r.kind for r in records} == {"sentence"} and {r.text_lang for r in records} == {"en"}
+    assert {"hi", "ar", "de", "zh"} <= {r.lang for r in records} <= set(TEN)
+    for r in records:
+        assert r.concept == sentence_concept_id(r.text) and r.split == assign_split(r.concept)
+        assert not cldr_terms.leaks(r.text, held_out) and len(r.text.split()) >= 4
+        assert not PLACEHOLDER.search(r.text) and not PLACEHOLDER.search(r.caption)
+        assert "(_" not in r.caption and not r.caption.startswith("_") and not r.text.startswith("_")
+        assert r.source.split()[0] in {c.package for c in sources.GETTEXT_UI} and r.source.endswith(".mo)")
+
+
+def test_gettext_ui_cleaning():
+    assert gettext_ui.clean_ui("_Open the selected file") == "Open the selected file"
+    assert gettext_ui.clean_ui("打开所选文件(_O)") == "打开所选文件"
+    assert gettext_ui.clean_ui("Show <b>all</b> hidden files:") == "Show all hidden files"
+    assert gettext_ui.clean_ui("GTK_ICON_SIZE_MENU is not a size") == "GTK_ICON_SIZE_MENU is not a size"
+
+
+def test_gettext_ui_missing_catalog_names_its_package(tmp_path, monkeypatch):
+    first, *rest = sources.GETTEXT_UI
+    monkeypatch.setattr(sources, "GETTEXT_UI", (dataclasses.replace(first, path=tmp_path / "de" / "x" / "gtk20.mo"), *rest))
+    with pytest.raises(MissingSourceError, match=re.escape(f"apt-get install {first.package}")):
+        build_dataset("gettext-ui", tmp_path / "out", limit=1)
+    assert not (tmp_path / "out").exists()

@@ -80,6 +80,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("parallel", "mmembed.data.builders.parallel"),
         DatasetSpec("cldr-terms", "mmembed.data.builders.cldr_terms"),
         DatasetSpec("iso-names", "mmembed.data.builders.iso_names"),
+        DatasetSpec("gettext-ui", "mmembed.data.builders.gettext_ui"),
         DatasetSpec("imagenet-prototypes", "mmembed.data.builders.imagenet_prototypes"),
         DatasetSpec("photos", "mmembed.data.builders.photos"),
         DatasetSpec("tuxpaint", "mmembed.data.builders.tuxpaint"),

@@ -19,7 +19,7 @@ from mmembed.data.builders import sources
 from mmembed.data.builders.cldr import (Term, city_from_zone_id, main_locales, read_display_names,
                                         read_terms)
 from mmembed.data.builders.concepts import Concept, assign_split, lang_allowed, parse_langs, select
-from mmembed.data.builders.output import DatasetCard, staging_dir, write_dataset
+from mmembed.data.builders.output import write_text_dataset
 from mmembed.data.builders.parallel import pycountry_concepts
 
 NAME = "cldr-terms"
@@ -86,26 +86,22 @@ def build(
     kept = select(concepts.values(), lambda c: c.id, limit)
     records = [r for c in kept for r in c.records(LICENSE) if r.lang != "en"]
 
-    with staging_dir(out) as tmp:
-        card = DatasetCard(
-            dataset=NAME, description=DESCRIPTION, license=LICENSE, sources=infos,
-            options={"limit": limit, "langs": sorted(lang_set) if lang_set else None},
-            notes=[
-                "Currency names without plural-count forms, script names, long unit names, wide "
-                "Gregorian month and weekday names, date-field names without -short/-narrow, "
-                "calendar/collation/number-system type names, exemplar cities of time zones and "
-                "long (generic/standard/daylight) time-zone names; alt= and draft entries skipped.",
-                "English city names: en.xml, else root.xml, else the tz id ('America/Los_Angeles' "
-                "-> 'Los Angeles'), CLDR's own fallback.",
-                "Terms whose English name contains, or is contained in, the English name of a "
-                "`parallel` dev/test language or territory (whole words) are DROPPED, so training on "
-                "this set does not teach those held-out names. Adjectives still overlap: 'Swiss "
-                "Franc' stays when Switzerland is held out.",
-                "pycountry is read only for its English country names (that leak check).",
-            ],
-            stats={"terms_dropped_as_parallel_leaks": len(dropped),
-                   "concepts_by_kind": dict(sorted(Counter(
-                       c.id.split(":")[1] for c in kept).items()))},
-        )
-        write_dataset(tmp, records, card)
-    return Path(out)
+    return write_text_dataset(
+        out, records, name=NAME, description=DESCRIPTION, license=LICENSE, sources=infos, limit=limit, langs=lang_set,
+        notes=[
+            "Currency names without plural-count forms, script names, long unit names, wide "
+            "Gregorian month and weekday names, date-field names without -short/-narrow, "
+            "calendar/collation/number-system type names, exemplar cities of time zones and "
+            "long (generic/standard/daylight) time-zone names; alt= and draft entries skipped.",
+            "English city names: en.xml, else root.xml, else the tz id ('America/Los_Angeles' "
+            "-> 'Los Angeles'), CLDR's own fallback.",
+            "Terms whose English name contains, or is contained in, the English name of a "
+            "`parallel` dev/test language or territory (whole words) are DROPPED, so training on "
+            "this set does not teach those held-out names. Adjectives still overlap: 'Swiss "
+            "Franc' stays when Switzerland is held out.",
+            "pycountry is read only for its English country names (that leak check).",
+        ],
+        stats={"terms_dropped_as_parallel_leaks": len(dropped),
+               "concepts_by_kind": dict(sorted(Counter(
+                   c.id.split(":")[1] for c in kept).items()))},
+    )

@@ -8,6 +8,7 @@ HTML tags are removed from both sides (the text between them stays).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -38,6 +39,12 @@ def clean(text: str) -> str:
     return " ".join(_TAG.sub("", text).split())
 
 
+def sentence_concept_id(english: str) -> str:
+    """The concept of an English UI sentence: one id (and so one split) whichever catalog says it,
+    Django's or a Debian package's (mmembed.data.builders.gettext_ui)."""
+    return f"sentence:{hashlib.sha1(english.encode('utf-8')).hexdigest()[:16]}"
+
+
 def read_pairs(django_dir: Path, langs: Optional[frozenset[str]], skipped: Counter) -> Iterator[SentencePair]:
     """Yield usable pairs in `langs` (None: all); count skipped entries by reason in `skipped`."""
     import polib
@@ -52,19 +59,21 @@ def read_pairs(django_dir: Path, langs: Optional[frozenset[str]], skipped: Count
         except (OSError, ValueError) as err:
             raise ValueError(f"{path}: unreadable .po catalog ({err})") from None
         for entry in po:
-            reason = _skip_reason(entry)
+            reason = skip_reason(entry)
             if reason:
                 skipped[reason] += 1
                 continue
             yield SentencePair(clean(entry.msgid), clean(entry.msgstr), locale, rel)
 
 
-def _skip_reason(entry) -> str:
-    if entry.obsolete:
+def skip_reason(entry, clean=clean) -> str:
+    """Why a catalog entry (polib .po or .mo) gives no pair, or "" when it does; `clean` is the
+    text cleaning the caller applies (the word count is taken after it)."""
+    if getattr(entry, "obsolete", False):
         return "obsolete"
     if entry.msgid_plural:
         return "plural"
-    if entry.fuzzy:
+    if getattr(entry, "fuzzy", False):
         return "fuzzy"
     if not entry.msgstr.strip():
         return "untranslated"

@@ -23,7 +23,7 @@ from mmembed.data.builders import sources
 from mmembed.data.builders.cldr_terms import held_out_names, leaks
 from mmembed.data.builders.concepts import Concept, assign_split, lang_allowed, parse_langs, select
 from mmembed.data.builders.langcodes import to_cldr
-from mmembed.data.builders.output import DatasetCard, staging_dir, write_dataset
+from mmembed.data.builders.output import write_text_dataset
 
 NAME = "iso-names"
 DESCRIPTION = "English <-> translation pairs: ISO 639-3 language and ISO 3166-2 subdivision names (iso-codes)"
@@ -103,23 +103,19 @@ def build(
     kept = select(concepts, lambda c: c.id, limit)
     records = [r for c in kept for r in c.records(LICENSE)]
 
-    with staging_dir(out) as tmp:
-        card = DatasetCard(
-            dataset=NAME, description=DESCRIPTION, license=LICENSE, sources=infos,
-            options={"limit": limit, "langs": sorted(lang_set) if lang_set else None},
-            notes=[
-                "Names are pycountry's English `name` of each ISO 639-3 language and ISO 3166-2 "
-                "subdivision, looked up in the iso-codes catalogs (iso639-3.mo, iso3166-2.mo); an "
-                "untranslated entry gives no record.",
-                "Entries that would teach a `parallel` dev/test name are DROPPED: languages whose "
-                "CLDR code is held out there, and names containing, or contained in, a held-out "
-                "English language or territory name (whole words).",
-                "Catalog coverage is very uneven: hi, zh, ja, ru, de, fr are large; es has about "
-                "250 names, ar fewer than 100 (no subdivisions), sw none.",
-                "CLDR is read only for the held-out names of `parallel` (that leak check).",
-            ],
-            stats={"dropped": dict(sorted(dropped.items())),
-                   "concepts_by_kind": dict(sorted(Counter(c.id.split(":")[0] for c in kept).items()))},
-        )
-        write_dataset(tmp, records, card)
-    return Path(out)
+    return write_text_dataset(
+        out, records, name=NAME, description=DESCRIPTION, license=LICENSE, sources=infos, limit=limit, langs=lang_set,
+        notes=[
+            "Names are pycountry's English `name` of each ISO 639-3 language and ISO 3166-2 "
+            "subdivision, looked up in the iso-codes catalogs (iso639-3.mo, iso3166-2.mo); an "
+            "untranslated entry gives no record.",
+            "Entries that would teach a `parallel` dev/test name are DROPPED: languages whose "
+            "CLDR code is held out there, and names containing, or contained in, a held-out "
+            "English language or territory name (whole words).",
+            "Catalog coverage is very uneven: hi, zh, ja, ru, de, fr are large; es has about "
+            "250 names, ar fewer than 100 (no subdivisions), sw none.",
+            "CLDR is read only for the held-out names of `parallel` (that leak check).",
+        ],
+        stats={"dropped": dict(sorted(dropped.items())),
+               "concepts_by_kind": dict(sorted(Counter(c.id.split(":")[0] for c in kept).items()))},
+    )

@@ -107,3 +107,16 @@ def write_dataset(folder: Path, records: Iterable[PairRecord], card: DatasetCard
         json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
     return data
+
+
+def write_text_dataset(out: str | os.PathLike, records: Iterable[PairRecord], *, name: str, description: str,
+                       license: str, sources: list[SourceInfo], limit: int | None, langs: frozenset[str] | None,
+                       notes: list[str], stats: dict[str, Any]) -> Path:
+    """Write a text-only dataset (the options every text builder takes: limit, langs) into `out`,
+    atomically: the folder is replaced only when everything is written."""
+    with staging_dir(out) as tmp:
+        card = DatasetCard(dataset=name, description=description, license=license, sources=sources,
+                           options={"limit": limit, "langs": sorted(langs) if langs else None},
+                           notes=notes, stats=stats)
+        write_dataset(tmp, records, card)
+    return Path(out)

@@ -9,7 +9,6 @@ Three sources, one record format (text_lang="en"):
 from __future__ import annotations
 
 import gettext
-import hashlib
 import os
 from collections import Counter
 from pathlib import Path
@@ -18,9 +17,9 @@ from typing import Iterator, Optional, Sequence
 from mmembed.data.builders import sources
 from mmembed.data.builders.cldr import main_locales, read_display_names
 from mmembed.data.builders.concepts import Concept, lang_allowed, parse_langs, select
-from mmembed.data.builders.django_po import MIN_WORDS, read_pairs
+from mmembed.data.builders.django_po import MIN_WORDS, read_pairs, sentence_concept_id
 from mmembed.data.builders.langcodes import to_cldr
-from mmembed.data.builders.output import DatasetCard, staging_dir, write_dataset
+from mmembed.data.builders.output import write_text_dataset
 
 NAME = "parallel"
 DESCRIPTION = "English <-> translation pairs: Django UI sentences, CLDR and pycountry names"
@@ -38,8 +37,8 @@ def django_concepts(django_dir: Path, source: str, langs: Optional[frozenset[str
     for pair in read_pairs(django_dir, langs, skipped):
         concept = by_english.get(pair.english)
         if concept is None:
-            digest = hashlib.sha1(pair.english.encode("utf-8")).hexdigest()[:16]
-            concept = by_english[pair.english] = Concept(f"sentence:{digest}", text=pair.english, text_lang="en")
+            concept = by_english[pair.english] = Concept(sentence_concept_id(pair.english), text=pair.english,
+                                                         text_lang="en")
         concept.add(pair.translation, pair.lang, "sentence", source)
     yield from by_english.values()
 
@@ -103,26 +102,22 @@ def build(
     kept_ids = set(select({c.id for c in concepts}, lambda cid: cid, limit))
     records = [r for c in concepts if c.id in kept_ids for r in c.records(LICENSE)]
 
-    with staging_dir(out) as tmp:
-        card = DatasetCard(
-            dataset=NAME, description=DESCRIPTION, license=LICENSE, sources=infos,
-            options={"limit": limit, "langs": sorted(lang_set) if lang_set else None},
-            notes=[
-                f"Django: entries of >= {MIN_WORDS} English words; fuzzy, obsolete, untranslated "
-                "and plural entries are skipped, and so are entries with format placeholders "
-                "(%(name)s, %s, {name}): SKIPPED, not stripped. HTML tags are removed.",
-                "Django catalogs are UI strings: many sentences share a template ('Enter a "
-                "valid ...'), and a few translations are partial or terse.",
-                "Locale codes follow CLDR: Django zh_Hans and pycountry zh_CN are 'zh', zh_Hant "
-                "and zh_TW are 'zh_Hant', sr@latin is 'sr_Latn'.",
-                "CLDR names skip alt= variants and draft=unconfirmed/provisional entries; CLDR "
-                "regional locales (en_GB, de_AT, ...) hold only names that differ from the parent.",
-                "A caption equal to its English anchor (case-insensitive) is dropped; the same "
-                "(anchor, language, caption) given by CLDR and pycountry counts once.",
-                "Names overlap with the emoji dataset (flag captions such as 'flag: Germany').",
-            ],
-            stats={"django_skipped": dict(sorted(skipped.items())),
-                   "concepts_by_kind": dict(sorted(Counter(i.split(":")[0] for i in kept_ids).items()))},
-        )
-        write_dataset(tmp, records, card)
-    return Path(out)
+    return write_text_dataset(
+        out, records, name=NAME, description=DESCRIPTION, license=LICENSE, sources=infos, limit=limit, langs=lang_set,
+        notes=[
+            f"Django: entries of >= {MIN_WORDS} English words; fuzzy, obsolete, untranslated "
+            "and plural entries are skipped, and so are entries with format placeholders "
+            "(%(name)s, %s, {name}): SKIPPED, not stripped. HTML tags are removed.",
+            "Django catalogs are UI strings: many sentences share a template ('Enter a "
+            "valid ...'), and a few translations are partial or terse.",
+            "Locale codes follow CLDR: Django zh_Hans and pycountry zh_CN are 'zh', zh_Hant "
+            "and zh_TW are 'zh_Hant', sr@latin is 'sr_Latn'.",
+            "CLDR names skip alt= variants and draft=unconfirmed/provisional entries; CLDR "
+            "regional locales (en_GB, de_AT, ...) hold only names that differ from the parent.",
+            "A caption equal to its English anchor (case-insensitive) is dropped; the same "
+            "(anchor, language, caption) given by CLDR and pycountry counts once.",
+            "Names overlap with the emoji dataset (flag captions such as 'flag: Germany').",
+        ],
+        stats={"django_skipped": dict(sorted(skipped.items())),
+               "concepts_by_kind": dict(sorted(Counter(i.split(":")[0] for i in kept_ids).items()))},
+    )

@@ -141,7 +141,44 @@ SKIMAGE = PypiSource("scikit-image", "skimage", "scikit-image sample photographs
 SKLEARN = PypiSource("scikit-learn", "sklearn", "scikit-learn sample photographs",
                      "BSD-3-Clause (package); flower.jpg: CC-BY-2.0")
 
+
+
+@dataclass(frozen=True)
+class GettextCatalog(DebianSource):
+    """One gettext domain a Debian package ships in every locale's LC_MESSAGES; `path` is its
+    German catalog, which each of GETTEXT_UI ships, so `require` tells whether the package is there."""
+
+    domain: str = ""
+
+    @property
+    def locale_dir(self) -> Path:  # /usr/share/locale
+        return self.path.parent.parent.parent
+
+
+def _ui_catalog(package: str, domain: str, license: str) -> GettextCatalog:
+    return GettextCatalog(package, Path(f"/usr/share/locale/de/LC_MESSAGES/{domain}.mo"),
+                          f"{package} translation catalogs ({domain}.mo)", license, domain)
+
+
+# The UI catalogs of the gettext-ui dataset (licenses as in /usr/share/doc/PACKAGE/copyright; the
+# catalogs ship with Debian 12's base and desktop libraries, scripts/system-deps.sh installs them). Data and
+# common packages only: PackageKit's and AppStream's catalogs would make setup install daemons.
+GETTEXT_UI = (
+    _ui_catalog("libgtk2.0-common", "gtk20", "LGPL-2+"),
+    _ui_catalog("libgtk2.0-common", "gtk20-properties", "LGPL-2+"),
+    _ui_catalog("libglib2.0-data", "glib20", "LGPL-2.1+"),
+    _ui_catalog("libgdk-pixbuf2.0-common", "gdk-pixbuf", "LGPL-2.1+"),
+    _ui_catalog("at-spi2-common", "at-spi2-core", "LGPL-2+"),
+    _ui_catalog("gsettings-desktop-schemas", "gsettings-desktop-schemas", "LGPL-2.1+"),
+    _ui_catalog("shared-mime-info", "shared-mime-info", "GPL-2+"),
+    _ui_catalog("libpam-runtime", "Linux-PAM", "BSD-3-Clause or GPL-2+"),
+    _ui_catalog("apt", "apt", "GPL-2+"),
+    _ui_catalog("libapt-pkg6.0", "libapt-pkg6.0", "GPL-2+"),
+    _ui_catalog("python-apt-common", "python-apt", "GPL-2+"),
+    _ui_catalog("libavahi-common-data", "avahi", "LGPL-2.1+"),
+)
+
 # Debian packages the builders read; scripts/system-deps.sh installs exactly these.
 DEBIAN_PACKAGES = tuple(
-    sorted({s.package for s in (NOTO_EMOJI, CLDR, OPENCLIPART_PNG, OPENCLIPART_SVG, TUXPAINT_STAMPS, GCOMPRIS)})
+    sorted({s.package for s in (NOTO_EMOJI, CLDR, OPENCLIPART_PNG, OPENCLIPART_SVG, TUXPAINT_STAMPS, GCOMPRIS, *GETTEXT_UI)})
 )
