@@ -68,15 +68,17 @@ def read_catalog(path: Path, skipped: Counter) -> Iterator[tuple[str, str]]:
 def ui_concepts(langs: Optional[frozenset[str]], held_names: set[str], skipped: Counter) -> list[Concept]:
     """One concept per distinct English sentence, with every catalog's translation of it."""
     by_english: dict[str, Concept] = {}
+    leaked: set[str] = set()  # the leak check runs once per English sentence, not once per catalog
     for catalog in sources.GETTEXT_UI:
         source = f"{catalog.package} {catalog.info().version} ({catalog.domain}.mo)"
         for lang, path in catalog_paths(catalog, langs):
             for english, translated in read_catalog(path, skipped):
-                if leaks(english, held_names):
-                    skipped["name of a held-out language or territory"] += 1
-                    continue
                 concept = by_english.get(english)
                 if concept is None:
+                    if english in leaked or leaks(english, held_names):
+                        leaked.add(english)
+                        skipped["name of a held-out language or territory"] += 1
+                        continue
                     concept = by_english[english] = Concept(sentence_concept_id(english), text=english, text_lang="en")
                 concept.add(translated, lang, "sentence", source)
     return list(by_english.values())
