@@ -65,12 +65,14 @@ def read_catalog(path: Path, skipped: Counter) -> Iterator[tuple[str, str]]:
         yield clean_ui(entry.msgid), clean_ui(entry.msgstr)
 
 
-def ui_concepts(langs: Optional[frozenset[str]], held_names: set[str], skipped: Counter) -> list[Concept]:
-    """One concept per distinct English sentence, with every catalog's translation of it."""
+def ui_concepts(langs: Optional[frozenset[str]], held_names: set[str], versions: dict[str, str],
+                skipped: Counter) -> list[Concept]:
+    """One concept per distinct English sentence, with every catalog's translation of it; `versions`:
+    package -> installed version (read once, for the records' `source` and the card)."""
     by_english: dict[str, Concept] = {}
     leaked: set[str] = set()  # the leak check runs once per English sentence, not once per catalog
     for catalog in sources.GETTEXT_UI:
-        source = f"{catalog.package} {catalog.info().version} ({catalog.domain}.mo)"
+        source = f"{catalog.package} {versions[catalog.package]} ({catalog.domain}.mo)"
         for lang, path in catalog_paths(catalog, langs):
             for english, translated in read_catalog(path, skipped):
                 concept = by_english.get(english)
@@ -97,11 +99,12 @@ def build(
     common = sources.CLDR.require()  # for the held-out names of `parallel` (the leak check)
     pycountry_dir = sources.PYCOUNTRY.require()
     lang_set = parse_langs(langs)
-    packages = {c.package: c for c in sources.GETTEXT_UI}  # one package can ship two catalogs (GTK)
-    infos = [c.info() for c in packages.values()] + [sources.CLDR.info(), sources.PYCOUNTRY.info()]
+    packages = {c.package: c.info() for c in sources.GETTEXT_UI}  # one package can ship two catalogs (GTK)
+    infos = [*packages.values(), sources.CLDR.info(), sources.PYCOUNTRY.info()]
 
     skipped: Counter = Counter()
-    concepts = ui_concepts(lang_set, held_out_names(common, pycountry_dir), skipped)
+    versions = {package: info.version for package, info in packages.items()}
+    concepts = ui_concepts(lang_set, held_out_names(common, pycountry_dir), versions, skipped)
     kept = select(concepts, lambda c: c.id, limit)
     records = [r for c in kept for r in c.records(LICENSE)]
 
