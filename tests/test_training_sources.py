@@ -9,7 +9,7 @@ import pytest
 from mmembed.data.manifest import PairRecord, write_manifest
 from mmembed.training.config import SourceSpec, TrainConfig
 from mmembed.training.pairs import PairsError, pairs_from_manifest
-from mmembed.training.trainer import build_sources
+from mmembed.training.setup import build_sources
 
 
 @pytest.fixture()

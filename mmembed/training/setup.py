@@ -1,0 +1,131 @@
+"""What a run trains, built from its config: the pair sources, the model (loaded from the base and
+reshaped as the config asks: LoRA, visual tokens, attention, tower blocks, label prior, centering)
+and which of its parameters get gradients."""
+
+from __future__ import annotations
+
+import re
+
+from ..config import LoraConfig
+from ..model import MMEmbedModel
+from ..vision import tower_trained_prefixes
+from .config import TrainConfig
+from .pairs import PairSource, group_pairs, load_custom_pairs, pairs_from_manifest
+
+
+def build_sources(cfg: TrainConfig) -> tuple[list[PairSource], list[str]]:
+    """-> (sources, problems found in custom pairs, as 'file:line: reason' strings)."""
+    sources, problems = [], []
+    for spec in cfg.sources:
+        if spec.custom:
+            pairs, bad = load_custom_pairs(spec.path, on_error=cfg.on_error)
+            problems += [str(p) for p in bad]
+        else:
+            pairs = pairs_from_manifest(spec.path, langs=spec.langs, kinds=spec.kinds,
+                                        max_per_concept_lang=spec.max_per_concept_lang, anchor_lang=spec.anchor_lang,
+                                        drop_categories=spec.drop_categories)
+        n_images = sum(p.text is None for p in pairs)
+        if spec.hard_negatives_top_k is not None:  # checked before the (slow) model load, on every rank
+            _check_minable(spec.name, pairs, n_images)
+        if spec.distill and n_images:
+            raise ValueError(f"source {spec.name!r}: distill = true needs text-text pairs (the teacher embeds text), "
+                             f"but {n_images} of its {len(pairs)} pairs have an image anchor (keep text pairs only "
+                             f"with kinds = [...], or distill another source)")
+        sources.append(group_pairs(spec.name, pairs, spec.weight))
+    return sources, problems
+
+
+def _check_minable(name: str, pairs, n_images: int) -> None:
+    """A source with hard_negatives_top_k must be text-text pairs with >= 2 per language (a negative is
+    another pair's caption in the same language). Raised here, not in rank 0's mining, so that under
+    torchrun every rank stops instead of waiting for rank 0 at a barrier."""
+    if n_images:
+        raise ValueError(f"source {name!r}: hard_negatives_top_k mines text-text pairs, but {n_images} of its "
+                         f"pairs have an image anchor (keep text pairs only with kinds = [...])")
+    per_lang: dict[str, int] = {}
+    for p in pairs:
+        per_lang[p.lang] = per_lang.get(p.lang, 0) + 1
+    if lonely := sorted(lang for lang, n in per_lang.items() if n < 2):
+        raise ValueError(f"source {name!r}: hard_negatives_top_k needs at least 2 pairs per language to mine a "
+                         f"negative from; one pair only in {lonely} (leave them out with langs = [...])")
+
+
+def build_model(cfg: TrainConfig) -> MMEmbedModel:
+    from ..registry import load
+
+    if cfg.freeze_lora and cfg.lora_r is not None:  # before the (slow) load: a config error fails at once
+        raise ValueError("freeze_lora keeps the base's LoRA fixed; lora_r would add a new one: set one of them")
+    model = load(cfg.base)
+    if cfg.freeze_text_side and model.projector is None:
+        raise ValueError(f"freeze_text_side trains only the image projector, and base {cfg.base!r} has no image tower")
+    if cfg.lora_r is not None:
+        if model.config.lora is None:
+            targets = {"target_modules": tuple(cfg.lora_targets)} if cfg.lora_targets else {}
+            model.config.lora = LoraConfig(r=cfg.lora_r, alpha=2 * cfg.lora_r, **targets)
+            model.add_lora()
+        elif model.config.lora.r != cfg.lora_r:
+            raise ValueError(f"base {cfg.base!r} already has LoRA r={model.config.lora.r}; lora_r={cfg.lora_r} differs")
+    if cfg.num_visual_tokens is not None and cfg.num_visual_tokens != model.num_visual_tokens:
+        if model.projector is None:
+            raise ValueError(f"num_visual_tokens is set but base {cfg.base!r} has no image tower")
+        model.projector.resize_tokens(cfg.num_visual_tokens)  # the base's projector MLP is kept
+        model.config.projector.num_visual_tokens = cfg.num_visual_tokens
+    if cfg.attention is not None:
+        model.config.backbone.attention = cfg.attention  # read at every forward (MMEmbedModel), saved with the model
+    if cfg.unfreeze_tower_blocks:
+        tower = model.config.image_tower
+        if tower is None:
+            raise ValueError(f"unfreeze_tower_blocks is set but base {cfg.base!r} has no image tower")
+        # those blocks' weights are then saved with the trained parts (a base's own trained blocks stay saved)
+        tower.trained_blocks = max(tower.trained_blocks, cfg.unfreeze_tower_blocks)
+        try:
+            tower_trained_prefixes(model.image_tower, tower)  # the tower has that many blocks
+        except ValueError as err:
+            raise ValueError(f"unfreeze_tower_blocks = {cfg.unfreeze_tower_blocks} for base {cfg.base!r}: {err}") from None
+    if cfg.label_prior is not None:
+        model.config.label_prior = cfg.label_prior
+        model.add_label_prior()  # filled from the trained text path before dev scoring and export
+    if cfg.image_centering is not None:
+        model.config.image_centering = cfg.image_centering
+        model.add_image_centering()  # fitted on the training images before dev scoring and export
+    model.config.name = cfg.name
+    # the base's description ("untrained ... the training starting point") no longer holds
+    model.config.description = f"{cfg.name}: trained by `mmembed train` from {cfg.base!r} ({cfg.steps} steps asked)."
+    return model
+
+
+_LAYER_INDEX = re.compile(r"\.layers\.(\d+)\.")
+
+
+def _lora_layers_from(model: MMEmbedModel, cfg: TrainConfig) -> int:
+    """Index of the first backbone layer whose LoRA trains (0: all of them)."""
+    if cfg.lora_train_layers is None:
+        return 0
+    total = int(model.backbone.config.num_hidden_layers)
+    if cfg.lora_train_layers > total:
+        raise ValueError(f"lora_train_layers = {cfg.lora_train_layers} but the backbone has {total} layers")
+    if model.config.lora is None:
+        raise ValueError(f"lora_train_layers is set but base {cfg.base!r} has no LoRA (set lora_r)")
+    return total - cfg.lora_train_layers
+
+
+def set_trainable(model: MMEmbedModel, cfg: TrainConfig) -> None:
+    """What trains: LoRA (if any; of the last N layers if asked), the last N tower blocks (if asked),
+    projector, pooler, head, scale."""
+    first = _lora_layers_from(model, cfg)
+    for name, p in model.named_parameters():
+        if name.startswith("backbone."):
+            layer = _LAYER_INDEX.search(name)
+            in_range = layer is None or int(layer.group(1)) >= first
+            p.requires_grad_("lora_" in name and not cfg.freeze_lora and in_range)
+        elif name.startswith("image_tower."):
+            p.requires_grad_(False)
+        elif cfg.freeze_text_side and name.startswith(("pooler.", "head.")):
+            p.requires_grad_(False)  # shared by both modalities: fixed, texts embed exactly as in the base
+        else:
+            p.requires_grad_(name != "logit_bias" or cfg.loss == "siglip")
+    if cfg.unfreeze_tower_blocks and model.image_tower is not None:
+        for block in list(model.image_tower.blocks)[-cfg.unfreeze_tower_blocks:]:
+            block.requires_grad_(True)
+    if model.config.image_trained is False and model.projector is not None:
+        model.config.image_trained = True  # the projector is what this run trains
