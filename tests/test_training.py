@@ -782,3 +782,52 @@ def test_num_visual_tokens_resizes_the_base_projector_and_round_trips(dataset, t
     text_only = TrainConfig.from_dict({"base": "tiny-random", "num_visual_tokens": 4, "sources": [
         {"name": "txt", "path": str(dataset / "train.jsonl")}]}, where="recipe.toml")
     assert text_only.num_visual_tokens == 4
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("loss", "sigmoid", r"loss must be one of clip, siglip, got 'sigmoid'"),  # was silently InfoNCE
+    ("grad_cache_chunk", 0, r"grad_cache_chunk must be >= 1"),
+    ("batch_size", 1, r"batch_size must be >= 2"),
+])
+def test_config_names_a_bad_loss_chunk_or_batch(dataset, tmp_path, field, value, match):
+    with pytest.raises(ValueError, match=match):
+        _cfg(dataset, tmp_path / "r", **{field: value})
+    with pytest.raises(ValueError, match=r"r.toml: " + match):  # from a recipe: the file is named
+        TrainConfig.from_dict({**_toml_dict(_cfg(dataset, tmp_path / "r")), field: value}, where="r.toml")
+
+
+def test_siglip_refuses_hard_negatives_before_loading_the_model(dataset, tmp_path):
+    """The sigmoid loss has no column for a pair's own negative: said at config time, with no run folder."""
+    mined = {**_toml_dict(_cfg(dataset, tmp_path / "r")), "loss": "siglip"}
+    mined["sources"] = [{"name": "txt", "path": str(dataset / "train.jsonl"), "kinds": ["sentence"], "hard_negatives_top_k": 2}]
+    with pytest.raises(ValueError, match=r"source 'txt': hard_negatives_top_k .* loss = 'siglip' cannot use them"):
+        TrainConfig.from_dict(mined, where="r.toml")
+    triplets = tmp_path / "triplets.jsonl"
+    triplets.write_text("\n".join(json.dumps({"query": f"q{i}", "positive": f"p{i}", "negative": f"n{i}"}) for i in range(4)))
+    cfg = _cfg(dataset, tmp_path / "t", loss="siglip", sources=[SourceSpec(name="mine", path=str(triplets), custom=True)])
+    with pytest.raises(ValueError, match=r"source 'mine': 4 pairs carry a hard negative, which loss = 'siglip' cannot use"):
+        Trainer(cfg, progress=False)
+    assert not (tmp_path / "t").exists()
+
+
+def test_cli_pairs_with_siglip_and_grad_cache(tmp_path):
+    """`--loss siglip --grad-cache-chunk 2` on custom pairs trains with the sigmoid loss (its bias moves) in
+    cached-gradient chunks; a misspelt --loss stops before training and names the choices."""
+    from typer.testing import CliRunner
+
+    from mmembed.cli import app
+
+    for name, rgb in list(COLORS.items())[:4]:
+        Image.new("RGB", (16, 16), rgb).save(tmp_path / f"{name}.png")
+        (tmp_path / f"{name}.txt").write_text(f"a {name} swatch")
+    run = tmp_path / "run"
+    args = ["train", "--pairs", str(tmp_path), "--base", "tiny-random", "--out", str(run), "--steps", "2", "--batch-size", "4"]
+    res = CliRunner().invoke(app, [*args, "--loss", "sigmoid"])
+    assert res.exit_code == 1 and "loss must be one of clip, siglip, got 'sigmoid'" in res.output, res.output
+    assert not run.exists()
+    res = CliRunner().invoke(app, [*args, "--loss", "siglip", "--grad-cache-chunk", "2", "--lr", "0.05"])
+    assert res.exit_code == 0, res.output
+    state = json.loads(sorted(run.glob("checkpoints/*/trainer_state.json"))[-1].read_text())
+    assert state["config"]["loss"] == "siglip" and state["config"]["grad_cache_chunk"] == 2
+    base, tuned = mmembed.load("tiny-random"), mmembed.load(str(run / "final"))
+    assert tuned.logit_bias.item() != base.logit_bias.item()  # trained only by the sigmoid loss

@@ -1,6 +1,7 @@
 """`mmembed train`: from a TOML recipe, or straight from a user's own pairs file."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,6 +19,8 @@ def train_cmd(
     steps: Annotated[Optional[int], typer.Option(help="Override the number of steps.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Override pairs per step.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Override the learning rate.")] = None,
+    loss: Annotated[Optional[str], typer.Option(help="Override the loss: clip (symmetric InfoNCE) or siglip (sigmoid).")] = None,
+    grad_cache_chunk: Annotated[Optional[int], typer.Option(help="Cached-gradient step (GradCache) in chunks of this many pairs: a --batch-size far larger than fits in memory.")] = None,
     on_error: Annotated[str, typer.Option(help="Bad rows in --pairs: skip (report and skip) or reject (stop).")] = "skip",
     resume: Annotated[bool, typer.Option(help="Continue from the latest checkpoint in the run folder.")] = False,
     export: Annotated[Optional[Path], typer.Option(help="Also save the final model here (e.g. adapters/NAME).")] = None,
@@ -52,10 +55,10 @@ def train_cmd(
         cfg.on_error = on_error  # type: ignore[assignment]
         overrides = (("base", base), ("freeze_lora", (freeze_lora or freeze_text_side) or None),
                      ("freeze_text_side", freeze_text_side or None), ("label_prior_in_loss", label_prior_in_loss or None),
-                     ("steps", steps), ("batch_size", batch_size), ("lr", lr))
-        for key, value in overrides:
-            if value is not None:
-                setattr(cfg, key, value)
+                     ("steps", steps), ("batch_size", batch_size), ("lr", lr), ("loss", loss),
+                     ("grad_cache_chunk", grad_cache_chunk))
+        # replace() runs the config's own checks again on the overridden values (a bad --loss is named)
+        cfg = dataclasses.replace(cfg, **{key: value for key, value in overrides if value is not None})
         init_distributed_from_env()
         trainer = Trainer(cfg, resume=resume)
     except (ValueError, FileNotFoundError, KeyError, ImportError) as err:  # ImportError: a teacher package missing

@@ -9,6 +9,8 @@ from typing import Literal, Optional, get_args
 
 from ..config import AttentionKind, ImageCenteringConfig, LabelPriorConfig, token_grid_side
 
+LossKind = Literal["clip", "siglip"]  # symmetric InfoNCE (open_clip ClipLoss) or sigmoid (SigLipLoss)
+
 
 @dataclass
 class SourceSpec:
@@ -76,7 +78,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_steps: int = 10
-    loss: Literal["clip", "siglip"] = "clip"
+    loss: LossKind = "clip"
     matryoshka: bool = True  # also train the model config's matryoshka_dims
     lora_r: Optional[int] = None  # set: add LoRA of this rank to the backbone (overrides base config)
     lora_targets: Optional[list[str]] = None  # backbone modules that get LoRA (default: the attention projections)
@@ -131,6 +133,13 @@ class TrainConfig:
             token_grid_side(self.num_visual_tokens)
         if self.attention is not None and self.attention not in get_args(AttentionKind):
             raise ValueError(f"attention must be one of {', '.join(get_args(AttentionKind))}, got {self.attention!r}")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2 (in-batch negatives), got {self.batch_size}")
+        # a misspelt loss would otherwise train with InfoNCE without a word (the loss picks siglip by name)
+        if self.loss not in get_args(LossKind):
+            raise ValueError(f"loss must be one of {', '.join(get_args(LossKind))}, got {self.loss!r}")
+        if self.grad_cache_chunk is not None and self.grad_cache_chunk < 1:
+            raise ValueError(f"grad_cache_chunk must be >= 1 (sequences per cached-gradient chunk), got {self.grad_cache_chunk}")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "TrainConfig":
@@ -170,11 +179,12 @@ class TrainConfig:
             if spec.hard_negatives_as not in ("column", "batch"):
                 raise ValueError(f"{where}: source {spec.name!r}: hard_negatives_as must be 'column' or 'batch', "
                                  f"got {spec.hard_negatives_as!r}")
+            if spec.hard_negatives_top_k is not None and cfg.loss == "siglip":
+                raise ValueError(f"{where}: source {spec.name!r}: hard_negatives_top_k mines negatives for loss = 'clip'; "
+                                 f"loss = 'siglip' cannot use them")
             if spec.hard_negatives_as != "column" and spec.hard_negatives_top_k is None:
                 raise ValueError(f"{where}: source {spec.name!r}: hard_negatives_as = {spec.hard_negatives_as!r} "
                                  f"needs hard_negatives_top_k (the negatives are mined)")
-        if cfg.batch_size < 2:
-            raise ValueError(f"{where}: batch_size must be >= 2 (in-batch negatives), got {cfg.batch_size}")
         cfg.check_distill(where)
         return cfg
 

@@ -7,10 +7,12 @@ all ranks WITH gradients, so each rank's loss is the loss of the global batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from .config import LossKind
 
 if TYPE_CHECKING:
     from .teacher import TeacherMap
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LossConfig:
-    kind: Literal["clip", "siglip"] = "clip"  # symmetric InfoNCE (ClipLoss) or sigmoid (SigLipLoss)
+    kind: LossKind = "clip"
     matryoshka_dims: tuple[int, ...] = ()  # also train these truncated dims (renormalized)
 
 

@@ -31,6 +31,10 @@ def build_sources(cfg: TrainConfig) -> tuple[list[PairSource], list[str]]:
             raise ValueError(f"source {spec.name!r}: distill = true needs text-text pairs (the teacher embeds text), "
                              f"but {n_images} of its {len(pairs)} pairs have an image anchor (keep text pairs only "
                              f"with kinds = [...], or distill another source)")
+        if cfg.loss == "siglip" and (n_neg := sum(p.negative is not None for p in pairs)):
+            # checked before the model load: the sigmoid loss has no place for a pair's own negative
+            raise ValueError(f"source {spec.name!r}: {n_neg} pairs carry a hard negative, which loss = 'siglip' cannot use "
+                             f"(use loss = 'clip', or drop the negative column)")
         sources.append(group_pairs(spec.name, pairs, spec.weight))
     return sources, problems
 
