@@ -140,6 +140,10 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {', '.join(get_args(LossKind))}, got {self.loss!r}")
         if self.grad_cache_chunk is not None and self.grad_cache_chunk < 1:
             raise ValueError(f"grad_cache_chunk must be >= 1 (sequences per cached-gradient chunk), got {self.grad_cache_chunk}")
+        # here, so configs built in code are checked too (custom triplet rows: training.setup.build_sources)
+        if self.loss == "siglip" and (mined := [s.name for s in self.sources if s.hard_negatives_top_k is not None]):
+            raise ValueError(f"source {mined[0]!r}: hard_negatives_top_k mines negatives for loss = 'clip'; "
+                             f"loss = 'siglip' cannot use them")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "TrainConfig":
@@ -179,9 +183,6 @@ class TrainConfig:
             if spec.hard_negatives_as not in ("column", "batch"):
                 raise ValueError(f"{where}: source {spec.name!r}: hard_negatives_as must be 'column' or 'batch', "
                                  f"got {spec.hard_negatives_as!r}")
-            if spec.hard_negatives_top_k is not None and cfg.loss == "siglip":
-                raise ValueError(f"{where}: source {spec.name!r}: hard_negatives_top_k mines negatives for loss = 'clip'; "
-                                 f"loss = 'siglip' cannot use them")
             if spec.hard_negatives_as != "column" and spec.hard_negatives_top_k is None:
                 raise ValueError(f"{where}: source {spec.name!r}: hard_negatives_as = {spec.hard_negatives_as!r} "
                                  f"needs hard_negatives_top_k (the negatives are mined)")
