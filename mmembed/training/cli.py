@@ -8,6 +8,14 @@ from typing import Annotated, Optional
 import typer
 
 
+def _print_error(console, err: BaseException) -> None:
+    """One red `error:` line; the message is escaped (a path or value with [brackets] prints as it is) and not
+    wrapped, so it stays greppable in logs."""
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
+
+
 def train_cmd(
     config: Annotated[Optional[Path], typer.Argument(help="TOML training recipe (see configs/).")] = None,
     pairs: Annotated[Optional[Path], typer.Option(help="Your own pairs: .jsonl / .csv / folder of images (instead of CONFIG).")] = None,
@@ -62,7 +70,7 @@ def train_cmd(
         init_distributed_from_env()
         trainer = Trainer(cfg, resume=resume)
     except (ValueError, FileNotFoundError, KeyError, ImportError) as err:  # ImportError: a teacher package missing
-        console.print(f"[red]error:[/red] {err}", highlight=False, markup=False)
+        _print_error(console, err)
         raise typer.Exit(1) from None
     for problem in trainer.problems[:50]:
         console.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
@@ -101,13 +109,35 @@ def mine_negatives_cmd(
         report = mine_hard_negatives(mmembed.load(model), manifest, out, langs=[x.strip() for x in langs.split(",") if x.strip()],
                                      top_k=top_k, seed=seed, batch_size=batch_size)
     except (ValueError, FileNotFoundError, KeyError) as err:  # MiningError, or a model name that does not load
-        console.print(f"[red]error:[/red] {err}", highlight=False, markup=False)
+        _print_error(console, err)
         raise typer.Exit(1) from None
     for lang, rows in report.rows.items():
         console.print(f"{lang}: {rows} rows, {report.mined[lang]} with a negative, top-1 {100 * report.top1[lang]:.1f}%")
     console.print(f"wrote {sum(report.rows.values())} rows -> {report.out}")
 
 
+def soup_cmd(
+    out: Annotated[Path, typer.Argument(help="New folder for the averaged model (e.g. runs/soup).")],
+    models: Annotated[list[str], typer.Argument(help="Two or more runs of one base: saved folders or adapter names.")],
+) -> None:
+    """Average the trained weights of runs that share a base (a model soup); the label prior follows the text side."""
+    from rich.console import Console
+
+    from .soup import average_models
+
+    console = Console(stderr=True)
+    try:
+        report = average_models(models, out)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:  # SoupError, CheckpointError
+        _print_error(console, err)
+        raise typer.Exit(1) from None
+    console.print(f"{report.out}: mean of {len(report.models)} models; {len(report.differ)} of {report.tensors} "
+                  f"trained tensors differ between them"
+                  + ("; the label prior was re-embedded with the soup's text side" if report.label_prior_refreshed else ""),
+                  highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("train")(train_cmd)
+    app.command("soup")(soup_cmd)
     app.command("mine-negatives")(mine_negatives_cmd)
