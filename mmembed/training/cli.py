@@ -134,7 +134,7 @@ def soup_cmd(
     console.print(f"{report.out}: mean of {len(report.models)} models; {len(report.differ)} of {report.tensors} "
                   f"trained tensors differ between them"
                   + ("; the label prior was re-embedded with the soup's text side" if report.label_prior_refreshed else ""),
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
