@@ -5,6 +5,7 @@
 #   tuxpaint-stamps-default photos and drawings with descriptions translated into ~100 languages
 #   gcompris-qt-data        whole-scene photographs with names and descriptions in ~45 languages
 #   libgtk2.0-common libglib2.0-data ... shared-mime-info   gettext UI catalogs (gettext-ui dataset)
+#   dict-freedict-eng-swh ... dict-freedict-eng-ara  FreeDict bilingual dictionaries (freedict dataset)
 # and the fonts the evaluation plots fall back on for non-Latin labels (mmembed/evaluation/fonts.py):
 #   fonts-noto-core  Arabic, Indic, Thai, Ethiopic... scripts   fonts-wqy-microhei  CJK incl. Hangul
 #   fonts-droid-fallback  rare CJK ideographs (yue, zh_Hant_HK)
@@ -14,7 +15,8 @@ set -euo pipefail
 PACKAGES=(fonts-noto-color-emoji unicode-cldr-core openclipart-png openclipart-svg tuxpaint-stamps-default
           gcompris-qt-data fonts-noto-core fonts-wqy-microhei fonts-droid-fallback
           apt at-spi2-common gsettings-desktop-schemas libapt-pkg6.0 libavahi-common-data libgdk-pixbuf2.0-common
-          libglib2.0-data libgtk2.0-common libpam-runtime python-apt-common shared-mime-info)
+          libglib2.0-data libgtk2.0-common libpam-runtime python-apt-common shared-mime-info
+          dict-freedict-eng-swh dict-freedict-swh-eng dict-freedict-eng-hin dict-freedict-eng-ara)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

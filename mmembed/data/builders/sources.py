@@ -178,7 +178,19 @@ GETTEXT_UI = (
     _ui_catalog("libavahi-common-data", "avahi", "LGPL-2.1+"),
 )
 
+
+
+def _freedict(pair: str) -> DebianSource:
+    return DebianSource(f"dict-freedict-{pair}", Path(f"/usr/share/dictd/freedict-{pair}.index"),
+                        f"FreeDict {pair} dictionary", "GPL-2+")  # copyright: Files: {pair}/* GPL-2+
+
+
+# The bilingual dictionaries of the freedict dataset: English with the judged languages that have
+# the least training text (sw, hi, ar); both directions where Debian has both.
+FREEDICT = (_freedict("eng-swh"), _freedict("swh-eng"), _freedict("eng-hin"), _freedict("eng-ara"))
+
 # Debian packages the builders read; scripts/system-deps.sh installs exactly these.
 DEBIAN_PACKAGES = tuple(
-    sorted({s.package for s in (NOTO_EMOJI, CLDR, OPENCLIPART_PNG, OPENCLIPART_SVG, TUXPAINT_STAMPS, GCOMPRIS, *GETTEXT_UI)})
+    sorted({s.package for s in (NOTO_EMOJI, CLDR, OPENCLIPART_PNG, OPENCLIPART_SVG, TUXPAINT_STAMPS, GCOMPRIS,
+                                *GETTEXT_UI, *FREEDICT)})
 )
