@@ -109,6 +109,9 @@ def test_build_options_langs_and_holdout(tmp_path, fake_freedict):
     assert langs == {"sw"}
     texts = {r.text for split in ("train", "dev", "test") for r in read_manifest(out / f"{split}.jsonl")}
     assert "tomato" in texts  # holdout=None: no image dataset is read
+    with pytest.raises(ValueError, match=r"translations in ar, hi, sw only; langs=\['de'\] selects none"):
+        build_dataset("freedict", tmp_path / "de", langs="de", holdout=None)
+    assert not (tmp_path / "de").exists()
     with pytest.raises(ValueError, match="holdout='nowhere' is not a folder"):
         build_dataset("freedict", tmp_path / "x", holdout="nowhere")
     assert not (tmp_path / "x").exists()

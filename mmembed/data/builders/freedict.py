@@ -83,6 +83,9 @@ def build(
     dropped); None skips that check (a dataset for other uses than training against those test sets)."""
     lang_set = parse_langs(langs)
     chosen = [s for s in sources.FREEDICT if lang_allowed(PAIRS[s.package.removeprefix("dict-freedict-")][0], lang_set)]
+    if not chosen:
+        raise ValueError(f"freedict has translations in {', '.join(sorted({lang for lang, _ in PAIRS.values()}))} only; "
+                         f"langs={sorted(lang_set or [])} selects none of them")
     indexes = {s.package.removeprefix("dict-freedict-"): s.require() for s in chosen}
     held_names = held_out_names(sources.CLDR.require(), sources.PYCOUNTRY.require())
     read_holdout = []
