@@ -192,7 +192,9 @@ def _distill_ddp_worker(rank: int, world: int, port: int, tensors: str, result: 
     a, p = t["a"][sl].clone().requires_grad_(), t["p"][sl].clone().requires_grad_()
     loss = distill_loss(a, p, t["ta"][sl], t["tp"][sl], t["mask"][sl], t["scale"], T)
     loss.backward()  # every rank's loss is the global loss: all_gather's backward sums `world` copies
-    torch.save({"loss": float(loss), "a": a.grad / world, "p": p.grad / world}, f"{result}.{rank}")
+    torch.save({"loss": float(loss.detach()), "a": a.grad / world, "p": p.grad / world}, f"{result}.{rank}")
+    del loss, a, p  # drop the autograd graph (it holds gloo work objects) before the group goes away
+    gc.collect()
     shutdown_distributed()
 
 

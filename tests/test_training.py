@@ -102,7 +102,9 @@ def _loss_ddp_worker(rank: int, world: int, port: int, tensors: str, result: str
     loss = contrastive_loss(a, p, t["scale"], negatives=n, cfg=LossConfig(matryoshka_dims=(8,)))
     loss.backward()  # every rank's loss is the global loss, so all_gather's backward sums `world` copies of the gradient
     grads = {k: None if v is None else v.grad / world for k, v in (("a", a), ("p", p), ("n", n))}
-    torch.save({"loss": float(loss), **grads}, f"{result}.{rank}")
+    torch.save({"loss": float(loss.detach()), **grads}, f"{result}.{rank}")
+    del loss, a, p, n  # drop the autograd graph (it holds gloo work objects) before the group goes away:
+    gc.collect()  # otherwise a rank can abort at exit ("terminate called without an active exception")
     shutdown_distributed()
 
 
