@@ -155,21 +155,27 @@ def read_config(folder) -> ModelConfig:
         raise CheckpointError(f"{path} is not a valid mmembed config: {err}") from None
 
 
-def load_model(folder):
+def read_weights(folder) -> dict[str, torch.Tensor]:
+    """The trained tensors a saved folder holds; a missing or damaged file is a CheckpointError naming it."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    path = Path(folder) / WEIGHTS
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing") from None
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path} is unreadable or corrupted: {err}") from None
+
+
+def load_model(folder):
     from .model import MMEmbedModel
 
     folder = Path(folder)
     config = read_config(folder)
     model = MMEmbedModel(config)
-    try:
-        state = load_file(str(folder / WEIGHTS))
-    except FileNotFoundError:
-        raise CheckpointError(f"{folder / WEIGHTS} is missing") from None
-    except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"{folder / WEIGHTS} is unreadable or corrupted: {err}") from None
+    state = read_weights(folder)
     expected = set(trained_state_dict(model))
     missing, unexpected = expected - set(state), set(state) - expected
     if missing or unexpected:

@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 
 from ..label_prior import refresh_label_embeddings
-from ..serialization import CONFIG, WEIGHTS, CheckpointError, load_model, read_config, save_model
+from ..serialization import CONFIG, WEIGHTS, load_model, read_config, read_weights, save_model
 
 LABEL_TABLE = "label_prior.label_embeddings"
 IMAGE_ONLY_PREFIXES = ("projector.", "image_tower.", "image_centering.", "logit_")  # tensors text never passes
@@ -85,15 +85,7 @@ def average_models(models: Sequence[str | Path], out: str | Path) -> SoupReport:
             raise SoupError(f"{folder} is not a run of the same model as {folders[0]}: its config differs in "
                             f"{', '.join(differences[:5])}")
 
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    states = []
-    for folder in folders:
-        try:
-            states.append(load_file(str(folder / WEIGHTS)))
-        except (SafetensorError, OSError) as err:
-            raise CheckpointError(f"{folder / WEIGHTS} is unreadable or corrupted: {err}") from None
+    states = [read_weights(f) for f in folders]
     shapes = {k: tuple(v.shape) for k, v in states[0].items()}
     for folder, state in zip(folders[1:], states[1:]):
         if {k: tuple(v.shape) for k, v in state.items()} != shapes:

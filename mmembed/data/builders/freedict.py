@@ -59,16 +59,18 @@ def pairs(pair: str, index: Path) -> Iterator[tuple[str, str]]:
                 yield english, other
 
 
-def held_out_captions(holdout: Path) -> set[str]:
+def held_out_captions(holdout: Path) -> tuple[set[str], list[str]]:
     """Casefolded English captions of the dev and test concepts of the image datasets built under
-    `holdout` (missing datasets are skipped; the card lists the ones read)."""
-    out = set()
+    `holdout`, and the names of the datasets found there (missing ones are skipped; the card lists them)."""
+    captions, read = set(), []
     for name in IMAGE_DATASETS:
-        for split in ("dev", "test"):
-            path = holdout / name / f"{split}.jsonl"
+        paths = [holdout / name / f"{split}.jsonl" for split in ("dev", "test")]
+        if any(p.is_file() for p in paths):
+            read.append(name)
+        for path in paths:
             if path.is_file():
-                out |= {r.caption.casefold() for r in iter_manifest(path) if r.lang == "en"}
-    return out
+                captions |= {r.caption.casefold() for r in iter_manifest(path) if r.lang == "en"}
+    return captions, read
 
 
 def build(
@@ -86,7 +88,7 @@ def build(
     if not chosen:
         raise ValueError(f"freedict has translations in {', '.join(sorted({lang for lang, _ in PAIRS.values()}))} only; "
                          f"langs={sorted(lang_set or [])} selects none of them")
-    indexes = {s.package.removeprefix("dict-freedict-"): s.require() for s in chosen}
+    dictionaries = [(s.package.removeprefix("dict-freedict-"), s.require(), s.info()) for s in chosen]
     held_names = held_out_names(sources.CLDR.require(), sources.PYCOUNTRY.require())
     read_holdout = []
     held_captions: set[str] = set()
@@ -95,16 +97,14 @@ def build(
         if not root.is_dir():
             raise ValueError(f"holdout={holdout!r} is not a folder; build the image datasets there first "
                              "(mmembed data build emoji --out data/build/emoji, ...) or pass --set holdout=none")
-        read_holdout = [n for n in IMAGE_DATASETS if (root / n / "test.jsonl").is_file()]
-        held_captions = held_out_captions(root)
-    infos = [s.info() for s in chosen] + [sources.CLDR.info(), sources.PYCOUNTRY.info()]
+        held_captions, read_holdout = held_out_captions(root)
+    infos = [info for _, _, info in dictionaries] + [sources.CLDR.info(), sources.PYCOUNTRY.info()]
 
     concepts: dict[str, Concept] = {}
     dropped: Counter = Counter()
     per_word_lang: Counter = Counter()
-    for pair, index in indexes.items():
+    for pair, index, info in dictionaries:
         lang = PAIRS[pair][0]
-        info = next(i for i in infos if i.package == f"dict-freedict-{pair}")
         for english, other in pairs(pair, index):
             key = english.casefold()
             if key in held_captions:
