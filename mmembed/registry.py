@@ -42,6 +42,20 @@ def _adapter_names() -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
 
 
+def saved_model_folder(name: str | Path) -> Optional[Path]:
+    """The folder of an adapter name or of a saved mmembed model (config.json with a backbone, and
+    model.safetensors); None for anything else (registered names, hub ids, transformers folders)."""
+    if str(name) in _adapter_names():
+        return adapters_dir() / str(name)
+    path = Path(name).expanduser()
+    if (path / "model.safetensors").is_file() and (path / "config.json").is_file():
+        import json
+
+        if "backbone" in json.loads((path / "config.json").read_text()):
+            return path
+    return None
+
+
 def list_models() -> list[str]:
     return sorted(set(_REGISTRY) | set(_adapter_names()))
 
@@ -77,14 +91,9 @@ def load(name: Optional[str] = None):
                 "(image embeddings need a trained projector)", adapters_dir(), name)
     if name in _REGISTRY:
         return create_model(name)
-    if name in _adapter_names():
-        return load_model(adapters_dir() / name)
+    if (folder := saved_model_folder(name)) is not None:
+        return load_model(folder)
     path = Path(name).expanduser()
-    if (path / "model.safetensors").is_file() and (path / "config.json").is_file():
-        import json
-
-        if "backbone" in json.loads((path / "config.json").read_text()):
-            return load_model(path)
     if path.is_dir() or "/" in name:
         # a transformers checkpoint (local folder or hub id) used as a prompt-only backbone
         from .model import MMEmbedModel

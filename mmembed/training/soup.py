@@ -41,12 +41,10 @@ class SoupReport:
 
 def resolve_model_folder(spec: str | Path) -> Path:
     """An adapter name (adapters/NAME) or a saved model folder -> its folder; anything else is refused."""
-    from ..registry import _adapter_names, adapters_dir
+    from ..registry import saved_model_folder
 
-    if str(spec) in _adapter_names():
-        return adapters_dir() / str(spec)
-    folder = Path(spec).expanduser()
-    if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():
+    folder = saved_model_folder(spec)
+    if folder is None:
         raise SoupError(f"{spec}: not a saved mmembed model (no {CONFIG} and {WEIGHTS}) nor an adapter name; "
                         "a soup averages trained models, so registered configs and hub ids do not qualify")
     return folder
