@@ -1,17 +1,27 @@
-"""Per-photo t2i rank on the `photos` dataset (data/photos.md "Where we lose"): the captions `mmembed eval`
-uses (one name per photo and language), 10 languages, for the shipped model, stage 1 and imagenet-labels.
+"""Per-photo t2i rank on an eval-only photo set (data/photos.md "Where we lose", data/debian-photos.md): the
+captions `mmembed eval` uses (one name per photo and language), 10 languages, for each encoder given.
 
-    flock /tmp/mmembed-heavy.lock python scripts/photos_per_photo.py   # ~17 s on 2 cores
+    flock /tmp/mmembed-heavy.lock python scripts/photos_per_photo.py   # the `photos` set, the encoders of data/photos.md
+    flock /tmp/mmembed-heavy.lock python scripts/photos_per_photo.py --data data/build/debian-photos \
+        -m adapters/gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img -m imagenet-labels       # ~40 s on 2 cores
 """
+import argparse
+
 import numpy as np
+
 from mmembed.evaluation.data import find_datasets
+from mmembed.evaluation.encoders import EncoderOptions, resolve_encoder
 from mmembed.evaluation.tasks import build_t2i
-from mmembed.evaluation.encoders import resolve_encoder, EncoderOptions
 
 LANGS = frozenset("en,de,fr,es,zh,ja,ar,hi,sw,ru".split(","))
-(ds,) = find_datasets("data/build/photos", "test")
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--data", default="data/build/photos", help="a built photo set (all test)")
+parser.add_argument("-m", "--model", action="append", help="encoder: model name, adapter folder or baseline")
+args = parser.parse_args()
+(ds,) = find_datasets(args.data, "test")
 tasks = build_t2i(ds, LANGS)
-for name in ["gemma3-270m-mm-lora", "gemma3-270m-mm", "imagenet-labels"]:
+for name in args.model or ["gemma3-270m-mm-lora", "gemma3-270m-mm", "imagenet-labels"]:
     enc = resolve_encoder(name, EncoderOptions())
     imgs = enc.encode_images(list(tasks[0].targets.items))
     stems = [p.rsplit("/", 1)[-1][:-4] for p in tasks[0].targets.items]

@@ -4,6 +4,7 @@
 #   openclipart-png/-svg    clip-art drawings and their metadata
 #   tuxpaint-stamps-default photos and drawings with descriptions translated into ~100 languages
 #   gcompris-qt-data        whole-scene photographs with names and descriptions in ~45 languages
+#   scratch palapeli-data   whole-scene photographs (the eval-only debian-photos dataset)
 #   libgtk2.0-common libglib2.0-data ... shared-mime-info   gettext UI catalogs (gettext-ui dataset)
 #   dict-freedict-eng-swh ... dict-freedict-eng-ara  FreeDict bilingual dictionaries (freedict dataset)
 # and the fonts the evaluation plots fall back on for non-Latin labels (mmembed/evaluation/fonts.py):
@@ -13,7 +14,7 @@
 set -euo pipefail
 
 PACKAGES=(fonts-noto-color-emoji unicode-cldr-core openclipart-png openclipart-svg tuxpaint-stamps-default
-          gcompris-qt-data fonts-noto-core fonts-wqy-microhei fonts-droid-fallback
+          gcompris-qt-data scratch palapeli-data fonts-noto-core fonts-wqy-microhei fonts-droid-fallback
           apt at-spi2-common gsettings-desktop-schemas libapt-pkg6.0 libavahi-common-data libgdk-pixbuf2.0-common
           libglib2.0-data libgtk2.0-common libpam-runtime python-apt-common shared-mime-info
           dict-freedict-eng-swh dict-freedict-swh-eng dict-freedict-eng-hin dict-freedict-eng-ara)

@@ -245,7 +245,7 @@ def test_unknown_dataset_or_option_is_a_clear_error(tmp_path):
         build_dataset("emoji", tmp_path / "x", skin_tones=1)
     assert not (tmp_path / "x").exists()
     assert set(DATASETS) == {"emoji", "clipart", "parallel", "cldr-terms", "iso-names", "gettext-ui",
-                             "imagenet-prototypes", "photos", "tuxpaint", "gcompris", "freedict"}
+                             "imagenet-prototypes", "photos", "debian-photos", "tuxpaint", "gcompris", "freedict"}
 
 
 def test_split_assignment_is_stable_and_about_80_10_10():

@@ -84,6 +84,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("freedict", "mmembed.data.builders.freedict"),
         DatasetSpec("imagenet-prototypes", "mmembed.data.builders.imagenet_prototypes"),
         DatasetSpec("photos", "mmembed.data.builders.photos"),
+        DatasetSpec("debian-photos", "mmembed.data.builders.debian_photos"),
         DatasetSpec("tuxpaint", "mmembed.data.builders.tuxpaint"),
         DatasetSpec("gcompris", "mmembed.data.builders.gcompris"),
     )

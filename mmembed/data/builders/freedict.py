@@ -33,7 +33,7 @@ DESCRIPTION = "English <-> translation pairs of common words: FreeDict dictionar
 LICENSE = "GPL-2+ (FreeDict)"
 # package pair -> (CLDR language of the other side, True when English is the headword side)
 PAIRS = {"eng-swh": ("sw", True), "swh-eng": ("sw", False), "eng-hin": ("hi", True), "eng-ara": ("ar", True)}
-IMAGE_DATASETS = ("emoji", "clipart", "tuxpaint", "gcompris", "photos", "imagenet-prototypes")
+IMAGE_DATASETS = ("emoji", "clipart", "tuxpaint", "gcompris", "photos", "debian-photos", "imagenet-prototypes")
 MAX_WORDS = 4  # dictionary phrases longer than this are definitions, not translations
 MAX_PER_WORD_LANG = 4  # senses kept per English word and language (the first ones: the commonest)
 

@@ -184,6 +184,19 @@ def _freedict(pair: str) -> DebianSource:
     return DebianSource(f"dict-freedict-{pair}", Path(f"/usr/share/dictd/freedict-{pair}.index"),
                         f"FreeDict {pair} dictionary", "GPL-2+")  # copyright: Files: {pair}/* GPL-2+
 
+SCRATCH_MEDIA = DebianSource(
+    "scratch",
+    Path("/usr/share/scratch/Media"),
+    "Scratch 1.4 media library (background photographs)",
+    "CC-BY-SA-3.0",  # /usr/share/doc/scratch/copyright: Files: Help/* Media/* Projects
+)
+PALAPELI_COLLECTION = DebianSource(
+    "palapeli-data",
+    Path("/usr/share/palapeli/collection"),
+    "Palapeli jigsaw puzzle photographs",
+    "GPL-2+ (package); photos per puzzle: public domain / GFDL",  # licenses in each .desktop file
+)
+
 
 # The bilingual dictionaries of the freedict dataset: English with the judged languages that have
 # the least training text (sw, hi, ar); both directions where Debian has both.
@@ -192,5 +205,6 @@ FREEDICT = (_freedict("eng-swh"), _freedict("swh-eng"), _freedict("eng-hin"), _f
 # Debian packages the builders read; scripts/system-deps.sh installs exactly these.
 DEBIAN_PACKAGES = tuple(
     sorted({s.package for s in (NOTO_EMOJI, CLDR, OPENCLIPART_PNG, OPENCLIPART_SVG, TUXPAINT_STAMPS, GCOMPRIS,
+                                SCRATCH_MEDIA, PALAPELI_COLLECTION,
                                 *GETTEXT_UI, *FREEDICT)})
 )
