@@ -150,3 +150,29 @@ def test_label_prior_is_on_by_default_and_can_be_switched_off(data, tmp_path):
         payload = json.loads((out / "results.json").read_text())
         assert payload["encoders"][0]["label_prior"] == expected
         assert payload["settings"]["label_prior"] is (expected is not None)
+
+
+def test_pool_scores_two_sets_as_one_and_bad_pools_are_refused(data, tmp_path):
+    import shutil
+
+    root = tmp_path / "sets"
+    shutil.copytree(data / "shapes", root / "shapes")
+    shutil.copytree(data / "shapes", root / "shapes2")
+    base = ("--model", "tiny-random", "--data", root / "shapes", "--data", root / "shapes2", "--tasks", "t2i",
+            "--no-plots", "--bootstrap", 0)
+    res = _eval(*base, "--pool", "both=shapes,shapes2", "--out", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    payload = json.loads((tmp_path / "out" / "results.json").read_text())
+    rows = {(r["dataset"], r["group"]): r for r in payload["results"]}
+    for (ds, group), r in rows.items():
+        if ds == "both":
+            parts = [rows["shapes", group], rows["shapes2", group]]
+            assert r["n_queries"] == sum(p["n_queries"] for p in parts)
+            assert r["metrics"]["R@1"] == pytest.approx(
+                sum(p["metrics"]["R@1"] * p["n_queries"] for p in parts) / r["n_queries"], abs=1e-5)
+    assert any(ds == "both" for ds, _ in rows) and payload["settings"]["pools"] == {"both": ["shapes", "shapes2"]}
+    for pool, message in [("both=shapes", "two or more datasets"), ("shapes=shapes,shapes2", "already a dataset"),
+                          ("x=shapes,nope", "nope not among the datasets loaded (shapes, shapes2)")]:
+        bad = runner.invoke(app, ["eval", *map(str, base), "--pool", pool, "--out", str(tmp_path / "bad")])
+        assert bad.exit_code == 2 and message in bad.output, bad.output
+        assert not (tmp_path / "bad" / "results.json").exists()

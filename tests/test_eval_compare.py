@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mmembed.evaluation.compare import compare_encoders, paired_bootstrap, per_query_values
+from mmembed.evaluation.compare import compare_encoders, paired_bootstrap, per_query_values, pool_results
 from mmembed.evaluation.runner import TaskResult
 
 
@@ -91,3 +91,26 @@ def test_compare_encoders_puts_the_model_first_and_skips_what_was_not_scored():
     retrieval = compare_encoders([_result("model", "de", strong, units, task="t2i"),
                                   _result("e5", "de", strong, units, task="t2i")], "model", draws=50)
     assert [(d.metric, d.verdict) for d in retrieval] == [("R@1", "level"), ("R@10", "level")]
+
+
+def test_pooled_sets_are_scored_as_one_with_units_kept_apart():
+    """Two small sets pooled: per-language metrics from all their queries, units `dataset/concept` (the same
+    concept id in two sets is two units), ranks as each set gave them; comparisons run on the pool too."""
+    def res(encoder, dataset, group, ranks, units):
+        return TaskResult(encoder, "t2i", dataset, group, {"R@1": 0.0, "R@10": 0.0, "MRR": 0.0}, len(ranks), 10,
+                          query_ranks=tuple(ranks), query_units=tuple(units))
+    results = [res("model", "photos", "en", [1, 2, 1], ["a", "b", "c"]), res("model", "scenes", "en", [1, 11], ["a", "d"]),
+               res("model", "scenes", "sw", [3], ["d"]), res("model", "other", "en", [1], ["z"]),
+               res("base", "photos", "en", [2, 2, 2], ["a", "b", "c"]), res("base", "scenes", "en", [2, 2], ["a", "d"]),
+               res("base", "scenes", "sw", [1], ["d"]),
+               TaskResult("base", "t2i", "photos", "sw", {}, 1, 10, status="skipped: no images")]
+    pooled = {(r.encoder, r.group): r for r in pool_results(results, {"all": ["photos", "scenes"]})}
+    assert set(pooled) == {("model", "en"), ("model", "sw"), ("base", "en"), ("base", "sw")}
+    en = pooled["model", "en"]
+    assert (en.dataset, en.task, en.n_queries, en.n_targets) == ("all", "t2i", 5, 20)
+    assert en.query_ranks == (1, 2, 1, 1, 11) and en.query_units[-2:] == ("scenes/a", "scenes/d")
+    assert en.metrics == {"R@1": 0.6, "R@10": 0.8, "MRR": pytest.approx((1 + 0.5 + 1 + 1 + 1 / 11) / 5, abs=1e-6)}
+    assert "photos, scenes" in en.note
+    diffs = {(d.dataset, d.metric): d for d in compare_encoders(results + list(pooled.values()), "model", draws=200)}
+    assert diffs["all", "R@1"].concepts == 5  # photos/a and scenes/a are different units
+    assert diffs["all", "R@1"].difference == pytest.approx(((3 / 5 - 0) + (0 - 1)) / 2)

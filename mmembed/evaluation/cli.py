@@ -2,6 +2,8 @@
 
     mmembed eval --model gemma3-270m-mm --tasks t2i,i2t,bitext --data /work/datasets \
         --baselines e5,imagenet-labels,prompteol --langs en,de,zh --limit 500 --out results/
+    mmembed eval -m MODEL -b imagenet-labels -t t2i,i2t -d data/build/photos -d data/build/debian-photos \
+        --pool all-photos=photos,debian-photos      # also scored as one set (evaluation/compare.py)
 """
 from __future__ import annotations
 
@@ -18,6 +20,24 @@ class EvalUsageError(Exception):
 
 def _settings(**kw):
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in kw.items()}
+
+
+def parse_pools(specs: List[str], dataset_names: List[str]) -> dict[str, list[str]]:
+    """`NAME=ds1,ds2,...` -> {NAME: [ds1, ds2, ...]}: at least two loaded datasets, a new name."""
+    pools: dict[str, list[str]] = {}
+    for spec in specs:
+        name, sep, members = spec.partition("=")
+        name, parts = name.strip(), [m.strip() for m in members.split(",") if m.strip()]
+        if not sep or not name or len(parts) < 2:
+            raise ValueError(f"--pool {spec!r}: expected NAME=DATASET,DATASET[,...] (two or more datasets)")
+        if name in dataset_names or name in pools:
+            raise ValueError(f"--pool {spec!r}: the name {name!r} is already a dataset or pool; pick another")
+        unknown = [m for m in parts if m not in dataset_names]
+        if unknown:
+            raise ValueError(f"--pool {spec!r}: {', '.join(unknown)} not among the datasets loaded "
+                             f"({', '.join(dataset_names)})")
+        pools[name] = list(dict.fromkeys(parts))
+    return pools
 
 
 def run_eval_command(
@@ -37,6 +57,7 @@ def run_eval_command(
     console=None,
     label_prior: bool = True,
     bootstrap: int = 1000,
+    pools: Optional[List[str]] = None,
 ) -> dict:
     """The whole command as a function (the CLI wraps it; tests and notebooks may call it)."""
     from rich.console import Console
@@ -45,7 +66,7 @@ def run_eval_command(
 
     from .data import EvalDataError, load_eval_data
     from .encoders import EncoderOptions, UnknownEncoderError, check_encoder_name, expand_baselines
-    from .compare import compare_encoders
+    from .compare import compare_encoders, pool_results
     from .report import RESULTS_FILE, RUN_FILE, comparison_table, results_payload, summary_table, task_tables, write_json
     from .runner import run_evaluation
     from .tasks import TaskError, build_tasks, parse_task_names
@@ -66,6 +87,10 @@ def run_eval_command(
         lang_set = parse_langs(langs)
         datasets = load_eval_data(data, split, limit, seed)
         task_list, notes = build_tasks(task_names, datasets, lang_set)
+        try:
+            pool_map = parse_pools(list(pools or []), [ds.name for ds in datasets])
+        except ValueError as err:
+            raise EvalDataError(str(err)) from None
         # the scratch CLIP trains on the train split beside each evaluated split
         train = [ds.manifest.parent / "train.jsonl" for ds in datasets if (ds.manifest.parent / "train.jsonl").is_file()]
         if "openclip-scratch" in names and not train:
@@ -85,6 +110,7 @@ def run_eval_command(
         console.print(f"  {er.name}: {ok}/{len(results)} tasks scored ({t})")
 
     run = run_evaluation(names, task_list, opts, on_encoder=progress)
+    run.results.extend(pool_results(run.results, pool_map))  # pooled rows then show in every table and file
 
     # ---- report ---------------------------------------------------------------------------
     for table in task_tables(run):
@@ -99,7 +125,7 @@ def run_eval_command(
     settings = _settings(tasks=task_names, encoders=names, data=[str(d) for d in data], split=split, limit=limit,
                          langs=sorted(lang_set) if lang_set else None, seed=seed, batch_size=batch_size,
                          openclip_budget_s=openclip_budget, openclip_steps=openclip_steps, label_prior=label_prior,
-                         bootstrap=bootstrap)
+                         bootstrap=bootstrap, pools=pool_map or None)
     ds_info = [{"name": ds.name, "manifest": str(ds.manifest), "records": len(ds.records),
                 "concepts": len(ds.concepts), "langs": len(ds.langs)} for ds in datasets]
     payload = results_payload(run, settings, ds_info, notes, comparisons)
@@ -135,11 +161,13 @@ def register(app: typer.Typer) -> None:
         plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots."),
         label_prior: bool = typer.Option(True, "--label-prior/--no-label-prior", help="Keep mmembed models' label prior (mmembed/label_prior.py) on images; --no-label-prior scores them without it."),
         bootstrap: int = typer.Option(1000, "--bootstrap", help="Draws of the paired bootstrap over concepts that compares the first encoder with each other one (95% interval); 0: no comparison."),
+        pool: List[str] = typer.Option([], "--pool", help="NAME=DATASET,DATASET: also score those datasets as one set NAME (each query ranked in its own dataset; repeatable)."),
     ) -> None:
         """Score models and baselines on retrieval, zero-shot and bitext tasks: table, JSON, plots."""
         try:
             run_eval_command(model, tasks, data, out, baselines, limit, langs, seed, split, batch_size,
-                             openclip_budget, openclip_steps, plots, label_prior=label_prior, bootstrap=bootstrap)
+                             openclip_budget, openclip_steps, plots, label_prior=label_prior, bootstrap=bootstrap,
+                             pools=pool)
         except EvalUsageError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None

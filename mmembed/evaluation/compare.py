@@ -7,12 +7,17 @@ queries: each bootstrap draw picks concepts with replacement, every query of a d
 counts as often as the concept was drawn, each group's (language's) metric is recomputed, and the
 difference of the means over groups (the number the summary table shows) is taken. Both encoders
 see the same draws (paired), so what is shared between them cancels.
+
+Datasets that measure one thing but are each too small (three photo sets of 10-18 photos) can be
+POOLED: `pool_results` merges their per-query outcomes per (task, encoder, language) into one result
+named after the pool. Each query keeps the rank it got among its own dataset's targets; the
+resampled units are (dataset, concept), so the interval is the one a single larger set would give.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -81,6 +86,28 @@ def paired_bootstrap(
         groups_seen += ok
         observed.append(float(np.mean(a - b)))
     return float(np.mean(observed)), diff_sum / np.maximum(groups_seen, 1)
+
+
+def pool_results(results: Sequence[TaskResult], pools: Mapping[str, Sequence[str]]) -> list[TaskResult]:
+    """One result per (pool, task, encoder, group) from the pool's datasets that scored that group:
+    per-query ranks concatenated (each ranked within its own dataset), metrics recomputed from them,
+    units `dataset/concept`. Groups and encoders that no dataset of a pool scored are left out."""
+    out = []
+    for pool, members in pools.items():
+        parts: dict[tuple[str, str, str], list[TaskResult]] = defaultdict(list)
+        for r in results:
+            if r.dataset in members and r.status == "ok" and r.query_ranks is not None:
+                parts[r.task, r.encoder, r.group].append(r)
+        for (task, encoder, group), rs in parts.items():
+            ranks = np.concatenate([np.asarray(r.query_ranks) for r in rs])
+            units = tuple(f"{r.dataset}/{u}" for r in rs for u in r.query_units)
+            out.append(TaskResult(
+                encoder, task, pool, group,
+                metrics={m: round(float(per_query_values(ranks, m).mean()), 6) for m in rs[0].metrics},
+                n_queries=len(ranks), n_targets=sum(r.n_targets for r in rs),
+                note=f"pooled over {', '.join(r.dataset for r in rs)}; each query ranked among its own dataset's targets",
+                query_ranks=tuple(int(x) for x in ranks), query_units=units))
+    return out
 
 
 def compare_encoders(
