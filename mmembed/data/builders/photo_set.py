@@ -162,9 +162,8 @@ def build_photo_set(
                 "EVAL ONLY: every record is in the test split; train.jsonl and dev.jsonl are empty.",
                 f"Tiny set: t2i/i2t rank ~{n} candidates, so chance R@1 is ~{100 / n:.0f}% and one photo "
                 f"moves a language's R@1 by ~{100 / n:.0f} points.",
-                f"Captions are CLDR emoji names/keywords chosen per photo by hand (the table in "
-                f"mmembed/data/builders/{photo_set.name.replace('-', '_')}.py); see stats.photos[*].caveat "
-                "for loose fits. No two photos share an emoji.",
+                "Captions are CLDR emoji names/keywords chosen per photo by hand (the builder module's PHOTOS "
+                "table); see stats.photos[*].caveat for loose fits. No two photos share an emoji.",
                 "Keywords are each locale's own list (not translations); a keyword equal to a name "
                 "is dropped. Locales without an annotation for a photo's emoji have no record.",
                 *photo_set.notes,
