@@ -77,10 +77,6 @@ def photo_set() -> PhotoSet:
         "Images keep their original size; grayscale photos (coins, camera, brick) are converted to RGB.",))
 
 
-def concept_id(photo: Photo) -> str:
-    return photo_set().concept_id(photo)
-
-
 def build(
     out: str | os.PathLike,
     *,
