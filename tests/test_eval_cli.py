@@ -176,3 +176,23 @@ def test_pool_scores_two_sets_as_one_and_bad_pools_are_refused(data, tmp_path):
         bad = runner.invoke(app, ["eval", *map(str, base), "--pool", pool, "--out", str(tmp_path / "bad")])
         assert bad.exit_code == 2 and message in bad.output, bad.output
         assert not (tmp_path / "bad" / "results.json").exists()
+
+
+def test_lexical_weight_fuses_spelling_into_text_to_text_tasks_only(data, tmp_path):
+    """--lexical-weight ranks bitext / t2t by cosine fused with romanized n-grams; image tasks keep cosine."""
+    args = ("--model", "tiny-random", "--data", data, "--tasks", "bitext,t2i", "--no-plots", "--bootstrap", 0)
+    assert _eval(*args, "--out", tmp_path / "plain").exit_code == 0
+    assert _eval(*args, "--out", tmp_path / "lex", "--lexical-weight", 5).exit_code == 0
+    plain, lex = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("plain", "lex"))
+    assert plain["settings"]["lexical_weight"] == 0.0 and lex["settings"]["lexical_weight"] == 5.0
+
+    def metric(payload, task):
+        return {r["group"]: r["metrics"] for r in payload["results"] if r["task"] == task}
+
+    assert metric(lex, "t2i") == metric(plain, "t2i")
+    # random weights know no language, but "Sofa", "Markt", "Tee", "train" are spelled alike
+    mean = {name: sum(m["acc"] for m in metric(p, "bitext").values()) for name, p in (("plain", plain), ("lex", lex))}
+    assert mean["lex"] > mean["plain"]
+    res = runner.invoke(app, ["eval", *map(str, args), "--out", str(tmp_path / "bad"), "--lexical-weight", "-1"])
+    assert res.exit_code == 2 and "--lexical-weight must be a finite number >= 0" in res.output
+    assert not (tmp_path / "bad").exists()

@@ -125,6 +125,11 @@ def test_search_and_health(server, collection):
     assert httpx.post(url + "/v1/search", json={"query": "x", "k": 1000}).status_code == 422
     bad = httpx.post(url + "/v1/search", json={"query": "x", "where": "no_such_column = 1"})
     assert bad.status_code == 422 and "search failed" in bad.json()["error"]["message"]
+    # the lexical channel re-orders a text query's hits by spelling (a heavy weight beats random cosines)
+    r = httpx.post(url + "/v1/search", json={"query": "Хунд", "k": 3, "lexical_weight": 5.0}).json()
+    assert r["data"][0]["text"] == "ein Hund"
+    bad = httpx.post(url + "/v1/search", json={"query": "x", "lexical_weight": -1})
+    assert bad.status_code == 422 and "lexical_weight must be a finite number >= 0" in bad.json()["error"]["message"]
 
 
 def test_concurrent_clients_get_exactly_their_own_embeddings(server):

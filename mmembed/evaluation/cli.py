@@ -58,6 +58,7 @@ def run_eval_command(
     label_prior: bool = True,
     bootstrap: int = 1000,
     pools: Optional[List[str]] = None,
+    lexical_weight: float = 0.0,
 ) -> dict:
     """The whole command as a function (the CLI wraps it; tests and notebooks may call it)."""
     from rich.console import Console
@@ -74,6 +75,8 @@ def run_eval_command(
     console = console or Console()
     # ---- validate everything cheap before loading any model ------------------------------
     try:
+        if not (lexical_weight >= 0 and lexical_weight != float("inf")):
+            raise EvalDataError(f"--lexical-weight must be a finite number >= 0 (0: cosine only), got {lexical_weight}")
         if bootstrap < 0:
             raise EvalDataError(f"--bootstrap must be >= 0 (resampling draws; 0 turns the comparison off), got {bootstrap}")
         task_names = parse_task_names(tasks)
@@ -109,7 +112,7 @@ def run_eval_command(
         t = ", ".join(f"{k} {v:.1f}s" for k, v in er.timings.items())
         console.print(f"  {er.name}: {ok}/{len(results)} tasks scored ({t})")
 
-    run = run_evaluation(names, task_list, opts, on_encoder=progress)
+    run = run_evaluation(names, task_list, opts, on_encoder=progress, lexical_weight=lexical_weight)
     run.results.extend(pool_results(run.results, pool_map))  # pooled rows then show in every table and file
 
     # ---- report ---------------------------------------------------------------------------
@@ -125,7 +128,7 @@ def run_eval_command(
     settings = _settings(tasks=task_names, encoders=names, data=[str(d) for d in data], split=split, limit=limit,
                          langs=sorted(lang_set) if lang_set else None, seed=seed, batch_size=batch_size,
                          openclip_budget_s=openclip_budget, openclip_steps=openclip_steps, label_prior=label_prior,
-                         bootstrap=bootstrap, pools=pool_map or None)
+                         bootstrap=bootstrap, pools=pool_map or None, lexical_weight=lexical_weight)
     ds_info = [{"name": ds.name, "manifest": str(ds.manifest), "records": len(ds.records),
                 "concepts": len(ds.concepts), "langs": len(ds.langs)} for ds in datasets]
     payload = results_payload(run, settings, ds_info, notes, comparisons)
@@ -162,12 +165,13 @@ def register(app: typer.Typer) -> None:
         label_prior: bool = typer.Option(True, "--label-prior/--no-label-prior", help="Keep mmembed models' label prior (mmembed/label_prior.py) on images; --no-label-prior scores them without it."),
         bootstrap: int = typer.Option(1000, "--bootstrap", help="Draws of the paired bootstrap over concepts that compares the first encoder with each other one (95% interval); 0: no comparison."),
         pool: List[str] = typer.Option([], "--pool", help="NAME=DATASET,DATASET: also score those datasets as one set NAME (each query ranked in its own dataset; repeatable)."),
+        lexical_weight: float = typer.Option(0.0, "--lexical-weight", help="Text -> text tasks (bitext, t2t) rank by cosine fused with romanized character n-grams (mmembed/lexical.py), for every encoder alike; 0.15 is the tuned weight, 0 (default) is cosine only."),
     ) -> None:
         """Score models and baselines on retrieval, zero-shot and bitext tasks: table, JSON, plots."""
         try:
             run_eval_command(model, tasks, data, out, baselines, limit, langs, seed, split, batch_size,
                              openclip_budget, openclip_steps, plots, label_prior=label_prior, bootstrap=bootstrap,
-                             pools=pool)
+                             pools=pool, lexical_weight=lexical_weight)
         except EvalUsageError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None

@@ -85,13 +85,38 @@ def similarity(embedder: Embedder, task: EvalTask) -> np.ndarray:
     return embedder.embed(task.queries) @ embedder.embed(task.targets).T
 
 
-def score_task(embedder: Embedder, task: EvalTask) -> TaskResult:
+class LexicalScores:
+    """The lexical channel's (q, t) scores per text -> text task (mmembed/lexical.py), computed once for all
+    encoders: they depend on the texts only. Weight 0 turns the channel off."""
+
+    def __init__(self, weight: float = 0.0):
+        self.weight = weight
+        self.cache: dict[str, np.ndarray] = {}
+
+    def applies(self, task: EvalTask) -> bool:
+        return self.weight > 0 and task.queries.modality == task.targets.modality == "text"
+
+    def __call__(self, task: EvalTask) -> np.ndarray:
+        if task.id not in self.cache:
+            from mmembed.lexical import LexicalScorer
+
+            self.cache[task.id] = LexicalScorer(task.targets.items).scores(task.queries.items)
+        return self.cache[task.id]
+
+
+def score_task(embedder: Embedder, task: EvalTask, lexical: Optional[LexicalScores] = None) -> TaskResult:
+    """Rank every query's targets by cosine, or, for text -> text tasks with a lexical weight, by the fused score."""
     base = dict(encoder=embedder.encoder.name, task=task.kind, dataset=task.dataset, group=task.group,
                 n_queries=len(task.queries), n_targets=len(task.targets), note=task.note)
     missing = task.modalities - embedder.encoder.modalities
     if missing:
         return TaskResult(metrics={}, status=f"skipped: {embedder.encoder.name} does not embed {'/'.join(sorted(missing))}", **base)
-    ranks = first_relevant_rank(similarity(embedder, task), relevance_from_keys(task.queries.keys, task.targets.keys))
+    sim = similarity(embedder, task)
+    if lexical is not None and lexical.applies(task):
+        from mmembed.lexical import fuse
+
+        sim = fuse(sim, lexical(task), lexical.weight)
+    ranks = first_relevant_rank(sim, relevance_from_keys(task.queries.keys, task.targets.keys))
     if TASK_KINDS[task.kind].metric == "accuracy":
         metrics = {"acc": recall_at_k(ranks, 1)}
     else:
@@ -123,15 +148,19 @@ def run_evaluation(
     tasks: Sequence[EvalTask],
     opts: EncoderOptions,
     on_encoder: Optional[Callable[[EncoderRun, list[TaskResult]], None]] = None,
+    lexical_weight: float = 0.0,
 ) -> EvalRun:
+    """Every encoder on every task. `lexical_weight` > 0 fuses the lexical channel into text -> text tasks
+    (bitext, t2t) for every encoder alike."""
     run = EvalRun()
+    lexical = LexicalScores(lexical_weight)
     heat_task = pick_preview_task(tasks)
     for name in names:
         t0 = time.perf_counter()
         encoder = resolve_encoder(name, opts)
         t1 = time.perf_counter()
         embedder = Embedder(encoder)
-        results = [score_task(embedder, task) for task in tasks]
+        results = [score_task(embedder, task, lexical) for task in tasks]
         pv = preview(embedder, heat_task)
         timings = {"load_seconds": round(t1 - t0, 2), "eval_seconds": round(time.perf_counter() - t1, 2)}
         timings.update(getattr(encoder, "timings", dict)())

@@ -134,13 +134,17 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
             raise InputError(404, "this server has no collection: start it with `mmembed serve --collection PATH`")
         if not 1 <= req.k <= settings.max_k:
             raise InputError(422, f"k must be between 1 and {settings.max_k}, got {req.k}", "k")
+        if not 0 <= req.lexical_weight < float("inf"):
+            raise InputError(422, f"lexical_weight must be a finite number >= 0, got {req.lexical_weight}", "lexical_weight")
         query = decode_input(req.query, 0, settings, images_ok)
         vector = (await batcher.embed([query])).vectors[0][: collection.dim]
         vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
         filters = dict(where=req.where, language=req.language, folder=req.folder, tag=req.tag, kind=req.kind)
         try:
             hits = await asyncio.get_running_loop().run_in_executor(
-                None, lambda: collection.search_vector(vector, req.k, exact=req.exact, **filters))
+                None, lambda: collection.search_vector(
+                    vector, req.k, exact=req.exact, text=query if isinstance(query, str) else None,
+                    lexical_weight=req.lexical_weight, **filters))
         except (ValueError, RuntimeError) as err:  # a bad `where` clause, typically
             raise InputError(422, f"search failed: {err}", "where") from None
         return {

@@ -58,6 +58,8 @@ class SearchRequest(BaseModel):
     tag: Optional[Union[str, list[str]]] = None
     kind: Optional[Literal["image", "text"]] = None
     exact: Optional[bool] = None
+    lexical_weight: float = Field(0.0, description="> 0: a text query's hits re-ordered by cosine fused with "
+                                  "romanized character n-grams (mmembed/lexical.py); 0.15 is the tuned weight")
 
 
 def input_list(raw: Any, settings: ServerSettings) -> list[str]:
