@@ -79,7 +79,8 @@ def load_backbone(cfg: BackboneConfig) -> tuple[nn.Module, TextTokenizer]:
         model = _from_pretrained(folder, dtype, cfg)
     except OSError as err:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or not Path(str(folder)).exists()
-        hint = " (no hub access here? use a local folder or a packaged backbone)" if offline else ""
+        hint = (f" (no folder of that name in {Path.cwd()}, and no hub access here? use a local folder or a "
+                "packaged backbone)") if offline else ""
         raise BackboneLoadError(f"could not load backbone {folder!r}{hint}: {err}") from err
     return _final_norm(model.eval(), cfg), tokenizer
 

@@ -34,6 +34,20 @@ class Item:
     image_alone: bool = False  # an image without text: the label prior and image centering (if any) apply
 
 
+def _check_unicode(text: str, where: str) -> None:
+    """Refuse a str the tokenizer cannot take: lone surrogates (from bad decoding, e.g. surrogateescape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise EncodeInputError(f"{where} is not valid Unicode: lone surrogate {text[err.start]!r} at position "
+                               f"{err.start} ({text[max(0, err.start - 20):err.start + 20]!r})") from None
+
+
+def _is_int(x) -> bool:
+    """An int or numpy integer, not a bool."""
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
 def _check_texts(texts, what: str = "text") -> list[str]:
     if isinstance(texts, str):
         texts = [texts]
@@ -42,7 +56,15 @@ def _check_texts(texts, what: str = "text") -> list[str]:
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise EncodeInputError(f"{what} #{i} is {type(t).__name__} ({t!r:.60}), expected str")
+        _check_unicode(t, f"{what} #{i}")
     return list(texts)
+
+
+def _check_instruction(instruction: Optional[str]) -> None:
+    if instruction is not None:
+        if not isinstance(instruction, str):
+            raise EncodeInputError(f"instruction must be a str or None, got {type(instruction).__name__}")
+        _check_unicode(instruction, "instruction")
 
 
 def _check_images(images) -> list:
@@ -64,9 +86,9 @@ def _require_images(model: "MMEmbedModel") -> None:
 
 def _finish(emb: torch.Tensor, model: "MMEmbedModel", dim: Optional[int], as_tensor: bool):
     if dim is not None:
-        if not isinstance(dim, int) or not 0 < dim <= model.dim:
+        if not _is_int(dim) or not 0 < dim <= model.dim:
             raise EncodeInputError(f"dim must be an int in 1..{model.dim}, got {dim!r}")
-        emb = torch.nn.functional.normalize(emb[:, :dim], dim=-1)  # Matryoshka: truncate, renormalize
+        emb = torch.nn.functional.normalize(emb[:, :int(dim)], dim=-1)  # Matryoshka: truncate, renormalize
     return emb if as_tensor else emb.numpy()
 
 
@@ -78,8 +100,9 @@ def run_items(
     progress: Optional[bool] = None,
 ) -> torch.Tensor:
     """Embed items in token-length-sorted batches; returns (n, D) float32 in the input order."""
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if not _is_int(batch_size) or batch_size < 1:
         raise EncodeInputError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = int(batch_size)
     n = len(items)
     out = torch.empty((n, model.dim), dtype=torch.float32)
     if n == 0:
@@ -144,6 +167,7 @@ def encode_text(
     as_tensor: bool = False,
 ):
     texts = _check_texts(texts)
+    _check_instruction(instruction)
     plans = model.text.text_plans(texts, instruction)
     emb = run_items(model, [Item(p) for p in plans], batch_size=batch_size, progress=progress)
     return _finish(emb, model, dim, as_tensor)
@@ -160,6 +184,7 @@ def encode_image(
     as_tensor: bool = False,
 ):
     images = _check_images(images)
+    _check_instruction(instruction)
     if images:
         _require_images(model)
     plans = model.text.image_plans(len(images), model.num_visual_tokens, instruction) if images else []
@@ -185,12 +210,17 @@ def encode_mixed(
     """Mixed inputs in one call. A `str` is TEXT; an image is a pathlib.Path, PIL image or array;
     an `(image, text)` tuple is a fused image+text embedding. (A file path given as a plain str is
     text: wrap it in pathlib.Path to mean the image file.)"""
+    if isinstance(items, tuple) and len(items) == 2 and _is_image(items[0]) and isinstance(items[1], str):
+        raise EncodeInputError("a bare (image, text) tuple is ambiguous: pass [(image, text)] for one fused "
+                               "embedding, or [image, text] for two")
     if not isinstance(items, (list, tuple)):
         raise EncodeInputError(f"expected a list of items, got {type(items).__name__}")
+    _check_instruction(instruction)
     built: list[Optional[Item]] = [None] * len(items)
     text_idx, texts, fused_idx, fused_texts, fused_imgs = [], [], [], [], []
     for i, x in enumerate(items):
         if isinstance(x, str):
+            _check_unicode(x, f"item #{i}")
             text_idx.append(i)
             texts.append(x)
         elif _is_image(x):
@@ -198,6 +228,7 @@ def encode_mixed(
             built[i] = Item(model.text.image_plans(1, model.num_visual_tokens, instruction)[0], x, image_alone=True)
         elif isinstance(x, tuple) and len(x) == 2 and _is_image(x[0]) and isinstance(x[1], str):
             _require_images(model)
+            _check_unicode(x[1], f"item #{i}'s text")
             fused_idx.append(i)
             fused_imgs.append(x[0])
             fused_texts.append(x[1])

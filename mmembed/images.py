@@ -69,7 +69,12 @@ def open_image(item: ImageInput, index: int = 0) -> Image.Image:
         raise ImageInputError(f"{where}: expected a path, PIL.Image or numpy array, got {type(item).__name__}")
     if img.width < 1 or img.height < 1:
         raise ImageInputError(f"{where}: has no pixels ({img.width}x{img.height})")
-    return to_rgb(upright(img))
+    try:
+        return to_rgb(upright(img))
+    except ImageInputError as err:
+        raise ImageInputError(f"{where}: {err}") from None
+    except ValueError as err:  # a mode PIL cannot convert
+        raise ImageInputError(f"{where}: PIL image mode {img.mode!r} cannot be converted to RGB ({err})") from None
 
 
 EXIF_ORIENTATION = 0x0112  # 1 = upright; 2-8 = mirrored and/or rotated by 90/180/270 degrees
@@ -99,9 +104,12 @@ def _from_array(arr: np.ndarray, where: str) -> Image.Image:
     if np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all():
             raise ImageInputError(f"{where}: float array contains NaN or inf")
-        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)  # floats are taken as [0, 1]
+        try:
+            arr = float_to_uint8(arr)
+        except ImageInputError as err:
+            raise ImageInputError(f"{where}: {err}") from None
     elif arr.dtype == np.uint16:
-        arr = (arr >> 8).astype(np.uint8)
+        arr = sixteen_bit_to_uint8(arr)
     elif arr.dtype == np.bool_:
         arr = arr.astype(np.uint8) * 255
     elif arr.dtype != np.uint8:
@@ -109,20 +117,45 @@ def _from_array(arr: np.ndarray, where: str) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(arr))  # uint8 (h, w) / (h, w, 3) / (h, w, 4): L / RGB / RGBA
 
 
+FLOAT_SLACK = 1e-3  # float pixels this far outside a range (rounding in a resize) still count as in it
+
+
+def float_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Float pixels -> uint8. Values within [0, 1] are taken as [0, 1]; values up to 255 as [0, 255] (PIL's mode
+    "F", or uint8 data cast to float). Anything else is refused, not clipped: clipping 0..255 data to [0, 1]
+    would turn the picture into black and white without a word."""
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -FLOAT_SLACK or hi > 255.0 + FLOAT_SLACK:
+        raise ImageInputError(f"float pixel values span [{lo:.4g}, {hi:.4g}]; expected [0, 1] or [0, 255]")
+    scale = 255.0 if hi <= 1.0 + FLOAT_SLACK else 1.0
+    return (np.clip(arr * scale, 0.0, 255.0) + 0.5).astype(np.uint8)
+
+
+def sixteen_bit_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """16-bit (or 32-bit integer) pixels -> uint8, stretched by the image's maximum when it exceeds 255, so 12-bit
+    sensor data is not crushed to near black; data within 0..255 is kept as is. Arrays and PIL images (I;16, I)
+    go through this one rule, so both give the same embedding."""
+    arr = np.asarray(arr, dtype=np.float64)
+    hi = float(arr.max()) if arr.size and arr.max() > 255 else 255.0
+    return (np.clip(arr, 0, None) / hi * 255.0 + 0.5).astype(np.uint8)
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """Any PIL mode -> RGB; transparency is composited onto white (emoji, clip art)."""
     if img.mode == "RGB":
         return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        hi = arr.max() if arr.size and arr.max() > 255 else 255.0
-        img = Image.fromarray((arr / max(hi, 1.0) * 255.0).astype(np.uint8))
+        img = Image.fromarray(sixteen_bit_to_uint8(np.asarray(img)))
     elif img.mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        img = Image.fromarray((np.clip(arr, 0, 1) * 255).astype(np.uint8))
+        arr = np.asarray(img)
+        if not np.isfinite(arr).all():
+            raise ImageInputError("mode F image contains NaN or inf")
+        img = Image.fromarray(float_to_uint8(arr))
+    if img.mode in ("La", "RGBa"):  # premultiplied alpha: PIL converts these only to their straight-alpha twins
+        img = img.convert("LA" if img.mode == "La" else "RGBA")
     if img.mode == "P" or img.mode == "PA":
         img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "La", "RGBa"):
+    if img.mode in ("RGBA", "LA"):
         rgba = img.convert("RGBA")
         canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(canvas, rgba).convert("RGB")

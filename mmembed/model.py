@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -203,23 +204,33 @@ class MMEmbedModel(nn.Module):
 
     # ---- user API (numpy in/out, batching, order) lives in mmembed.encoding -----------------
     def encode_text(self, texts, **kwargs):
+        """(n, dim) float32 L2-normalized embeddings of a list of strings, in input order.
+        Keywords: batch_size=32, dim (Matryoshka truncation, renormalized), instruction, progress, as_tensor.
+        (mmembed/encoding.py: batches are sorted by token length and the order restored.)"""
         from .encoding import encode_text
 
         return encode_text(self, texts, **kwargs)
 
     def encode_image(self, images, **kwargs):
+        """(n, dim) embeddings of images: paths, PIL images or numpy arrays ((h, w[, 3|4]) uint8, uint16, or float in
+        [0, 1] or [0, 255]). Same keywords as encode_text. A bad image raises ImageInputError naming its index."""
         from .encoding import encode_image
 
         return encode_image(self, images, **kwargs)
 
     def encode(self, items, **kwargs):
+        """(n, dim) embeddings of a mixed list: a str is text, a pathlib.Path / PIL image / array is an image, an
+        (image, text) tuple is one fused embedding. Same keywords as encode_text."""
         from .encoding import encode_mixed
 
         return encode_mixed(self, items, **kwargs)
 
     @staticmethod
     def similarity(a, b):
-        """Cosine similarity (n_a, n_b) of two sets of L2-normalized embeddings (numpy or torch)."""
+        """Cosine similarity (n_a, n_b) of two sets of L2-normalized embeddings: numpy or torch (a torch result
+        when both are tensors; mixed inputs give numpy)."""
+        if isinstance(a, torch.Tensor) != isinstance(b, torch.Tensor):
+            a, b = (x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x) for x in (a, b))
         return a @ b.T
 
     def save(self, folder) -> None:

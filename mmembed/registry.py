@@ -89,11 +89,15 @@ def load(name: Optional[str] = None):
             logger.warning(
                 "mmembed: no trained adapter found in %s; loading the prompt-only text model %r "
                 "(image embeddings need a trained projector)", adapters_dir(), name)
+    if not isinstance(name, (str, Path)) or not str(name).strip():
+        raise UnknownModelError(f"model name must be a non-empty str or path, got {name!r}; known models: {', '.join(list_models())}")
+    name = str(name)
     if name in _REGISTRY:
         return create_model(name)
     if (folder := saved_model_folder(name)) is not None:
         return load_model(folder)
     path = Path(name).expanduser()
+    _refuse_unloadable_path(path, name)
     if path.is_dir() or "/" in name:
         # a transformers checkpoint (local folder or hub id) used as a prompt-only backbone
         from .model import MMEmbedModel
@@ -103,6 +107,27 @@ def load(name: Optional[str] = None):
         cfg.backbone = BackboneConfig(source="pretrained", name_or_path=str(path) if path.is_dir() else name)
         return MMEmbedModel(cfg)
     raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+
+
+def _refuse_unloadable_path(path: Path, name: str) -> None:
+    """Clear errors for local paths that cannot be a model, before transformers tries them as a hub id."""
+    if path.is_file():
+        raise UnknownModelError(f"{name!r} is a file; a model is a name ({', '.join(list_models())}) or a folder")
+    if path.is_dir():
+        config = path / "config.json"
+        if not config.is_file():
+            raise UnknownModelError(f"folder {name!r} has no config.json: it is neither a saved mmembed model "
+                                    "(config.json + model.safetensors) nor a transformers checkpoint")
+        import json
+
+        try:
+            is_mmembed = "backbone" in json.loads(config.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as err:
+            raise UnknownModelError(f"{config}: unreadable config ({err})") from None
+        if is_mmembed:  # an mmembed config without its weights: a half-copied or half-saved folder
+            raise UnknownModelError(f"folder {name!r} has an mmembed config.json but no model.safetensors")
+    elif name.startswith(("/", "./", "../", "~")) or name.count("/") > 1:  # a path, not a hub id ("org/name")
+        raise UnknownModelError(f"no such folder {name!r} (from {Path.cwd()}); known models: {', '.join(list_models())}")
 
 
 # ---- registered configs -------------------------------------------------------------------
