@@ -305,3 +305,28 @@ def test_saving_never_empties_a_folder_that_is_not_a_model(tiny, tmp_path):
     (tmp_path / "empty2").mkdir()
     tiny.save(tmp_path / "empty2")
     assert (tmp_path / "empty2" / "config.json").is_file()
+
+
+def test_server_inputs_refuse_lone_surrogates_and_pixel_bombs_by_name():
+    """What the server decodes from a request: a lone surrogate is a 422 naming the input (the tokenizer
+    would raise TypeError, a bare 500), a 20000x20000 PNG header a 413 (PIL's DecompressionBombError)."""
+    import base64
+    import struct
+    import zlib
+
+    from mmembed.search.server_inputs import InputError, ServerSettings, decode_input
+
+    settings = ServerSettings()
+    with pytest.raises(InputError, match=r"input\[3\] is not valid Unicode: lone surrogate at position 1") as err:
+        decode_input("a\udfff", 3, settings, images_ok=True)
+    assert (err.value.status, err.value.param) == (422, "input")
+    assert decode_input("a\U0001F600", 0, settings, images_ok=True) == "a\U0001F600"
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+    url = "data:image/png;base64," + base64.b64encode(png).decode()
+    with pytest.raises(InputError, match=r"query: 400,000,000 pixels; the limit is 40,000,000") as err:
+        decode_input(url, 0, settings, images_ok=True, param="query")
+    assert (err.value.status, err.value.param) == (413, "query")

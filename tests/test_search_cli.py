@@ -116,3 +116,96 @@ def test_demo_falls_back_to_cross_lingual_text_without_image_support(tmp_path, m
     assert any("no trained image projector" in n and "CROSS-LINGUAL TEXT" in n for n in notes)
     assert all(h.document.kind == "text" and h.document.language == "en" for r in result.results for h in r.hits)
     assert result.grid.is_file() and result.html.is_file()
+
+
+def _one_error_line(result, *parts):
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert out.count("error:") == 1 and "Traceback" not in out, result.output
+    for p in parts:
+        assert p in out, result.output
+
+
+def test_file_system_errors_are_one_line(app, tmp_path, monkeypatch):
+    regular = tmp_path / "regular.lance"
+    regular.touch()
+    result = run(app, "index", make_corpus(tmp_path / "p").csv, "-c", regular, "-m", "tiny-random")
+    _one_error_line(result, "regular.lance is a regular file, not a collection folder")
+    _one_error_line(run(app, "search", "x", "-c", regular), "regular.lance is a regular file")
+    afile = tmp_path / "afile.txt"
+    afile.touch()
+    result = run(app, "encode", "hello", "--out", afile / "h.npy", "-m", "tiny-random")
+    _one_error_line(result, "afile.txt is a file, not a folder")
+    col = tmp_path / "c.lance"
+    assert run(app, "index", make_corpus(tmp_path / "p").csv, "-c", col, "-m", "tiny-random").exit_code == 0
+    _one_error_line(run(app, "search", "apple", "-c", col, "--html", tmp_path), "is a folder; give a file name")
+    _one_error_line(run(app, "search", "apple", "-c", col, "-k", "100000000000"), "-k 100000000000 is too large")
+
+    def denied(path, *a, **k):  # tests run as root, which a read-only folder does not stop
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("mmembed.search.render.write_html", denied)
+    _one_error_line(run(app, "search", "apple", "-c", col, "--html", tmp_path / "hits.html"), "hits.html: Permission denied")
+
+
+def test_other_os_and_overflow_errors_are_one_line(app, monkeypatch):
+    for err, text in [(IsADirectoryError(21, "Is a directory", "somedir"), "somedir: Is a directory"),
+                      (FileExistsError(17, "File exists", "afile.txt"), "afile.txt: File exists"),
+                      (OverflowError("int too big"), "out of range (int too big)")]:
+        @search_cli._friendly
+        def boom():
+            raise err
+        probe = typer.Typer()
+        probe.command("boom")(boom)
+        probe.command("other")(lambda: None)
+        _one_error_line(run(probe, "boom"), text)
+
+
+def test_interrupted_index_exits_130_without_an_error_line(app, tmp_path, monkeypatch):
+    from mmembed.search.collection import Collection
+
+    def interrupted(self, *a, **k):
+        self.add_texts(["committed one", "committed two"])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Collection, "index_paths", interrupted)
+    result = run(app, "index", make_corpus(tmp_path / "p").csv, "-c", tmp_path / "c.lance", "-m", "tiny-random")
+    assert result.exit_code == 130, result.output
+    assert "interrupted: 2 rows are committed" in result.output and "error" not in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (("encode", "hello", "--out", "OUT/h.npy", "--dim", "0"), "--dim must be an int in 1..(the model's dim), got 0"),
+    (("encode", "hello", "--out", "OUT/h.npy", "--batch-size", "0"), "--batch-size must be a positive int, got 0"),
+    (("index", "CSV", "-c", "OUT/c.lance", "--dim", "0"), "--dim must be an int in 1..(the model's dim), got 0"),
+    (("index", "CSV", "-c", "OUT/c.lance", "--batch-size", "0"), "--batch-size must be a positive int, got 0"),
+    (("index", "CSV", "-c", "OUT/c.lance", "--chunk-size", "-1"), "--chunk-size must be a positive int, got -1"),
+    (("search", "x", "-c", "OUT/c.lance", "-k", "0"), "-k must be a positive int, got 0"),
+    (("search", "", "-c", "OUT/c.lance"), "QUERY is empty"),
+    (("search", "  ", "-c", "OUT/c.lance"), "QUERY is empty"),
+])
+def test_bad_counts_are_refused_before_any_model_loads(app, tmp_path, monkeypatch, args, message):
+    from mmembed import registry
+
+    monkeypatch.setattr(registry, "load", lambda name=None: pytest.fail("a model was loaded"))
+    csv = make_corpus(tmp_path / "p").csv
+    args = [str(a).replace("OUT", str(tmp_path)).replace("CSV", str(csv)) for a in args]
+    _one_error_line(run(app, *args, "-m", "tiny-random"), message)
+    assert not (tmp_path / "h.npy").exists() and not (tmp_path / "c.lance").exists()
+
+
+def test_dim_over_the_models_dim_is_refused(app, tmp_path):
+    result = run(app, "encode", "hello", "--out", tmp_path / "h.npy", "--dim", "65", "-m", "tiny-random")
+    _one_error_line(result, "--dim must be an int in 1..64, got 65")
+    result = run(app, "index", make_corpus(tmp_path / "p").csv, "-c", tmp_path / "c.lance", "--dim", "65", "-m", "tiny-random")
+    _one_error_line(result, "--dim must be an int in 1..64, got 65")
+    assert not (tmp_path / "h.npy").exists() and not (tmp_path / "c.lance").exists()
+    assert run(app, "encode", "hello", "--out", tmp_path / "h.npy", "--dim", "16", "-m", "tiny-random").exit_code == 0
+    assert np.load(tmp_path / "h.npy").shape == (1, 16)
+
+
+def test_encoding_an_empty_folder_is_an_error_that_writes_nothing(app, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run(app, "encode", tmp_path / "empty", "--out", tmp_path / "v.npy", "-m", "tiny-random")
+    _one_error_line(result, "nothing to encode in", "empty")
+    assert not (tmp_path / "v.npy").exists()

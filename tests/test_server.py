@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
 import threading
 import time
+import zlib
 from dataclasses import replace
 
 import httpx
@@ -29,6 +31,15 @@ def data_url(img: Image.Image) -> str:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def png_header(width: int, height: int) -> str:
+    """A base64 PNG that only claims a size: a decompression bomb's header, without its pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return base64.b64encode(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")).decode()
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +110,64 @@ def test_server_never_opens_a_path_a_client_sends(client, tmp_path, monkeypatch)
         ({"input": "x", "dimensions": 65}, 422, "dimensions must be between 1 and 64"),
         ({"input": "x", "model": "gpt-4"}, 404, "is not served here"),
         ({"inputs": "x"}, 422, "input: Field required"),
+        ({"input": "x", "dimensions": True}, 422, "dimensions must be a number, got true"),
+        ({"input": ["data:image/png;base64," + png_header(8000, 6000)]}, 413, "input[0]: 8000x6000 pixels"),
+        ({"input": ["ok", "data:image/png;base64," + png_header(20000, 20000)]}, 413,
+         "input[1]: 400,000,000 pixels; the limit is"),
     ],
 )
 def test_bad_requests_get_openai_style_errors(server, body, status, message):
     r = httpx.post(server[0] + "/v1/embeddings", json=body, timeout=30)
     assert r.status_code == status, r.text
     assert message in r.json()["error"]["message"]
+
+
+def test_data_url_errors_name_the_input_param(server):
+    r = httpx.post(server[0] + "/v1/embeddings", json={"input": ["ok", "data:image/png;base64,@@@"]}, timeout=30)
+    assert r.status_code == 422 and r.json()["error"]["param"] == "input", r.text
+    assert r.json()["error"]["message"].startswith("input[1]: ")
+
+
+def _raw_post(url: str, body: str) -> httpx.Response:
+    """A hand-written JSON body (httpx's json= cannot send a lone surrogate or broken JSON)."""
+    return httpx.post(url, content=body.encode("ascii"), headers={"Content-Type": "application/json"}, timeout=30)
+
+
+def test_lone_surrogates_get_a_422_naming_the_input(server):
+    r = _raw_post(server[0] + "/v1/embeddings", '{"input": ["ok", "ab\\ud800"]}')
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["message"] == "input[1] is not valid Unicode: lone surrogate at position 2" and err["param"] == "input"
+    r = _raw_post(server[0] + "/v1/search", '{"query": "\\udc00"}')
+    assert r.status_code == 422 and r.json()["error"]["param"] == "query", r.text
+    assert "query is not valid Unicode: lone surrogate at position 0" in r.json()["error"]["message"]
+    assert _raw_post(server[0] + "/v1/embeddings", '{"input": "\\ud83d\\ude00"}').status_code == 200  # a pair is fine
+
+
+def test_broken_json_and_unknown_routes_get_openai_style_errors(server):
+    url = server[0]
+    r = _raw_post(url + "/v1/embeddings", '{"input": ["a",}')
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["message"].startswith("invalid JSON at character 15: ") and err["param"] is None
+    r = httpx.post(url + "/v1/nothing", json={"input": "x"})
+    assert r.status_code == 404 and "no such endpoint" in r.json()["error"]["message"], r.text
+    assert r.json()["error"]["code"] == 404
+    r = httpx.get(url + "/v1/embeddings")
+    assert r.status_code == 405 and "method not allowed" in r.json()["error"]["message"], r.text
+    assert r.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"query": ""}, "query is an empty string"),
+    ({"query": " \n "}, "query is an empty string"),
+    ({"query": "x", "k": True}, "k must be a number, got true"),
+    ({"query": "x", "lexical_weight": False}, "lexical_weight must be a number, got false"),
+    ({"query": "data:image/png;base64," + png_header(20000, 20000)}, "query: 400,000,000 pixels"),
+])
+def test_bad_search_requests(server, body, message):
+    r = httpx.post(server[0] + "/v1/search", json=body, timeout=30)
+    assert r.status_code in (413, 422) and message in r.json()["error"]["message"], r.text
 
 
 def test_oversized_request_raises_413_in_the_openai_client(client):

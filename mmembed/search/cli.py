@@ -1,12 +1,14 @@
 """CLI commands of the search area: index, search, encode, demo, serve (registered on the root app).
 
 Heavy imports (torch, LanceDB, FastAPI) happen inside the commands, so `mmembed --help` is instant.
-Expected failures (unknown collection or model, mismatched model, bad option) print one red line
-and exit 1; they never dump a traceback.
+Expected failures (unknown collection or model, mismatched model, bad option, a path that cannot be
+read or written, a number out of range) print one red 'error:' line and exit 1; they never dump a
+traceback. Ctrl-C during `index` exits 130 (typer.Exit passes through the wrapper).
 """
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
@@ -14,6 +16,26 @@ import typer
 
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection folder (or LanceDB URI, e.g. s3://...).")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name (see `mmembed models`), adapter or saved folder. Default: the collection's model, else the default model.")]
+
+
+def _passes_through() -> tuple[type, ...]:
+    """typer / click control flow (Exit(130) after Ctrl-C, usage errors): not ours to reword. Exit and Abort
+    subclass RuntimeError, so they must be let through before the RuntimeError clause below."""
+    import click
+    from typer import exceptions as typer_exceptions
+
+    return (typer.Exit, typer.Abort, typer_exceptions.TyperException, click.exceptions.Exit,
+            click.exceptions.Abort, click.ClickException)
+
+
+def _message(err: BaseException) -> str:
+    """One line naming the input: an OSError from the system as 'PATH: reason', anything else as it says."""
+    if isinstance(err, OSError) and err.strerror and err.filename is not None:
+        where = f"{err.filename} -> {err.filename2}" if err.filename2 is not None else f"{err.filename}"
+        return f"{where}: {err.strerror}"
+    if isinstance(err, OverflowError):
+        return f"a number is out of range ({err})"
+    return str(err)
 
 
 def _friendly(fn: Callable) -> Callable:
@@ -29,11 +51,55 @@ def _friendly(fn: Callable) -> Callable:
 
         try:
             return fn(*args, **kwargs)
-        except (CollectionError, UnknownModelError, FileNotFoundError, ValueError, RuntimeError) as err:
-            Console(stderr=True).print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
+        except _passes_through():
+            raise
+        except (CollectionError, UnknownModelError, OSError, ValueError, RuntimeError, OverflowError) as err:
+            Console(stderr=True).print(f"[red]error:[/red] {escape(_message(err))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _positive(option: str, value: Optional[int]) -> None:
+    """Refuse a count of 0 or less up front (before any model loads)."""
+    if value is not None and (isinstance(value, bool) or value < 1):
+        raise ValueError(f"{option} must be a positive int, got {value}")
+
+
+def _check_dim(dim: Optional[int], model_dim: Optional[int] = None) -> None:
+    """--dim: 1.. before the model is known, 1..model_dim once it is (0 must not mean 'all dims')."""
+    if dim is None:
+        return
+    if dim < 1 or (model_dim is not None and dim > model_dim):
+        bound = f"1..{model_dim}" if model_dim is not None else "1..(the model's dim)"
+        raise ValueError(f"--dim must be an int in {bound}, got {dim}")
+
+
+def _check_collection_path(collection: str) -> None:
+    if "://" not in collection and Path(collection).is_file():
+        raise ValueError(f"--collection {collection} is a regular file, not a collection folder")
+
+
+def _check_output(option: str, path: Path) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a folder; give a file name")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{option} {path}: {parent} is a file, not a folder")
+            if path.exists() and not os.access(path, os.W_OK):
+                raise ValueError(f"{option} {path}: the file is not writable (permission denied)")
+            if not path.exists() and not os.access(parent, os.W_OK):
+                raise ValueError(f"{option} {path}: cannot write in {parent} (permission denied)")
+            return
+
+
+def _remove_if_left_empty(collection: str, existed: bool) -> None:
+    """A failed first run leaves no empty collection folder behind."""
+    p = Path(collection)
+    if not existed and p.is_dir() and not any(p.iterdir()):
+        p.rmdir()
 
 
 def _print_skipped(console, skipped, show: int) -> None:
@@ -68,25 +134,34 @@ def index_cmd(
 
     from .collection import Collection
     from .discover import TextOptions
-    from .info import NothingToIndexError
     from .ray_engine import RayOptions
 
     if engine not in ("local", "ray"):
         raise ValueError(f"--engine must be local or ray, got {engine!r}")
+    for option, value in (("--batch-size", batch_size), ("--chunk-size", chunk_size), ("--workers", workers)):
+        _positive(option, value)
+    if not cpus_per_worker > 0:
+        raise ValueError(f"--cpus-per-worker must be a number > 0, got {cpus_per_worker}")
+    _check_dim(dim)
+    _check_collection_path(collection)
     console = Console()
     existed = Path(collection).exists()
-    col = Collection(collection, model=model, dim=dim, batch_size=batch_size)
-    opts = TextOptions(text_field=text_field, language=language, tags=tuple(tag or ()))
+    col = None
     try:
+        col = Collection(collection, model=model, dim=dim, batch_size=batch_size)
+        if col.info is None:  # a new collection: its vectors are cut to --dim of the model's dims
+            _check_dim(dim, col.model.dim)
+        opts = TextOptions(text_field=text_field, language=language, tags=tuple(tag or ()))
         report = col.index_paths(paths, options=opts, engine=engine, chunk_size=chunk_size,
                                  ray_options=RayOptions(address=ray_address, num_workers=workers,
                                                         cpus_per_worker=cpus_per_worker))
-    except NothingToIndexError:
-        if not existed and Path(collection).is_dir() and not any(Path(collection).iterdir()):
-            Path(collection).rmdir()  # the empty folder opening it made: nothing of this run stays behind
+    except Exception:
+        _remove_if_left_empty(collection, existed)  # the empty folder opening it made: nothing of this run stays
         raise
-    except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/yellow]: {len(col)} rows are committed in {collection}; "
+    except KeyboardInterrupt:  # exit 130 like a shell; typer.Exit passes through _friendly
+        _remove_if_left_empty(collection, existed)
+        rows = len(col) if col is not None else 0
+        console.print(f"[yellow]interrupted[/yellow]: {rows} rows are committed in {collection}; "
                       "run the same command again to continue (nothing is duplicated)")
         raise typer.Exit(130) from None
     console.print(
@@ -121,10 +196,19 @@ def search_cmd(
 
     if (query is None) == (image is None):
         raise ValueError("give a QUERY text or --image PATH (one of them)")
+    if query is not None and not query.strip():
+        raise ValueError("QUERY is empty: give a text to search for (or --image PATH)")
+    _positive("-k", k)
+    _check_collection_path(collection)
+    if html is not None:
+        _check_output("--html", html)
     col = Collection(collection, model=model, create=False)
     q = query if query is not None else image
-    hits = col.search(q, k=k, where=where, language=language, folder=folder, tag=tag, kind=kind, exact=exact or None,
-                      lexical_weight=lexical_weight)
+    try:
+        hits = col.search(q, k=k, where=where, language=language, folder=folder, tag=tag, kind=kind,
+                          exact=exact or None, lexical_weight=lexical_weight)
+    except OverflowError:
+        raise ValueError(f"-k {k} is too large") from None
     label = query if query is not None else f"image {image}"
     table = Table("#", "score", "kind", "text", "lang", "folder", "image / source", title=f"{label!s} -> {collection}")
     for h in hits:
@@ -154,9 +238,17 @@ def encode_cmd(
 
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"--out {out}: unknown format {out.suffix or '(none)'}; use one of {', '.join(FORMATS)}")
-    encoded = encode_inputs(load(model), inputs, dim=dim, batch_size=batch_size, literal_text=text)
-    path = write_vectors(out, encoded)
+    _positive("--batch-size", batch_size)
+    _check_dim(dim)
+    _check_output("--out", out)
+    loaded = load(model)
+    _check_dim(dim, loaded.dim)
+    encoded = encode_inputs(loaded, inputs, dim=dim, batch_size=batch_size, literal_text=text)
     console = Console()
+    if encoded.vectors.shape[0] == 0:  # like `mmembed index`: an empty folder or a typo is an error, not a 0-row file
+        _print_skipped(console, encoded.skipped, 50)
+        raise ValueError(f"nothing to encode in {', '.join(inputs)}: no text or image found; nothing was written to {out}")
+    path = write_vectors(out, encoded)
     console.print(f"wrote {encoded.vectors.shape[0]} x {encoded.vectors.shape[1]} float32 vectors -> {path}")
     _print_skipped(console, encoded.skipped, 50)
 
@@ -177,6 +269,8 @@ def demo_cmd(
 
     if source not in ("emoji", "clipart"):
         raise ValueError(f"--source must be emoji or clipart, got {source!r}")
+    _positive("--size", size)
+    _positive("-k", k)
     console = Console()
     result = run_demo(out, model, size=size, source=source, k=k, log=lambda m: console.print(m, markup=False, highlight=False))
     table = Table("lang", "query", "meaning", f"top {k} hits (score)", title=f"{result.mode} search, model {result.collection.info.model}")
@@ -206,6 +300,10 @@ def serve_cmd(
     from .server import serve
     from .server_inputs import ServerSettings
 
+    for option, value in (("--max-batch", max_batch), ("--max-inputs", max_inputs), ("--max-image-bytes", max_image_bytes)):
+        _positive(option, value)
+    if collection:
+        _check_collection_path(collection)
     settings = ServerSettings(batching=batching, max_batch=max_batch, max_wait_ms=max_wait_ms, max_delay_ms=max_delay_ms,
                               max_inputs=max_inputs, max_image_bytes=max_image_bytes)
     serve(model, collection, host, port, settings)

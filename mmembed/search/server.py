@@ -56,11 +56,26 @@ def _encode_vector(v: np.ndarray, fmt: str):
     return v.tolist()
 
 
+def validation_message(errors: list[dict]) -> tuple[str, Optional[str]]:
+    """FastAPI's first validation error as (message, param): a JSON syntax error names its character
+    offset in the message (not as a param); a field error names the field."""
+    first = errors[0] if errors else {}
+    loc = [p for p in first.get("loc", ()) if p != "body"]
+    if first.get("type") == "json_invalid":
+        at = f" at character {loc[0]}" if loc else ""
+        detail = (first.get("ctx") or {}).get("error") or first.get("msg", "decode error")
+        return f"invalid JSON{at}: {detail}", None
+    where = ".".join(str(p) for p in loc)
+    msg = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+    return f"{where or 'body'}: {msg}", where or None
+
+
 def create_app(model, collection=None, settings: ServerSettings = ServerSettings()):
     """The FastAPI app serving `model` (and searching `collection`, a mmembed Collection, if given)."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
 
     from .info import fingerprint_of
 
@@ -88,9 +103,17 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, err: RequestValidationError):
-        first = err.errors()[0] if err.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return error(422, f"{where or 'body'}: {first.get('msg', 'invalid request')}", where or None)
+        return error(422, *validation_message(err.errors()))
+
+    @app.exception_handler(HTTPException)  # unknown path (404), wrong method (405): OpenAI's shape too
+    async def _http_error(request: Request, err: HTTPException):
+        message = err.detail if isinstance(err.detail, str) else str(err.detail)
+        if err.status_code == 404:
+            message = (f"{request.method} {request.url.path}: no such endpoint "
+                       "(POST /v1/embeddings, POST /v1/search, GET /health)")
+        elif err.status_code == 405:
+            message = f"{request.method} {request.url.path}: method not allowed"
+        return error(err.status_code, message)
 
     @app.middleware("http")
     async def _body_limit(request: Request, call_next):
@@ -136,7 +159,9 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
             raise InputError(422, f"k must be between 1 and {settings.max_k}, got {req.k}", "k")
         if not 0 <= req.lexical_weight < float("inf"):
             raise InputError(422, f"lexical_weight must be a finite number >= 0, got {req.lexical_weight}", "lexical_weight")
-        query = decode_input(req.query, 0, settings, images_ok)
+        if not req.query.strip():
+            raise InputError(422, "query is an empty string", "query")
+        query = decode_input(req.query, 0, settings, images_ok, param="query")
         vector = (await batcher.embed([query])).vectors[0][: collection.dim]
         vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
         filters = dict(where=req.where, language=req.language, folder=req.folder, tag=req.tag, kind=req.kind)

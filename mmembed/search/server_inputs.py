@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 _DATA_URL = re.compile(r"^data:(image/[A-Za-z0-9.+-]+)(;[^,]*)?,", re.ASCII | re.IGNORECASE)
 
@@ -41,12 +41,21 @@ class InputError(Exception):
         self.status, self.message, self.param = status, message, param
 
 
+def _no_bool(value: Any, info) -> Any:
+    """JSON true/false is not a number: pydantic would take true as 1."""
+    if isinstance(value, bool):
+        raise ValueError(f"{info.field_name} must be a number, got {str(value).lower()}")
+    return value
+
+
 class EmbeddingRequest(BaseModel):
     input: Any = Field(..., description="a string or a list of strings; images as data:image/...;base64 URLs")
     model: Optional[str] = None
     dimensions: Optional[int] = Field(None, description="Matryoshka truncation (renormalized)")
     encoding_format: Literal["float", "base64"] = "float"
     user: Optional[str] = None
+
+    _numbers = field_validator("dimensions", mode="before")(_no_bool)
 
 
 class SearchRequest(BaseModel):
@@ -60,6 +69,8 @@ class SearchRequest(BaseModel):
     exact: Optional[bool] = None
     lexical_weight: float = Field(0.0, description="> 0: a text query's hits re-ordered by cosine fused with "
                                   "romanized character n-grams (mmembed/lexical.py); 0.15 is the tuned weight")
+
+    _numbers = field_validator("k", "lexical_weight", mode="before")(_no_bool)
 
 
 def input_list(raw: Any, settings: ServerSettings) -> list[str]:
@@ -78,40 +89,61 @@ def input_list(raw: Any, settings: ServerSettings) -> list[str]:
     return items
 
 
-def decode_input(text: str, index: int, settings: ServerSettings, images_ok: bool):
-    """A text (returned as is) or a data-URL image (returned as a decoded RGB PIL image)."""
-    where = f"input[{index}]"
+def check_unicode(text: str, where: str, param: str) -> None:
+    """JSON may carry a lone UTF-16 surrogate ("\\ud800"); the tokenizer cannot take one: a 422 naming it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InputError(422, f"{where} is not valid Unicode: lone surrogate at position {err.start}", param) from None
+
+
+def decode_input(text: str, index: int, settings: ServerSettings, images_ok: bool, param: str = "input"):
+    """A text (returned as is) or a data-URL image (returned as a decoded RGB PIL image). Errors name
+    `input[index]` (or `param` itself, e.g. the search `query`) and carry `param`."""
+    where = f"input[{index}]" if param == "input" else param
     if not text[:11].lower().startswith("data:image/"):
         if len(text) > settings.max_text_chars:
-            raise InputError(413, f"{where} has {len(text):,} characters; the limit is {settings.max_text_chars:,}")
+            raise InputError(413, f"{where} has {len(text):,} characters; the limit is {settings.max_text_chars:,}", param)
+        check_unicode(text, where, param)
         return text  # even when it looks like a path or a URL: nothing is opened or fetched
-    return decode_data_url(text, where, settings, images_ok)
+    return decode_data_url(text, where, settings, images_ok, param)
 
 
-def decode_data_url(url: str, where: str, settings: ServerSettings, images_ok: bool):
+def decode_data_url(url: str, where: str, settings: ServerSettings, images_ok: bool, param: str = "input"):
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     from ..images import ImageInputError, open_image
 
+    def refuse(status: int, message: str) -> InputError:
+        return InputError(status, f"{where}{message}", param)
+
     m = _DATA_URL.match(url)
     if m is None or "base64" not in (m.group(2) or "").lower():
-        raise InputError(422, f"{where}: a data URL must look like data:image/png;base64,<data>")
+        raise refuse(422, ": a data URL must look like data:image/png;base64,<data>")
     if not images_ok:
-        raise InputError(422, f"{where} is an image, but the served model embeds text only (no trained image projector)")
+        raise refuse(422, " is an image, but the served model embeds text only (no trained image projector)")
     payload = url[m.end():]
     if len(payload) * 3 // 4 > settings.max_image_bytes:  # checked before decoding anything
-        raise InputError(413, f"{where}: image of about {len(payload) * 3 // 4:,} bytes; the limit is {settings.max_image_bytes:,}")
+        raise refuse(413, f": image of about {len(payload) * 3 // 4:,} bytes; the limit is {settings.max_image_bytes:,}")
     try:
         raw = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise InputError(422, f"{where}: the data URL is not valid base64") from None
+        raise refuse(422, ": the data URL is not valid base64") from None
     try:
-        img = Image.open(io.BytesIO(raw))
-    except (UnidentifiedImageError, OSError):
-        raise InputError(422, f"{where}: the data URL does not hold a readable image") from None
+        with warnings.catch_warnings():  # the pixel check below replaces PIL's bomb warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(raw))
+    except Image.DecompressionBombError as err:  # PIL refuses headers over 2x its own limit before we see the size
+        pixels = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
+        raise refuse(413, f": {size}; the limit is {settings.max_image_pixels:,}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise refuse(422, ": the data URL does not hold a readable image") from None
     if img.width * img.height > settings.max_image_pixels:
-        raise InputError(413, f"{where}: {img.width}x{img.height} pixels; the limit is {settings.max_image_pixels:,}")
+        raise refuse(413, f": {img.width}x{img.height} pixels; the limit is {settings.max_image_pixels:,}")
     try:
         return open_image(img, index=0)
     except ImageInputError as err:
-        raise InputError(422, f"{where}: {str(err).split(': ', 1)[-1]}") from None
+        raise refuse(422, f": {str(err).split(': ', 1)[-1]}") from None
