@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmembed.search.collection import AnnParams, Collection
+from mmembed.search.ann import AnnParams
+from mmembed.search.collection import Collection
 from mmembed.search.documents import Document
 
 DIM = 640

@@ -8,7 +8,8 @@ import pytest
 from search_fixtures import VectorsOnly, clustered, tiny_model, write_png
 
 import mmembed
-from mmembed.search.collection import Collection
+from mmembed.registry import UnknownModelError
+from mmembed.search.collection import Collection, WriteResult
 from mmembed.search.documents import Document
 from mmembed.search.info import CollectionNotFoundError, ModelMismatchError
 
@@ -162,3 +163,55 @@ def test_switching_the_label_prior_off_changes_the_fingerprint(tmp_path):
     with_prior = model_fingerprint(model)
     model.label_prior = None
     assert model_fingerprint(model) != with_prior
+
+
+def test_a_bare_string_is_one_item_everywhere(col, tmp_path):
+    assert len(col.add_texts("hey", tags="holiday")) == 1 and len(col) == 1
+    (doc,) = col.search("hey", k=5)
+    assert doc.document.text == "hey" and doc.document.tags == ("holiday",)
+    assert Document("t", "text", "x", tags="holiday").tags == ("holiday",)
+    assert Document("t", "text", "x", tags=["a", "b", "a"]).tags == ("a", "b")  # no tag twice
+    pic = write_png(tmp_path / "one.png", 1)
+    (img_id,) = col.add_images(str(pic), captions="one")
+    assert col.get(img_id)[0].text == "one" and col.vectors(img_id).shape == (1, 64)
+    assert col.delete(img_id) == 1 and len(col) == 1
+    with pytest.raises(TypeError, match="ids must be strings"):
+        col.delete([1, 2])
+
+
+def test_writing_nothing_or_with_a_bad_model_creates_nothing(tmp_path):
+    empty = tmp_path / "empty.lance"
+    col = Collection(empty, model=tiny_model())
+    assert col.upsert([]) == WriteResult(0, 0) and col.append([], np.zeros((0, 64), np.float32)) == 0
+    assert not empty.exists() and len(col) == 0
+    wide = Collection(tmp_path / "wide.lance", model=tiny_model(), dim=999)
+    with pytest.raises(ValueError, match=r"dim must be in 1\.\.64 for model 'tiny-random', got 999"):
+        wide.add_texts("hello")
+    with pytest.raises(ValueError, match=r"dim must be in 1\.\.64"):
+        wide.check_writable()  # what `index` asks before any work
+    with pytest.raises(ValueError, match="dim must be a positive int"):
+        Collection(tmp_path / "zero.lance", dim=0)
+    with pytest.raises(UnknownModelError, match="unknown model .no-such-model"):
+        Collection(tmp_path / "unknown.lance", model="no-such-model")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_two_different_documents_under_one_id_are_refused(col):
+    with pytest.raises(ValueError, match="share the id 'x' but differ"):
+        col.upsert([Document("x", "text", "one"), Document("x", "text", "two")])
+    assert len(col) == 0
+    assert col.upsert([Document("x", "text", "one"), Document("x", "text", "one")]).inserted == 1
+
+
+def test_search_refuses_empty_queries_bad_vectors_and_bad_k(col):
+    col.add_texts(["a red apple", "a fast car", "ein Hund"])
+    for query in ("", "   \n"):
+        with pytest.raises(ValueError, match="query text is empty"):
+            col.search(query)
+    vec = np.full(64, np.nan, np.float32)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        col.search(vec)
+    for k in (0, -1, 10**11, 2.0, True, "3"):
+        with pytest.raises(ValueError, match=r"k must be an int in 1\.\.1,000,000"):
+            col.search("apple", k=k)
+    assert len(col.search("apple", k=np.int64(2))) == 2

@@ -1,12 +1,16 @@
 """Indexing files: skipped inputs are listed, re-runs do not duplicate, interruptions lose nothing."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from search_fixtures import make_corpus, tiny_model, write_png
 
 from mmembed.search.collection import Collection
 from mmembed.search.discover import TextOptions
+from mmembed.search.export import encode_inputs, write_vectors
+from mmembed.search.info import NothingToIndexError
 
 
 @pytest.fixture()
@@ -78,3 +82,184 @@ def test_interrupted_index_resumes_without_duplicates_or_loss(tmp_path, corpus, 
     assert len(ids) == len(set(ids)) == total
     stored = col.vectors([h.document.id for h in col.search("x", k=total, kind="image")])
     assert np.isfinite(stored).all() and np.allclose(np.linalg.norm(stored, axis=1), 1, atol=1e-5)
+
+
+# ---- re-indexing mirrors the folder ------------------------------------------------------------
+def _texts(col: Collection) -> list[str]:
+    return sorted(col._table.to_arrow().column("text").to_pylist())
+
+
+def test_reindex_removes_rows_of_deleted_files_and_of_lines_a_file_no_longer_has(tmp_path):
+    root, other = tmp_path / "r1", tmp_path / "r2"
+    write_png(root / "cat.png", 1)
+    write_png(root / "coffee.png", 2)
+    write_png(other / "dog.png", 3)
+    fruit = root / "fruit.txt"
+    fruit.write_text("a red apple\na yellow banana\na green pear\n", encoding="utf-8")
+    col = Collection(tmp_path / "c.lance", model=tiny_model())
+    assert col.index_paths([root, other], progress=False).inserted == 6
+    (root / "coffee.png").unlink()
+    fruit.write_text("a yellow banana\na green pear\n", encoding="utf-8")  # every line moves up one
+    report = col.index_paths(root, progress=False)  # only r1 is re-indexed: r2's rows stay
+    assert (report.inserted, report.updated, report.unchanged, report.removed) == (0, 0, 3, 2)
+    assert _texts(col) == ["a green pear", "a yellow banana", "cat", "dog"]
+    assert col.search("x", k=10, kind="image", where="text = 'coffee'") == []
+
+
+def test_reindex_of_a_text_file_given_alone_and_of_repeated_lines(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\nhello\nworld\n", encoding="utf-8")  # a repeated line is a row of its own
+    col = Collection(tmp_path / "c.lance", model=tiny_model())
+    assert col.index_paths(notes, progress=False).inserted == 3
+    notes.write_text("world\nhello\n", encoding="utf-8")
+    report = col.index_paths(notes, progress=False)
+    assert (report.inserted, report.unchanged, report.removed) == (0, 2, 1)
+    assert _texts(col) == ["hello", "world"]
+
+
+def test_an_unreadable_text_file_keeps_its_stored_rows(tmp_path):
+    notes = tmp_path / "d" / "notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("hello\nworld\n", encoding="utf-8")
+    col = Collection(tmp_path / "c.lance", model=tiny_model())
+    col.index_paths(notes.parent, progress=False)
+    (tmp_path / "d" / "more.txt").write_text("more\n", encoding="utf-8")
+    notes.write_bytes(b"caf\xe9\n")  # not UTF-8 now: listed, and its rows are not thrown away
+    report = col.index_paths(notes.parent, progress=False)
+    assert report.removed == 0 and _texts(col) == ["hello", "more", "world"]
+    assert any("not UTF-8" in s.reason for s in report.skipped)
+
+
+# ---- ids used twice ----------------------------------------------------------------------------
+def test_a_reused_id_is_listed_as_skipped_with_both_places(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "a.jsonl").write_text('{"id": "42", "text": "first file row"}\n', encoding="utf-8")
+    (d / "b.jsonl").write_text('{"id": "42", "text": "second file row"}\n{"id": "7", "text": "x"}\n'
+                               '{"id": "7", "text": "y"}\n', encoding="utf-8")
+    col = Collection(tmp_path / "c.lance", model=tiny_model())
+    report = col.index_paths([d, d / "a.jsonl"], progress=False)  # a.jsonl twice: its row once, silently
+    assert report.inserted == 2 and col.get("42")[0].text == "first file row" and col.get("7")[0].text == "x"
+    reasons = {s.path.rsplit("/", 1)[-1]: s.reason for s in report.skipped}
+    assert set(reasons) == {"b.jsonl:1", "b.jsonl:3"}
+    assert reasons["b.jsonl:1"].startswith("id '42' already used by ") and reasons["b.jsonl:1"].endswith("a.jsonl:1")
+    assert reasons["b.jsonl:3"].endswith("b.jsonl:2")
+
+
+def test_an_id_stored_for_a_file_outside_this_run_is_not_overwritten(tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"id": "42", "text": "first file row"}\n', encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text('{"id": "42", "text": "second file row"}\n', encoding="utf-8")
+    col = Collection(tmp_path / "c.lance", model=tiny_model())
+    col.index_paths(tmp_path / "a.jsonl", progress=False)
+    with pytest.raises(NothingToIndexError, match="id '42' is already stored for .*a.jsonl"):
+        col.index_paths(tmp_path / "b.jsonl", progress=False)
+    assert col.get("42")[0].text == "first file row"
+
+
+# ---- inputs that used to break the run ---------------------------------------------------------
+def test_utf8_byte_order_mark_is_dropped(tmp_path):
+    bom = "\ufeff"
+    (tmp_path / "n.csv").write_text(bom + "text,language\nein roter Apfel,de\n", encoding="utf-8")
+    (tmp_path / "n.jsonl").write_text(bom + '{"text": "une pomme rouge"}\n', encoding="utf-8")
+    (tmp_path / "n.txt").write_text(bom + "a red apple\n", encoding="utf-8")
+    col = Collection(tmp_path / "c.lance", model=tiny_model())
+    report = col.index_paths([tmp_path / "n.csv", tmp_path / "n.jsonl", tmp_path / "n.txt"], progress=False)
+    assert report.skipped == [] and _texts(col) == ["a red apple", "ein roter Apfel", "une pomme rouge"]
+    assert col.search("ein roter Apfel", k=1)[0].document.language == "de"
+
+
+def test_symlink_loops_and_broken_links_are_skipped_by_the_link_path(tmp_path):
+    lp = tmp_path / "lp"
+    write_png(lp / "ok.png", 1)
+    (lp / "a.png").symlink_to("b.png")
+    (lp / "b.png").symlink_to("a.png")
+    (lp / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    col = Collection(tmp_path / "c.lance", model=tiny_model())
+    report = col.index_paths(lp, progress=False)
+    assert report.inserted == 1
+    reasons = {s.path: s.reason for s in report.skipped}
+    assert "symlink loop" in reasons[str(lp / "a.png")] and "symlink loop" in reasons[str(lp / "b.png")]
+    assert reasons[str(lp / "gone.png")] == f"broken symlink: its target {tmp_path / 'nowhere.png'} does not exist"
+
+
+def test_a_file_name_that_is_not_utf8_is_indexed_and_shown_escaped(tmp_path):
+    nu = tmp_path / "nu"
+    write_png(nu / os.fsdecode(b"caf\xe9.png"), 1)
+    write_png(nu / "ok.png", 2)
+    col = Collection(tmp_path / "c.lance", model=tiny_model())
+    assert col.index_paths(nu, progress=False).inserted == 2
+    hit = col.search("x", k=5, where="text = 'caf\\xe9'")[0].document
+    assert hit.source.endswith("caf\\xe9.png")
+    assert col.index_paths(nu, progress=False).unchanged == 2  # the same id again: nothing duplicated
+
+
+def test_metadata_change_on_rerun_is_applied_without_embedding_again(tmp_path, monkeypatch):
+    root = tmp_path / "r"
+    write_png(root / "cat.png", 1)
+    (root / "t.csv").write_text("text,tags\na red apple,holiday\n", encoding="utf-8")
+    model = tiny_model()
+    col = Collection(tmp_path / "c.lance", model=model)
+    col.index_paths(root, progress=False)
+    ids = sorted(_all_ids(col))
+    before = col.vectors(ids)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("nothing should be embedded again")
+
+    monkeypatch.setattr(model, "encode_image", refuse)
+    monkeypatch.setattr(model, "encode_text", refuse)
+    report = col.index_paths(root, progress=False, options=TextOptions(tags=("holiday",)))
+    # the image gains the tag; the CSV row already has it (and does not get it twice)
+    assert (report.updated, report.relabeled, report.embedded, report.unchanged) == (1, 1, 0, 1)
+    assert {d.text: d.tags for d in col.get(ids)} == {"cat": ("holiday",), "a red apple": ("holiday",)}
+    np.testing.assert_array_equal(col.vectors(ids), before)
+    assert col.index_paths(root, progress=False, options=TextOptions(tags="holiday")).unchanged == 2
+
+
+def test_only_unreadable_inputs_refuse_and_create_nothing(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.jpg").write_bytes(b"")
+    (bad / "b.png").write_text("hi\n")
+    path = tmp_path / "bad.lance"
+    with pytest.raises(NothingToIndexError, match=r"nothing to index in .*bad.*a\.jpg: .*b\.png"):
+        Collection(path, model=tiny_model()).index_paths(bad, progress=False)
+    assert not path.exists()
+
+
+def test_chunk_size_below_the_embedding_group_is_honoured(tmp_path, monkeypatch):
+    for i in range(7):
+        write_png(tmp_path / "p" / f"{i}.png", i)
+    col = Collection(tmp_path / "c.lance", model=tiny_model(), batch_size=32)
+    sizes = []
+    real = col.upsert
+    monkeypatch.setattr(col, "upsert", lambda docs, vectors=None: sizes.append(len(docs)) or real(docs, vectors))
+    assert col.index_paths(tmp_path / "p", chunk_size=3, progress=False).inserted == 7
+    assert sizes == [3, 3, 1]
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        col.index_paths(tmp_path / "p", chunk_size=0, progress=False)
+
+
+# ---- mmembed encode ----------------------------------------------------------------------------
+def test_encode_matches_rows_by_position_not_id(tmp_path):
+    a, b, dup = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "dup.csv"
+    a.write_text("id,text\n1,a red apple\n2,a fast car\n", encoding="utf-8")
+    b.write_text("id,text\n1,a fast car\n2,a red apple\n", encoding="utf-8")
+    dup.write_text("id,text\n7,a red apple\n7,a fast car\n", encoding="utf-8")
+    model = tiny_model()
+    expected = model.encode_text(["a red apple", "a fast car"])
+    out = encode_inputs(model, [str(a), str(b)], progress=False)
+    np.testing.assert_allclose(out.vectors, expected[[0, 1, 1, 0]], atol=1e-5)
+    assert len(out.notes) == 1 and "'1' at " in out.notes[0] and "id column is ambiguous" in out.notes[0]
+    one = encode_inputs(model, str(dup), progress=False)  # a bare str is one input
+    np.testing.assert_allclose(one.vectors, expected, atol=1e-5)
+    with pytest.warns(UserWarning, match="ambiguous"):
+        write_vectors(tmp_path / "x.parquet", one)
+
+
+def test_encode_keeps_input_order_across_texts_and_images(tmp_path):
+    pic = write_png(tmp_path / "pic.png", 5)
+    model = tiny_model()
+    out = encode_inputs(model, ["first", str(pic), "second"], progress=False)
+    assert [d.kind for d in out.documents] == ["text", "image", "text"]
+    np.testing.assert_allclose(out.vectors[[0, 2]], model.encode_text(["first", "second"]), atol=1e-5)

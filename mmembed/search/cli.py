@@ -165,7 +165,9 @@ def index_cmd(
                       "run the same command again to continue (nothing is duplicated)")
         raise typer.Exit(130) from None
     console.print(
-        f"[green]indexed[/green] {report.inserted} new, {report.updated} updated, {report.unchanged} unchanged "
+        f"[green]indexed[/green] {report.inserted} new, {report.updated} updated"
+        f"{f' ({report.relabeled} only relabeled)' if report.relabeled else ''}, {report.unchanged} unchanged, "
+        f"{report.removed} removed (gone from the source) "
         f"in {report.seconds:.1f} s -> {collection} ({len(col)} rows, model {col.info.model}"
         f"{', ANN index built' if report.indexed_ann else ''})", soft_wrap=True)
     _print_skipped(console, report.skipped, show_skipped)
@@ -204,11 +206,8 @@ def search_cmd(
         _check_output("--html", html)
     col = Collection(collection, model=model, create=False)
     q = query if query is not None else image
-    try:
-        hits = col.search(q, k=k, where=where, language=language, folder=folder, tag=tag, kind=kind,
-                          exact=exact or None, lexical_weight=lexical_weight)
-    except OverflowError:
-        raise ValueError(f"-k {k} is too large") from None
+    hits = col.search(q, k=k, where=where, language=language, folder=folder, tag=tag, kind=kind,
+                      exact=exact or None, lexical_weight=lexical_weight)  # Collection bounds k (MAX_K)
     label = query if query is not None else f"image {image}"
     table = Table("#", "score", "kind", "text", "lang", "folder", "image / source", title=f"{label!s} -> {collection}")
     for h in hits:

@@ -12,60 +12,30 @@ Vectors are L2-normalized, so the dot product is the cosine and `score = 1 - dis
 """
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from .documents import Document, Hit, image_id, sha1_hex
+from .documents import Document, Hit, as_documents, as_ids, distinct_positions, image_rows, text_rows
+from .ann import DEFAULT_ANN_THRESHOLD, METRIC, AnnParams, build_ann_index, refresh_ann_index
 from .filters import Values, build_where, quote
 from .info import CollectionInfo, CollectionNotFoundError, ModelMismatchError, documents_table, read_info, table_schema
 
 TABLE = "items"
-DEFAULT_ANN_THRESHOLD = 50_000  # a flat scan of 50k 640-d vectors takes ~0.1-0.3 s on 2 cores
-METRIC = "dot"  # on unit vectors: distance = 1 - cosine
-# IVF partition size. At 1M clustered vectors (bench_search.py): 4,096 rows -> p50 36 ms at nprobes 8;
-# 1,024 -> 17 ms at recall@10 1.000; 512 -> 15 ms but recall 0.90. k-means cost grows with the count.
-PARTITION_ROWS = 1024
 _ID_CHUNK = 2_000  # ids per `IN (...)` clause
+MAX_K = 1_000_000  # hits one search may return
 LEXICAL_CANDIDATES = 100  # dense hits (at least 10 * k) that the lexical channel re-orders
 _RESULT_COLUMNS = ["id", "kind", "text", "image", "source", "folder", "language", "tags", "meta", "content_hash"]
-
-
-@dataclass(frozen=True)
-class AnnParams:
-    """How the ANN index is built and queried (defaults measured in benchmarks/bench_search.py)."""
-
-    # With PARTITION_ROWS partitions, nprobes 8 + refine 5 is the measured default (see there).
-    # IVF_PQ reaches only recall 0.47-0.86 at 1M (its 80-byte codes cannot rank close
-    # neighbours); IVF_HNSW_SQ is no better and takes 10x longer to build.
-    index_type: str = "IVF_SQ"
-    num_partitions: Optional[int] = None  # None: rows / PARTITION_ROWS
-    num_sub_vectors: Optional[int] = None  # IVF_PQ only; None: dim / 8 (PQ codes of 8 dims)
-    nprobes: int = 8  # partitions searched per query
-    refine_factor: int = 5  # re-rank refine_factor * k candidates with exact distances
 
 
 @dataclass(frozen=True)
 class WriteResult:
     inserted: int
     updated: int
-
-
-def _index_config(index_type: str, partitions: int, sub_vectors: int):
-    """LanceDB's config object for an index type name (IVF_PQ, IVF_SQ, IVF_HNSW_SQ, ...)."""
-    from lancedb import index
-
-    kinds = {"IVF_PQ": index.IvfPq, "IVF_SQ": index.IvfSq, "IVF_FLAT": index.IvfFlat, "IVF_HNSW_SQ": index.IvfHnswSq,
-             "IVF_HNSW_PQ": index.IvfHnswPq}
-    if index_type not in kinds:
-        raise ValueError(f"unknown index type {index_type!r}; choose one of {', '.join(kinds)}")
-    kwargs = dict(distance_type=METRIC, num_partitions=partitions)
-    if index_type in ("IVF_PQ", "IVF_HNSW_PQ"):
-        kwargs["num_sub_vectors"] = sub_vectors
-    return kinds[index_type](**kwargs)
 
 
 def _is_local(path: str) -> bool:
@@ -92,7 +62,10 @@ class Collection:
         import lancedb
 
         self.path = os.fspath(path)
-        if not create and not self.exists(self.path):
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 1):
+            raise ValueError(f"dim must be a positive int (Matryoshka truncation), got {dim!r}")
+        exists = self.exists(self.path)
+        if not create and not exists:
             raise CollectionNotFoundError(
                 f"no collection at {self.path!r}; create one with `mmembed index PATH... --collection {self.path}` "
                 "or mmembed.Collection(path, model=...)"
@@ -100,9 +73,10 @@ class Collection:
         self.ann_threshold = ann_threshold
         self.ann = ann
         self.batch_size = batch_size
-        self._dim_arg = dim
-        self._db = lancedb.connect(self.path)
-        self._table = self._db.open_table(TABLE) if TABLE in self._db.list_tables().tables else None
+        self._dim_arg = None if dim is None else int(dim)
+        # a new local collection is not connected (which makes its folder) until its first row is written
+        self._db = lancedb.connect(self.path) if exists or not _is_local(self.path) else None
+        self._table = self._db.open_table(TABLE) if self._db is not None and TABLE in self._db.list_tables().tables else None
         self.info: Optional[CollectionInfo] = read_info(self._table.schema, self.path) if self._table is not None else None
         if self.info is not None and dim is not None and dim != self.info.dim:
             raise ModelMismatchError(f"collection {self.path!r} stores {self.info.dim}-d vectors; dim={dim} was asked")
@@ -140,9 +114,17 @@ class Collection:
     def dim(self) -> int:
         return self.info.dim if self.info is not None else int(self._dim_arg or self.model.dim)
 
+    def check_writable(self) -> CollectionInfo:
+        """The model record rows are written under (for a new collection: checks its model and dim, creates nothing)."""
+        return self.info if self.info is not None else CollectionInfo.for_model(self.model, self._dim_arg)
+
     def _ensure_table(self):
         if self._table is None:
-            written = CollectionInfo.for_model(self.model, self._dim_arg)
+            written = self.check_writable()
+            if self._db is None:
+                import lancedb
+
+                self._db = lancedb.connect(self.path)
             self._table = self._db.create_table(TABLE, schema=table_schema(written), exist_ok=True)
             self.info = read_info(self._table.schema, self.path)  # another writer may have won the race
             if self.info != written:  # only then can it hold another model's vectors
@@ -172,18 +154,28 @@ class Collection:
             rows += self._rows(f"id IN ({', '.join(quote(i) for i in chunk)})", columns)
         return rows
 
-    def existing_hashes(self, ids: Sequence[str]) -> dict[str, str]:
-        """id -> content_hash for the ids already stored."""
-        return {r["id"]: r["content_hash"] for r in self._by_ids(list(ids), ["id", "content_hash"])}
+    def existing_hashes(self, ids: Union[str, Sequence[str]]) -> dict[str, str]:
+        """id -> content_hash for the ids already stored (one id, or a list)."""
+        return {r["id"]: r["content_hash"] for r in self._by_ids(as_ids(ids), ["id", "content_hash"])}
 
-    def get(self, ids: Sequence[str]) -> list[Document]:
-        """The stored documents for `ids`, in that order; ids not stored are left out."""
-        found = {r["id"]: Document.from_row(r) for r in self._by_ids(list(ids), _RESULT_COLUMNS)}
+    def get(self, ids: Union[str, Sequence[str]]) -> list[Document]:
+        """The stored documents for `ids` (one id, or a list), in that order; ids not stored are left out."""
+        ids = as_ids(ids)
+        found = {r["id"]: Document.from_row(r) for r in self._by_ids(ids, _RESULT_COLUMNS)}
         return [found[i] for i in ids if i in found]
 
-    def vectors(self, ids: Sequence[str]) -> np.ndarray:
-        """Stored vectors (n, dim) for ids (all must exist)."""
-        rows = {r["id"]: r["vector"] for r in self._by_ids(list(ids), ["id", "vector"])}
+    def rows_from(self, folders: Sequence[str], files: Sequence[str]) -> list[dict[str, Any]]:
+        """`id` and `source` of the stored rows from a file under one of `folders` or from one of `files`."""
+        under = [f"starts_with(source, {quote(f.rstrip('/') + '/')})" for f in folders]
+        files = [f for f in files if not any(f.startswith(d.rstrip("/") + "/") for d in folders)]
+        clauses = under + [f"source IN ({', '.join(quote(f) for f in files[s : s + _ID_CHUNK])})"
+                           for s in range(0, len(files), _ID_CHUNK)]
+        return [r for c in clauses for r in self._rows(c, ["id", "source"])]
+
+    def vectors(self, ids: Union[str, Sequence[str]]) -> np.ndarray:
+        """Stored vectors (n, dim) for ids (one id, or a list; all must exist)."""
+        ids = as_ids(ids)
+        rows = {r["id"]: r["vector"] for r in self._by_ids(ids, ["id", "vector"])}
         missing = [i for i in ids if i not in rows]
         if missing:
             raise KeyError(f"collection {self.path!r} has no rows with ids {missing[:5]}")
@@ -205,6 +197,8 @@ class Collection:
     def query_vector(self, query: Any) -> np.ndarray:
         """(dim,) vector for a text (str), an image (Path / PIL / (h, w[, c]) array) or a vector."""
         if isinstance(query, str):
+            if not query.strip():
+                raise ValueError("the query text is empty; give a text to search for (or an image or a vector)")
             return self.model.encode_text([query], dim=self.dim)[0]
         if isinstance(query, np.ndarray) and query.ndim == 1:
             if query.shape[0] != self.dim:
@@ -217,22 +211,29 @@ class Collection:
         return documents_table(docs, vectors, self.dim).replace_schema_metadata(table_schema(self.info).metadata)
 
     def _prepare(self, docs: Sequence[Document], vectors: Optional[np.ndarray]):
-        docs = list(docs)
-        table = self._ensure_table()
+        """(table, documents, vectors) to write; None when there is nothing (no table is created for nothing)."""
+        docs = as_documents(docs)
+        if not docs:
+            if vectors is not None and len(vectors):
+                raise ValueError(f"{len(vectors)} vectors given for 0 documents")
+            return None
+        keep = distinct_positions(docs)
+        self.check_writable()
         if vectors is None:
-            vectors = self.embed_documents(docs)
-        vectors = np.asarray(vectors, dtype=np.float32)
-        self.info.check_vectors(vectors.shape, len(docs), repr(self.path))
+            vectors = self.embed_documents([docs[i] for i in keep])
+        else:
+            vectors = np.asarray(vectors, dtype=np.float32)
+            self.check_writable().check_vectors(vectors.shape, len(docs), repr(self.path))
+            vectors = vectors[keep]
         if not np.isfinite(vectors).all():
             raise ValueError(f"vectors for collection {self.path!r} contain NaN or inf")
-        last = {d.id: i for i, d in enumerate(docs)}  # the same id twice in one call: the last wins
-        keep = sorted(last.values())
-        return table, [docs[i] for i in keep], vectors[keep]
+        return self._ensure_table(), [docs[i] for i in keep], vectors
 
     def _merge(self, docs: Sequence[Document], vectors: Optional[np.ndarray], replace: bool) -> WriteResult:
-        table, docs, vectors = self._prepare(docs, vectors)
-        if not docs:
+        prepared = self._prepare(docs, vectors)
+        if prepared is None:
             return WriteResult(0, 0)
+        table, docs, vectors = prepared
         data = self._arrow(docs, vectors)
         if table.count_rows() == 0:
             table.add(data)  # a fresh table: a plain append, no join
@@ -253,56 +254,46 @@ class Collection:
     def append(self, docs: Sequence[Document], vectors: np.ndarray) -> int:
         """Bulk load: append rows WITHOUT checking for stored ids (the caller guarantees they are
         new; duplicates would then be stored twice). The fastest path for millions of vectors."""
-        table, docs, vectors = self._prepare(docs, vectors)
-        if docs:
-            table.add(self._arrow(docs, vectors))
+        prepared = self._prepare(docs, vectors)
+        if prepared is None:
+            return 0
+        table, docs, vectors = prepared
+        table.add(self._arrow(docs, vectors))
         return len(docs)
 
     def add_texts(
         self,
-        texts: Sequence[str],
+        texts: Union[str, Sequence[str]],
         *,
-        ids: Optional[Sequence[str]] = None,
+        ids: Union[str, Sequence[str], None] = None,
         language: Optional[str] = None,
-        tags: Iterable[str] = (),
+        tags: Union[str, Iterable[str]] = (),
         meta: Optional[dict[str, Any]] = None,
         images: Optional[Sequence[Optional[str]]] = None,
     ) -> list[str]:
-        """Upsert texts; ids default to a hash of the text (adding the same text again updates it)."""
-        texts = list(texts)
-        if ids is not None and len(ids) != len(texts):
-            raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
-        ids = list(ids) if ids is not None else ["txt:" + sha1_hex(f"{language}\n{t}".encode("utf-8"))[:24] for t in texts]
-        pics = list(images) if images is not None else [None] * len(texts)
-        docs = [
-            Document(id=i, kind="text", text=t, image=p, language=language, tags=tuple(tags), meta=dict(meta or {}))
-            for i, t, p in zip(ids, texts, pics)
-        ]
-        self.upsert(docs)
-        return ids
-
-    def add_images(
-        self,
-        paths: Sequence[str | os.PathLike],
-        *,
-        captions: Optional[Sequence[str]] = None,
-        tags: Iterable[str] = (),
-        meta: Optional[dict[str, Any]] = None,
-    ) -> list[str]:
-        """Upsert image files (ids from their absolute paths). For folders and skipping of unreadable
-        files, use `index_paths`."""
-        paths = [Path(p) for p in paths]
-        caps = list(captions) if captions is not None else [p.stem for p in paths]
-        docs = [
-            Document(id=image_id(p), kind="image", text=c, image=str(p.resolve()), source=str(p.resolve()),
-                     tags=tuple(tags), meta=dict(meta or {}))
-            for p, c in zip(paths, caps)
-        ]
+        """Upsert texts (one text, or a list); ids default to a hash of the text (adding the same text again
+        updates it)."""
+        docs = text_rows(texts, ids=ids, language=language, tags=tags, meta=meta, images=images)
         self.upsert(docs)
         return [d.id for d in docs]
 
-    def delete(self, ids: Sequence[str]) -> int:
-        """Delete rows by id; returns how many were stored."""
+    def add_images(
+        self,
+        paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
+        *,
+        captions: Union[str, Sequence[str], None] = None,
+        tags: Union[str, Iterable[str]] = (),
+        meta: Optional[dict[str, Any]] = None,
+    ) -> list[str]:
+        """Upsert image files (one path, or a list; ids from their absolute paths). For folders and skipping of
+        unreadable files, use `index_paths`."""
+        docs = image_rows(paths, captions=captions, tags=tags, meta=meta)
+        self.upsert(docs)
+        return [d.id for d in docs]
+
+    def delete(self, ids: Union[str, Sequence[str]]) -> int:
+        """Delete rows by id (one id, or a list); returns how many were stored."""
+        ids = as_ids(ids)
         if self._table is None or not ids:
             return 0
         before = self._table.count_rows()
@@ -310,8 +301,8 @@ class Collection:
             self._table.delete(f"id IN ({', '.join(quote(i) for i in ids[s : s + _ID_CHUNK])})")
         return before - self._table.count_rows()
 
-    def index_paths(self, paths: Sequence[str | os.PathLike], **kwargs):
-        """Index folders of images (recursive) and text / CSV / JSONL files; see ingest.ingest."""
+    def index_paths(self, paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]], **kwargs):
+        """Index folders of images (recursive) and text / CSV / JSONL files (one path, or a list); see ingest.ingest."""
         from .ingest import ingest
 
         return ingest(self, paths, **kwargs)
@@ -323,33 +314,17 @@ class Collection:
 
     def create_index(self, params: Optional[AnnParams] = None) -> None:
         """(Re)build the ANN index on the vectors, and a scalar index on ids for fast upserts."""
-        p = params or self.ann
-        table = self._ensure_table()
-        n = table.count_rows()
-        if n < 256:
-            raise ValueError(f"collection {self.path!r} has {n} rows; an ANN index needs at least 256 (search is exact anyway)")
-        sub = p.num_sub_vectors or next(s for s in (self.dim // 8, self.dim // 4, self.dim // 2, 1) if s and self.dim % s == 0)
-        parts = p.num_partitions or max(1, n // PARTITION_ROWS)
-        table.create_index("vector", config=_index_config(p.index_type, parts, sub), replace=True)
-        from lancedb.index import BTree
-
-        table.create_index("id", config=BTree(), replace=True)
+        build_ann_index(self._ensure_table(), self.dim, params or self.ann, self.path)
 
     def ensure_index(self) -> bool:
         """Build the index once the collection passes `ann_threshold`; fold new rows into it when
         more than 10% are unindexed. Returns True when it changed anything."""
-        n = len(self)
-        if n < self.ann_threshold:
+        if len(self) < self.ann_threshold:
             return False
         if not self.has_index:
             self.create_index()
             return True
-        name = next(ix.name for ix in self._table.list_indices() if ix.columns == ["vector"])
-        stats = self._table.index_stats(name)
-        if stats is not None and stats.num_unindexed_rows > 0.1 * n:
-            self._table.optimize()  # adds unindexed rows to the existing index and compacts files
-            return True
-        return False
+        return refresh_ann_index(self._table)
 
     # ---- search -------------------------------------------------------------------------------
     def search(
@@ -378,13 +353,16 @@ class Collection:
         """Top-k documents for a (dim,) vector; `filters` are those of `search` (where, language...). With the
         query's `text` and a `lexical_weight` > 0, the top max(100, 10 k) by cosine are re-ordered by the fused
         score (each hit's `score` stays its cosine)."""
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_K:
+            raise ValueError(f"k must be an int in 1..{MAX_K:,} (hits to return), got {k!r}")
+        k = int(k)
         if not (isinstance(lexical_weight, (int, float)) and 0 <= lexical_weight < float("inf")):
             raise ValueError(f"lexical_weight must be a finite number >= 0 (0: cosine only), got {lexical_weight!r}")
         lexical = text is not None and lexical_weight > 0
         limit = max(LEXICAL_CANDIDATES, 10 * k) if lexical else k
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if not np.isfinite(vector).all():
+            raise ValueError("the query vector contains NaN or inf; give a finite vector")
         if self._table is None:
             return []
         if vector.shape[0] != self.dim:
@@ -407,4 +385,5 @@ class Collection:
             Hit(Document.from_row(r), score=1.0 - float(r["_distance"]), rank=rank)
             for rank, r in enumerate(rows, start=1)
         ]
+
 

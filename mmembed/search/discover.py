@@ -4,21 +4,30 @@ Each input becomes `Document`s with stable ids (see documents.py) before anythin
 files and rows that cannot be used are collected as `SkippedFile`s with the reason, never raised,
 so one bad file in 10,000 does not stop an index run.
 
-Text files: `.txt` gives one row per non-empty line. CSV / TSV / JSONL rows take their text from
-`text_field` (default: the first of text, caption, title, sentence), an optional `id`, `language`
-(or `lang`), `tags` (a list, or a string split on commas), `image` (a picture shown with the hit,
-relative to the file) and keep every other field as metadata.
+Text files (read as UTF-8, a byte-order mark allowed): `.txt` gives one row per non-empty line. CSV /
+TSV / JSONL rows take their text from `text_field` (default: the first of text, caption, title,
+sentence), an optional `id`, `language` (or `lang`), `tags` (a list, or a string split on commas),
+`image` (a picture shown with the hit, relative to the file) and keep every other field as metadata.
+A row without an `id` is identified by its file and its text (the n-th row with that text), not its line
+number, so lines added or removed elsewhere do not shift it. A row whose id another row already took
+is skipped and listed with both places. Symlink loops, broken symlinks and unlistable folders are
+skipped and listed too.
+
+A `Discovery` also says what it covered: the folders walked and the text files read in full. Stored
+rows from there that this run no longer found are gone from disk (see ingest.py, which removes them).
 """
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Union
 
-from .documents import Document, SkippedFile, image_id, text_id
+from .documents import Document, SkippedFile, as_tags, image_id, one_or_many, safe_str, sha1_hex, text_id
 
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 TEXT_EXTS = frozenset({".txt"})
@@ -35,15 +44,45 @@ class TextOptions:
     language: Optional[str] = None  # for rows that do not say
     tags: tuple[str, ...] = ()  # added to every document
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", as_tags(self.tags, "TextOptions"))
+
 
 @dataclass
 class Discovery:
     documents: list[Document] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
+    locations: list[str] = field(default_factory=list)  # where each document came from: "file:line" or the file
+    folders: list[str] = field(default_factory=list)  # absolute folders walked (as stored: safe_str)
+    files_read: set[str] = field(default_factory=set)  # text files read to the end (as stored)
+    unreadable: list[str] = field(default_factory=list)  # files / folders that could not be read (as stored)
+    keep_duplicates: bool = False  # True: rows sharing an id are all kept (`mmembed encode`: a matrix row each)
+    _first: dict[str, tuple[tuple[str, str], str]] = field(default_factory=dict, repr=False)
 
     @property
     def num_images(self) -> int:
         return sum(d.kind == "image" for d in self.documents)
+
+    def add(self, doc: Document, origin: tuple[str, str], where: str) -> None:
+        """Keep `doc` unless its id is taken: by the same row (one file given twice: silently once) or by
+        another row (listed as skipped, naming both)."""
+        first = self._first.get(doc.id)
+        if first is None or self.keep_duplicates:
+            self._first.setdefault(doc.id, (origin, where))
+            self.documents.append(doc)
+            self.locations.append(where)
+        elif first[0] != origin:
+            self.skipped.append(SkippedFile(where, f"id {doc.id!r} already used by {first[1]}"))
+
+    def covers(self, source: str) -> bool:
+        """Whether a stored row from `source` should have been found again by this run (a text file read in
+        full, or a file under a walked folder, outside anything unreadable)."""
+        def under(folder: str) -> bool:
+            return source == folder or source.startswith(folder.rstrip("/") + "/")
+
+        if any(under(u) for u in self.unreadable):
+            return False
+        return source in self.files_read or any(under(f) for f in self.folders)
 
 
 def _rel_folder(path: Path, root: Optional[Path]) -> str:
@@ -53,13 +92,25 @@ def _rel_folder(path: Path, root: Optional[Path]) -> str:
     return "" if rel == "." else rel
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Files under root, sorted, hidden files and folders left out; symlinked folders not followed."""
-    for dirpath, dirnames, filenames in os.walk(root):
+def _walk(root: Path, out: Discovery) -> Iterator[Path]:
+    """Files under root, sorted, hidden files and folders left out; symlinked folders not followed; a folder
+    that cannot be listed is reported (and its stored rows kept)."""
+    def unlistable(err: OSError) -> None:
+        where = err.filename if err.filename is not None else root
+        out.skipped.append(SkippedFile(str(where), f"folder not readable: {err.strerror or err}"))
+        out.unreadable.append(safe_str(os.fspath(where)))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlistable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if not name.startswith("."):
                 yield Path(dirpath) / name
+
+
+def source_path(path: Path) -> str:
+    """The absolute path an image row records as its source: folders resolved, a symlinked file named as the
+    link (so the row goes when the link goes; the row's id and `image` are the target's)."""
+    return os.path.join(os.path.realpath(path.parent), path.name)
 
 
 def _tags(value: Any) -> tuple[str, ...]:
@@ -68,11 +119,11 @@ def _tags(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(t.strip() for t in value.replace(";", ",").split(",") if t.strip())
     if isinstance(value, (list, tuple)):
-        return tuple(str(t) for t in value)
+        return tuple(str(t) for t in value if str(t).strip())
     raise ValueError(f"tags must be a list or a comma-separated string, got {type(value).__name__}")
 
 
-def _row_document(path: Path, row_key: int, data: dict[str, Any], opts: TextOptions, folder: str) -> Document:
+def _row_document(path: Path, data: dict[str, Any], opts: TextOptions, folder: str, seen: Counter) -> Document:
     fields = (opts.text_field,) if opts.text_field else TEXT_FIELDS
     name = next((f for f in fields if f in data), None)
     if name is None:
@@ -80,16 +131,23 @@ def _row_document(path: Path, row_key: int, data: dict[str, Any], opts: TextOpti
     text = data[name]
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"field {name!r} is empty or not a string")
+    if safe_str(text) != text:
+        raise ValueError(f"field {name!r} holds an invalid character (a lone UTF-16 surrogate)")
     image = data.get("image")
     if image:
         image = str((path.parent / str(image)).resolve())
+    source = str(path.resolve())
     own_id = data.get("id")
+    if own_id in (None, ""):  # identified by its text: the n-th row of this file with it
+        digest = sha1_hex(text.encode("utf-8"))
+        seen[digest] += 1
+        own_id = text_id(source, f"text:{digest}#{seen[digest]}")
     return Document(
-        id=str(own_id) if own_id not in (None, "") else text_id(path, row_key),
+        id=str(own_id),
         kind="text",
         text=text,
         image=image or None,
-        source=str(path.resolve()),
+        source=source,
         folder=folder,
         language=str(data.get("language") or data.get("lang") or opts.language or "") or None,
         tags=opts.tags + _tags(data.get("tags")),
@@ -100,7 +158,7 @@ def _row_document(path: Path, row_key: int, data: dict[str, Any], opts: TextOpti
 def _rows(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, parsed row) for txt / CSV / TSV / JSONL; a JSON error yields the exception."""
     ext = path.suffix.lower()
-    with path.open(encoding="utf-8", newline="") as fh:
+    with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: a byte-order mark (Excel's "CSV UTF-8") is dropped
         if ext in TEXT_EXTS:
             for lineno, line in enumerate(fh, start=1):
                 if line.strip():
@@ -118,69 +176,114 @@ def _rows(path: Path) -> Iterator[tuple[int, Any]]:
                         yield lineno, err
 
 
-def text_documents(path: Path, opts: TextOptions, folder: str = "") -> tuple[list[Document], list[SkippedFile]]:
-    docs, skipped = [], []
+@dataclass
+class TextFile:
+    """What one text file gave: its rows (with their line numbers), the rows skipped, whether it was read."""
+
+    rows: list[tuple[int, Document]] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+    read: bool = True  # False: the file itself could not be read (one SkippedFile says why)
+
+    @property
+    def documents(self) -> list[Document]:
+        return [d for _, d in self.rows]
+
+
+def read_text_file(path: Path, opts: TextOptions, folder: str = "") -> TextFile:
+    """The rows of a .txt / CSV / TSV / JSONL file as documents, and what was skipped (a row, or the file)."""
+    out = TextFile()
+    seen: Counter[str] = Counter()
+    text_opts = opts if path.suffix.lower() not in TEXT_EXTS else TextOptions(None, opts.language, opts.tags)
     try:
         for lineno, data in _rows(path):
             where = f"{path}:{lineno}"
             if isinstance(data, Exception):
-                skipped.append(SkippedFile(where, f"not valid JSON ({data.msg})"))
-                continue
-            if not isinstance(data, dict):
-                skipped.append(SkippedFile(where, f"expected an object, got {type(data).__name__}"))
-                continue
-            text_opts = opts if path.suffix.lower() not in TEXT_EXTS else TextOptions(None, opts.language, opts.tags)
-            try:
-                docs.append(_row_document(path, lineno, data, text_opts, folder))
-            except ValueError as err:
-                skipped.append(SkippedFile(where, str(err)))
+                out.skipped.append(SkippedFile(where, f"not valid JSON ({data.msg})"))
+            elif not isinstance(data, dict):
+                out.skipped.append(SkippedFile(where, f"expected an object, got {type(data).__name__}"))
+            else:
+                try:
+                    out.rows.append((lineno, _row_document(path, data, text_opts, folder, seen)))
+                except ValueError as err:
+                    out.skipped.append(SkippedFile(where, str(err)))
     except UnicodeDecodeError as err:
-        return [], [SkippedFile(str(path), f"not UTF-8 text ({err.reason} at byte {err.start})")]
+        return TextFile([], [SkippedFile(str(path), f"not UTF-8 text ({err.reason} at byte {err.start})")], read=False)
     except (OSError, csv.Error) as err:
-        return [], [SkippedFile(str(path), f"unreadable: {err}")]
-    return docs, skipped
+        return TextFile([], [SkippedFile(str(path), f"unreadable: {err}")], read=False)
+    return out
+
+
+def text_documents(path: Path, opts: TextOptions, folder: str = "") -> tuple[list[Document], list[SkippedFile]]:
+    found = read_text_file(path, opts, folder)
+    return found.documents, found.skipped
 
 
 def image_document(path: Path, opts: TextOptions, folder: str = "") -> Document:
-    path = path.resolve()
+    """An image file's row: id and `image` from the file it is (a symlink resolved), `source` the path found."""
+    target = path.resolve()
     return Document(
-        id=image_id(path), kind="image", text=path.stem.replace("_", " "), image=str(path), source=str(path),
-        folder=folder, tags=opts.tags,
+        id=image_id(target), kind="image", text=path.stem.replace("_", " "), image=str(target),
+        source=source_path(path), folder=folder, tags=opts.tags,
     )
+
+
+def _dangling(path: Path) -> Optional[str]:
+    """Why a symlink cannot be followed (a loop, a missing target), or None for anything else."""
+    if not os.path.islink(path):
+        return None
+    try:
+        os.stat(path)
+        return None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "symlink loop: following the link never reaches a file"
+        if err.errno == errno.ENOENT:
+            return f"broken symlink: its target {os.readlink(path)} does not exist"
+        return f"symlink target unreadable: {err.strerror or err}"
 
 
 def _file(path: Path, root: Optional[Path], opts: TextOptions, out: Discovery) -> None:
     ext = path.suffix.lower()
+    problem = _dangling(path)
+    if problem:
+        out.skipped.append(SkippedFile(str(path), problem))
+        return
     folder = _rel_folder(path, root)
     if ext in IMAGE_EXTS:
-        out.documents.append(image_document(path, opts, folder))
+        doc = image_document(path, opts, folder)
+        out.add(doc, (doc.image or "", ""), str(path))
     elif ext in TEXT_EXTS | TABLE_EXTS | JSONL_EXTS:
-        docs, skipped = text_documents(path, opts, folder)
-        out.documents += docs
-        out.skipped += skipped
+        found = read_text_file(path, opts, folder)
+        source = str(path.resolve())  # a text file's rows are its target's (a link to it adds nothing)
+        for lineno, doc in found.rows:
+            out.add(doc, (source, str(lineno)), f"{path}:{lineno}")
+        out.skipped += found.skipped
+        (out.files_read.add if found.read else out.unreadable.append)(safe_str(source))
     else:
         out.skipped.append(SkippedFile(str(path), f"unsupported file type {ext or '(none)'}; "
                                                   f"supported: {', '.join(sorted(SUPPORTED))}"))
 
 
-def discover(paths: Sequence[str | os.PathLike] | Iterable[str | os.PathLike], opts: TextOptions = TextOptions()) -> Discovery:
-    """All documents under `paths` (folders are walked recursively), plus what was skipped and why."""
-    out = Discovery()
-    for p in paths:
+def discover(paths: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]], opts: TextOptions = TextOptions(),
+             *, keep_duplicates: bool = False) -> Discovery:
+    """All documents under `paths` (one path, or several; folders are walked recursively), plus what was
+    skipped and why. The same file under two given paths gives its rows once."""
+    out = Discovery(keep_duplicates=keep_duplicates)
+    for p in one_or_many(paths, "paths"):
         path = Path(p).expanduser()
-        if path.is_dir():
-            root = path.resolve()
-            for f in _walk(root):
-                _file(f, root, opts, out)
-        elif path.is_file():
-            _file(path, None, opts, out)
-        else:
-            out.skipped.append(SkippedFile(str(path), "does not exist"))
-    seen: set[str] = set()
-    unique = []
-    for d in out.documents:  # the same file under two given paths is indexed once
-        if d.id not in seen:
-            seen.add(d.id)
-            unique.append(d)
-    out.documents = unique
+        try:
+            if path.is_dir():
+                root = path.resolve()
+                out.folders.append(safe_str(str(root)))
+                for f in _walk(root, out):
+                    try:
+                        _file(f, root, opts, out)
+                    except (OSError, RuntimeError) as err:  # e.g. a loop in a folder above: this file only
+                        out.skipped.append(SkippedFile(str(f), f"unreadable: {err}"))
+            elif path.is_file():
+                _file(path, None, opts, out)
+            else:
+                out.skipped.append(SkippedFile(str(path), _dangling(path) or "does not exist"))
+        except (OSError, RuntimeError) as err:
+            out.skipped.append(SkippedFile(str(path), f"unreadable: {err}"))
     return out

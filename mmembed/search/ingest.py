@@ -1,21 +1,26 @@
-"""Indexing files into a collection: discover -> skip unchanged -> embed (local or Ray) -> commit.
+"""Indexing files into a collection: discover -> skip unchanged -> embed (local or Ray) -> commit -> tidy.
 
-Interruptible and re-runnable: ids are stable, rows whose content hash is already stored are not
-embedded again, and embedded rows are committed every `chunk_size` items (each Lance commit is
-atomic), so Ctrl-C loses at most one uncommitted chunk and a re-run continues where it stopped
-without duplicating anything. Unreadable files are skipped and listed in the report.
+Interruptible and re-runnable: ids are stable, rows whose content is already stored are not embedded
+again (a row whose metadata alone changed, e.g. a new --tag, keeps its stored vector), and embedded
+rows are committed in chunks of at most `chunk_size` items (each Lance commit is atomic), so Ctrl-C
+loses at most `chunk_size` embedded rows and a re-run continues where it stopped without duplicating
+anything. Unreadable files are skipped and listed in the report.
+
+After a complete run the collection mirrors what it indexed: stored rows of a text file that the file
+no longer yields, and rows of files under an indexed folder that are gone, are removed (rows of other
+folders and files stay). Inputs that give nothing indexable raise NothingToIndexError and create nothing.
 """
 from __future__ import annotations
 
 import os
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Iterator, Literal, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, Literal, Optional, Sequence, Union
 
 import numpy as np
 
-from .discover import TextOptions, discover
-from .documents import Document, SkippedFile, file_hash
+from .discover import Discovery, TextOptions, discover
+from .documents import Document, SkippedFile, file_hash, one_or_many
 from .info import NothingToIndexError
 
 if TYPE_CHECKING:
@@ -28,21 +33,31 @@ SMALL_IMAGE_PIXELS = 1024 * 1024  # decoded images up to this size are kept for 
 @dataclass
 class IngestReport:
     inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0  # already stored with the same content: not embedded again
+    updated: int = 0  # re-embedded (content changed) or relabelled (metadata changed)
+    unchanged: int = 0  # already stored with the same content and metadata: not embedded again
+    relabeled: int = 0  # of `updated`: only metadata changed (tags, folder, ...): the stored vector kept
+    removed: int = 0  # stored rows whose file is gone from an indexed folder, or that a re-read file no longer has
     skipped: list[SkippedFile] = field(default_factory=list)
     seconds: float = 0.0
     indexed_ann: bool = False  # whether the ANN index was built or refreshed
 
     @property
     def embedded(self) -> int:
-        return self.inserted + self.updated
+        return self.inserted + self.updated - self.relabeled
 
 
 @dataclass
 class EmbeddedBatch:
-    documents: list[Document]
+    documents: list[Document]  # in the order given to embed_group, less the skipped ones
     vectors: np.ndarray  # (n, dim) float32
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    embed: list[Document] = field(default_factory=list)  # new, or content changed
+    relabel: list[Document] = field(default_factory=list)  # same content, other metadata: stored vector reused
+    unchanged: int = 0
     skipped: list[SkippedFile] = field(default_factory=list)
 
 
@@ -60,22 +75,42 @@ def hash_documents(docs: Sequence[Document]) -> tuple[list[Document], list[Skipp
     return out, skipped
 
 
-def plan(collection: "Collection", docs: Sequence[Document], chunk: int = 2_000, progress: bool = False):
-    """(documents to embed, number unchanged, skipped): drop rows stored with the same hash."""
+def _same_content(new: Document, old: Document) -> bool:
+    """Whether `old`'s stored vector is `new`'s too (the same image bytes, or the same text)."""
+    if new.kind != old.kind:
+        return False
+    return new.content_hash == old.content_hash if new.kind == "image" else new.text == old.text
+
+
+def plan(collection: "Collection", docs: Sequence[Document], chunk: int = 2_000, progress: bool = False,
+         found: Optional[Discovery] = None) -> Plan:
+    """Sort documents into: to embed, to relabel (metadata only), unchanged, skipped. With `found` (the run's
+    discovery), a text row whose id is stored for a source this run does not re-read is skipped, not
+    overwritten."""
     from tqdm.auto import tqdm
 
-    todo: list[Document] = []
-    skipped: list[SkippedFile] = []
-    unchanged = 0
+    out = Plan()
+    where = dict(zip((d.id for d in found.documents), found.locations)) if found is not None else {}
     show = progress and len(docs) > chunk  # hashing 10,000 files takes a moment: show it
     for s in tqdm(range(0, len(docs), chunk), desc="check for changes", unit="chunk", disable=not show):
         hashed, bad = hash_documents(docs[s : s + chunk])
-        skipped += bad
-        stored = collection.existing_hashes([d.id for d in hashed])
-        fresh = [d for d in hashed if stored.get(d.id) != d.content_hash]
-        unchanged += len(hashed) - len(fresh)
-        todo += fresh
-    return todo, unchanged, skipped
+        out.skipped += bad
+        stored = {d.id: d for d in collection.get([d.id for d in hashed])}
+        for d in hashed:
+            old = stored.get(d.id)
+            if old is None:
+                out.embed.append(d)
+            elif found is not None and d.kind == "text" and old.source != d.to_row()["source"] and not found.covers(old.source):
+                out.skipped.append(SkippedFile(where.get(d.id, d.source), (
+                    f"id {d.id!r} is already stored for {old.source or 'a row added without a file'}, "
+                    "which this run does not index; give the row another id, or delete the stored one")))
+            elif not _same_content(d, old):
+                out.embed.append(d)
+            elif d.to_row() == old.to_row():
+                out.unchanged += 1
+            else:
+                out.relabel.append(d)
+    return out
 
 
 def _decoded(path: str):
@@ -87,43 +122,40 @@ def _decoded(path: str):
 
 
 def embed_group(model, docs: Sequence[Document], dim: int, batch_size: int) -> EmbeddedBatch:
-    """Embed a group of documents with `model`; unreadable images are skipped, not raised."""
+    """Embed a group of documents with `model`, keeping their order; unreadable images are skipped, not raised."""
     from ..images import ImageInputError
 
-    kept: list[Document] = []
+    def skip(d: Document, err: Exception) -> None:
+        skipped.append(SkippedFile(d.source or str(d.image), str(err).split(": ", 1)[-1]))
+
     images: list = []
+    image_rows: list[int] = []
     skipped: list[SkippedFile] = []
-    for d in docs:
-        if d.kind != "image":
-            continue
+    for i, d in enumerate(docs):
+        if d.kind == "image":
+            try:
+                images.append(_decoded(d.image))
+                image_rows.append(i)
+            except ImageInputError as err:
+                skip(d, err)
+    text_rows = [i for i, d in enumerate(docs) if d.kind == "text"]
+    vectors = np.zeros((len(docs), dim), dtype=np.float32)
+    if text_rows:
+        vectors[text_rows] = model.encode_text([docs[i].text for i in text_rows], batch_size=batch_size, dim=dim)
+    if image_rows:
         try:
-            images.append(_decoded(d.image))
-            kept.append(d)
-        except ImageInputError as err:
-            skipped.append(SkippedFile(d.source or str(d.image), str(err).split(": ", 1)[-1]))
-    texts = [d for d in docs if d.kind == "text"]
-    vectors = np.zeros((len(texts) + len(kept), dim), dtype=np.float32)
-    if texts:
-        vectors[: len(texts)] = model.encode_text([d.text for d in texts], batch_size=batch_size, dim=dim)
-    if kept:
-        try:
-            vectors[len(texts) :] = model.encode_image(images, batch_size=batch_size, dim=dim)
+            vectors[image_rows] = model.encode_image(images, batch_size=batch_size, dim=dim)
         except ImageInputError:  # a file changed between the check and the encode: go one by one
-            return _one_by_one(model, texts, vectors[: len(texts)], kept, images, dim, skipped)
-    return EmbeddedBatch(texts + kept, vectors, skipped)
-
-
-def _one_by_one(model, texts, text_vectors, kept, images, dim, skipped) -> EmbeddedBatch:
-    from ..images import ImageInputError
-
-    docs, rows = list(texts), [text_vectors]
-    for d, img in zip(kept, images):
-        try:
-            rows.append(model.encode_image([img], dim=dim))
-            docs.append(d)
-        except ImageInputError as err:
-            skipped.append(SkippedFile(d.source or str(d.image), str(err).split(": ", 1)[-1]))
-    return EmbeddedBatch(docs, np.concatenate(rows).astype(np.float32), skipped)
+            ok = []
+            for i, img in zip(image_rows, images):
+                try:
+                    vectors[i] = model.encode_image([img], dim=dim)[0]
+                    ok.append(i)
+                except ImageInputError as err:
+                    skip(docs[i], err)
+            image_rows = ok
+    keep = sorted(text_rows + image_rows)
+    return EmbeddedBatch([docs[i] for i in keep], vectors[keep], skipped)
 
 
 def local_engine(collection: "Collection", docs: Sequence[Document], group: int) -> Iterator[EmbeddedBatch]:
@@ -134,7 +166,7 @@ def local_engine(collection: "Collection", docs: Sequence[Document], group: int)
 
 def ingest(
     collection: "Collection",
-    paths: Sequence[str | os.PathLike],
+    paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
     *,
     options: TextOptions = TextOptions(),
     engine: Engine = "local",
@@ -143,48 +175,78 @@ def ingest(
     build_index: bool = True,
     ray_options=None,
 ) -> IngestReport:
-    """Index folders of images (recursive) and text / CSV / TSV / JSONL files into `collection`."""
+    """Index folders of images (recursive) and text / CSV / TSV / JSONL files into `collection` (one path or a
+    list). Locally at most `chunk_size` embedded rows are uncommitted at any time (what an interruption can
+    lose); the Ray engine commits whole Ray batches, so there it is max(chunk_size, ray_options.batch_size)."""
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
+    paths = one_or_many(paths, "paths")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int (rows per commit), got {chunk_size!r}")
+    if engine not in ("local", "ray"):
+        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
     found = discover(paths, options)
     if not found.documents:  # before the table exists: a typo'd path must not leave an empty collection behind
         raise NothingToIndexError(_nothing_found(paths, found.skipped))
+    collection.check_writable()  # the model and dim a new table would record: refused before any work
     report = IngestReport(skipped=list(found.skipped))
-    todo, report.unchanged, bad = plan(collection, found.documents, progress=progress)
-    report.skipped += bad
-    collection._ensure_table()  # records the model before any worker starts
+    todo = plan(collection, found.documents, progress=progress, found=found)
+    report.unchanged, report.skipped = todo.unchanged, report.skipped + todo.skipped
+    _relabel(collection, todo.relabel, report)
     if engine == "local":
-        batches = local_engine(collection, todo, group=4 * collection.batch_size)
-    elif engine == "ray":
+        group = min(4 * collection.batch_size, chunk_size)
+        batches = local_engine(collection, todo.embed, group=group)
+    else:
         from .ray_engine import RayOptions, ray_engine
 
-        batches = ray_engine(collection, todo, ray_options or RayOptions())
-    else:
-        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
-    bar = tqdm(total=len(todo), unit="item", desc=f"index -> {collection.path}", disable=not progress)
+        ray_options = ray_options or RayOptions()
+        group = ray_options.batch_size
+        batches = ray_engine(collection, todo.embed, ray_options)
+    bar = tqdm(total=len(todo.embed), unit="item", desc=f"index -> {collection.path}", disable=not progress)
     buffer: list[EmbeddedBatch] = []
     try:
         for batch in batches:
             buffer.append(batch)
             report.skipped += batch.skipped
             bar.update(len(batch.documents) + len(batch.skipped))
-            if sum(len(b.documents) for b in buffer) >= chunk_size:
+            if sum(len(b.documents) for b in buffer) + group > chunk_size:  # the next group would pass it
                 _commit(collection, buffer, report)
     finally:  # Ctrl-C included: what was embedded is committed, so a re-run does not redo it
         _commit(collection, buffer, report)
         bar.close()
+    if report.inserted + report.updated + report.unchanged == 0:  # every input was unusable: refuse, as for none
+        raise NothingToIndexError(_nothing_found(paths, report.skipped))
+    report.removed = _remove_stale(collection, found)
     if build_index:
         report.indexed_ann = collection.ensure_index()
     report.seconds = time.perf_counter() - start
     return report
 
 
+def _relabel(collection: "Collection", docs: Sequence[Document], report: IngestReport, chunk: int = 2_000) -> None:
+    """Rewrite rows whose metadata alone changed, with their stored vectors (nothing is embedded)."""
+    for s in range(0, len(docs), chunk):
+        part = docs[s : s + chunk]
+        result = collection.upsert(part, collection.vectors([d.id for d in part]))
+        report.updated += result.updated
+        report.inserted += result.inserted
+        report.relabeled += result.updated
+
+
+def _remove_stale(collection: "Collection", found: Discovery) -> int:
+    """Delete stored rows that the covered folders and text files no longer yield (their file is gone, or a
+    re-read text file no longer has that row). Rows of anything this run did not cover are kept."""
+    ids = {d.id for d in found.documents}
+    stored = collection.rows_from(found.folders, sorted(found.files_read))
+    return collection.delete([r["id"] for r in stored if r["id"] not in ids and found.covers(r["source"])])
+
+
 def _nothing_found(paths: Sequence[str | os.PathLike], skipped: Sequence[SkippedFile], show: int = 5) -> str:
     given = ", ".join(repr(os.fspath(p)) for p in paths) or "(no paths given)"
     why = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:show])
     more = f" ... and {len(skipped) - show} more" if len(skipped) > show else ""
-    return (f"nothing to index in {given}: no image files and no text rows (.txt / .csv / .tsv / .jsonl) found"
+    return (f"nothing to index in {given}: no usable image file and no text row (.txt / .csv / .tsv / .jsonl) found"
             + (f" (skipped: {why}{more})" if why else ""))
 
 
