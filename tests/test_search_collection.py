@@ -215,3 +215,12 @@ def test_search_refuses_empty_queries_bad_vectors_and_bad_k(col):
         with pytest.raises(ValueError, match=r"k must be an int in 1\.\.1,000,000"):
             col.search("apple", k=k)
     assert len(col.search("apple", k=np.int64(2))) == 2
+
+
+@pytest.mark.parametrize("create", [True, False])
+def test_a_regular_file_is_not_a_collection(tmp_path, create):
+    path = tmp_path / "c.lance"
+    path.write_text("not a table")
+    with pytest.raises(CollectionNotFoundError, match="is a regular file, not a collection folder"):
+        Collection(path, model=tiny_model(), create=create)
+    assert path.read_text() == "not a table"

@@ -64,6 +64,8 @@ class Collection:
         self.path = os.fspath(path)
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 1):
             raise ValueError(f"dim must be a positive int (Matryoshka truncation), got {dim!r}")
+        if _is_local(self.path) and Path(self.path).expanduser().is_file():
+            raise CollectionNotFoundError(f"{self.path!r} is a regular file, not a collection folder")
         exists = self.exists(self.path)
         if not create and not exists:
             raise CollectionNotFoundError(
