@@ -23,7 +23,8 @@ from mmembed.serialization import trained_state_dict
 from mmembed.training.config import SourceSpec, TrainConfig
 from mmembed.training.embedder import PairEmbedder
 from mmembed.training.losses import LossConfig, contrastive_loss
-from mmembed.training.pairs import PairsError, load_custom_pairs
+from mmembed.training.custom_pairs import load_custom_pairs
+from mmembed.training.pairs import PairsError
 from mmembed.training.step import grad_cache_step, plain_step
 from mmembed.training.trainer import Trainer, shutdown_distributed
 
@@ -473,6 +474,8 @@ def test_kill_dash_9_then_resume(dataset, tmp_path):
 
     final = load_model(tmp_path / "killed" / "final")
     _assert_resumed_like_uninterrupted(trained_state_dict(ref.model), trained_state_dict(final), init)
+    logged = [json.loads(line)["step"] for line in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, steps + 1))  # the steps trained again after the kill are logged once
 
 
 def test_custom_pairs_report_bad_rows(tmp_path):
@@ -594,6 +597,7 @@ def test_two_rank_loss_equals_single_process(dataset, tmp_path, free_port):
 def _failing_rank0_worker(rank: int, world: int, port: int, dataset: str, out: str, result: str, job: str) -> None:
     """A torchrun-like rank whose rank-0 `job` at step 2 fails as a full disk would: the checkpoint write, or
     the dev evaluation (e.g. reading a dev image)."""
+    import mmembed.training.run_folder as run_folder_module
     import mmembed.training.trainer as trainer_module
     from conftest import record_what_this_rank_raises
     from mmembed.training.config import DevSpec
@@ -609,7 +613,7 @@ def _failing_rank0_worker(rank: int, world: int, port: int, dataset: str, out: s
         return wrapped
 
     if job == "checkpoint":
-        trainer_module.save_model = fails_the_second_time(trainer_module.save_model)
+        run_folder_module.save_model = fails_the_second_time(run_folder_module.save_model)  # the checkpoint's
     else:
         trainer_module.dev_metrics = fails_the_second_time(trainer_module.dev_metrics)
     dev = [DevSpec(name="colors", path=str(Path(dataset) / "train.jsonl"), langs=["en"], kinds=["name"])]

@@ -31,13 +31,18 @@ def train_cmd(
     grad_cache_chunk: Annotated[Optional[int], typer.Option(help="Cached-gradient step (GradCache) in chunks of this many pairs: a --batch-size far larger than fits in memory.")] = None,
     on_error: Annotated[str, typer.Option(help="Bad rows in --pairs: skip (report and skip) or reject (stop).")] = "skip",
     resume: Annotated[bool, typer.Option(help="Continue from the latest checkpoint in the run folder.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Start over in a run folder that holds a run: its checkpoints, final/ and log.jsonl are deleted first.")] = False,
     export: Annotated[Optional[Path], typer.Option(help="Also save the final model here (e.g. adapters/NAME).")] = None,
     teacher: Annotated[Optional[str], typer.Option(help="With --pairs of texts: also distill this text teacher's in-batch similarities (e5 = multilingual-e5-small).")] = None,
 ) -> None:
     """Contrastive training (InfoNCE / SigLIP, in-batch + hard negatives, Matryoshka, GradCache)."""
     from rich.console import Console
+    from rich.markup import escape
 
+    from ..serialization import CheckpointError
     from .config import SourceSpec, TrainConfig
+    from .pairs import PairsError
+    from .run_folder import RunFolderError, check_export_target
     from .trainer import Trainer, init_distributed_from_env, shutdown_distributed
 
     console = Console(stderr=True)
@@ -67,13 +72,17 @@ def train_cmd(
                      ("grad_cache_chunk", grad_cache_chunk))
         # replace() runs the config's own checks again on the overridden values (a bad --loss is named)
         cfg = dataclasses.replace(cfg, **{key: value for key, value in overrides if value is not None})
+        for target in (Path(cfg.out) / "final", *([export] if export is not None else [])):
+            check_export_target(target)  # before training, not after it
+        if resume and overwrite:
+            raise ValueError("--resume continues the run in --out and --overwrite deletes it: pass one of them")
         init_distributed_from_env()
-        trainer = Trainer(cfg, resume=resume)
+        trainer = Trainer(cfg, resume=resume, overwrite=overwrite)
     except (ValueError, FileNotFoundError, KeyError, ImportError) as err:  # ImportError: a teacher package missing
         _print_error(console, err)
         raise typer.Exit(1) from None
     for problem in trainer.problems[:50]:
-        console.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
+        console.print(f"[yellow]skipped[/yellow] {escape(str(problem))}", highlight=False, soft_wrap=True)
     if len(trainer.problems) > 50:
         console.print(f"[yellow]... and {len(trainer.problems) - 50} more skipped rows[/yellow]")
     try:
@@ -84,6 +93,9 @@ def train_cmd(
             if export is not None:
                 trainer.export(export)
                 console.print(f"exported -> {export}")
+    except (PairsError, RunFolderError, CheckpointError) as err:  # e.g. an export folder filled while training ran
+        _print_error(console, err)
+        raise typer.Exit(1) from None
     finally:
         shutdown_distributed()
 

@@ -1,8 +1,7 @@
-"""Training pairs: from dataset manifests or a user's own JSONL / CSV / image folder.
+"""Training pairs from dataset manifests, grouped by concept, and the batch sampler.
 
-Every bad row (missing file, unreadable image, empty text, malformed line) is reported with its
-file and line number, then skipped -- or the whole input is rejected with `on_error="reject"`.
-Nothing bad is ever used silently.
+A user's own JSONL / CSV / image folder is read by `custom_pairs.load_custom_pairs` (bad rows are
+reported with file and line, then skipped or rejected).
 
 Sampling is deterministic per step (a generator seeded with (seed, step)), so a resumed run draws
 exactly the batches an uninterrupted run would, with no sampler state to save. A batch holds at
@@ -10,13 +9,11 @@ most one pair per concept: two captions of one emoji in a batch would be false n
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional, Sequence, TypeVar
+from typing import Optional, Sequence, TypeVar
 
 import torch
 
@@ -151,105 +148,6 @@ def check_feature_rows(refs: Sequence[FeatureRef], where: str) -> None:
             raise PairsError(f"{where}: {err}") from None
         if top >= n:
             raise PairsError(f"{where}: row {top} of feature table {file} tensor {tensor!r} is out of range ({n} rows)")
-
-
-# ---- a user's own paired data --------------------------------------------------------------
-
-def _check_image(path: Path) -> Optional[str]:
-    from ..images import ImageInputError, open_image
-
-    try:
-        open_image(path)
-    except ImageInputError as err:
-        return str(err)
-    return None
-
-
-def _row_to_pair(row: dict, base: Path, where: str, check_images: bool) -> tuple[Optional[TrainPair], Optional[str]]:
-    def text(*keys):
-        for k in keys:
-            v = row.get(k)
-            if v is not None:
-                return v
-        return None
-
-    image = text("image", "image_path", "path")
-    anchor = text("query", "text", "anchor")
-    positive = text("caption", "positive", "text2")
-    if positive is None and image is None and anchor is not None:
-        return None, "a text row needs a positive (fields: query/text + positive/caption)"
-    if image is not None and anchor is not None and positive is None:
-        positive, anchor = anchor, None  # (image, text) rows may name the caption "text"
-    negative = text("negative", "hard_negative")
-    for name, value in (("positive", positive), ("anchor text", anchor), ("negative", negative)):
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            return None, f"empty or non-text {name}"
-    if positive is None:
-        return None, "no caption/positive text"
-    if image is None and anchor is None:
-        return None, "no anchor: give an image path or a query text"
-    img_path = None
-    if image is not None:
-        p = Path(image)
-        p = p if p.is_absolute() else base / p
-        if not p.is_file():
-            return None, f"image {image!r} does not exist"
-        if check_images and (why := _check_image(p)):
-            return None, why
-        img_path = str(p)
-    return TrainPair(positive.strip(), image=img_path, text=anchor, negative=negative, concept=f"{where}"), None
-
-
-def load_custom_pairs(
-    path: str | Path, *, on_error: Literal["skip", "reject"] = "skip", check_images: bool = True
-) -> tuple[list[TrainPair], list[RowProblem]]:
-    """Read my.jsonl | my.csv | image_folder/ -> (pairs, problems). See the module docstring."""
-    path = Path(path)
-    if not path.exists():
-        raise PairsError(f"{path} does not exist")
-    pairs: list[TrainPair] = []
-    problems: list[RowProblem] = []
-
-    def add(row: dict, where: str) -> None:
-        pair, why = _row_to_pair(row, path.parent if path.is_file() else path, where, check_images)
-        if why:
-            problems.append(RowProblem(where, why))
-        else:
-            pairs.append(pair)
-
-    if path.is_dir():
-        # image_folder/: each image paired with its sidecar NAME.txt, else its file name as caption
-        for img in sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-            side = img.with_suffix(".txt")
-            caption = side.read_text(encoding="utf-8").strip() if side.is_file() else img.stem.replace("_", " ")
-            add({"image": str(img), "caption": caption}, str(img.relative_to(path)))
-    elif path.suffix.lower() == ".jsonl":
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    problems.append(RowProblem(f"{path}:{lineno}", f"not valid JSON ({err.msg})"))
-                    continue
-                if not isinstance(row, dict):
-                    problems.append(RowProblem(f"{path}:{lineno}", "expected a JSON object"))
-                    continue
-                add(row, f"{path}:{lineno}")
-    elif path.suffix.lower() in (".csv", ".tsv"):
-        with path.open(encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            for lineno, row in enumerate(reader, 2):  # line 1 is the header
-                add({k: v for k, v in row.items() if k is not None and v not in (None, "")}, f"{path}:{lineno}")
-    else:
-        raise PairsError(f"{path}: expected a .jsonl, .csv/.tsv file or a folder of images")
-    if problems and on_error == "reject":
-        listing = "\n".join(f"  {p}" for p in problems[:20])
-        raise PairsError(f"{len(problems)} bad row(s) in {path} (on_error=reject):\n{listing}")
-    if not pairs:
-        raise PairsError(f"{path} has no usable pairs ({len(problems)} bad rows)")
-    return pairs, problems
 
 
 # ---- sampling ----------------------------------------------------------------------------

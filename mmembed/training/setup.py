@@ -5,12 +5,14 @@ and which of its parameters get gradients."""
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 from ..config import LoraConfig
 from ..model import MMEmbedModel
 from ..vision import tower_trained_prefixes
 from .config import TrainConfig
-from .pairs import PairSource, group_pairs, load_custom_pairs, pairs_from_manifest
+from .custom_pairs import load_custom_pairs
+from .pairs import PairSource, group_pairs, pairs_from_manifest
 
 
 def build_sources(cfg: TrainConfig) -> tuple[list[PairSource], list[str]]:
@@ -37,6 +39,21 @@ def build_sources(cfg: TrainConfig) -> tuple[list[PairSource], list[str]]:
                              f"(use loss = 'clip', or drop the negative column)")
         sources.append(group_pairs(spec.name, pairs, spec.weight))
     return sources, problems
+
+
+def check_batch_fits(cfg: TrainConfig, sources: list[PairSource], world: int = 1, problems: Sequence[str] = ()) -> None:
+    """A batch holds at most one pair per concept (an image, or a text and its translations): checked before
+    the (slow) model load, not at step 1."""
+    total = sum(len(s.by_concept) for s in sources)
+    if cfg.batch_size <= total:
+        return
+    unit = world * cfg.grad_accum
+    fits = total // unit * unit
+    hint = f"pass --batch-size {fits} or less" if fits >= 2 else "add pairs with other images or texts"
+    skipped = "" if not problems else f"; {len(problems)} bad rows were skipped:\n" + "\n".join(
+        f"  {p}" for p in problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
+    raise ValueError(f"batch_size {cfg.batch_size} is larger than the {total} distinct concepts in the training pairs "
+                     f"(a batch holds at most one pair per image or text); {hint}{skipped}")
 
 
 def _check_minable(name: str, pairs, n_images: int) -> None:

@@ -1,19 +1,17 @@
 """The training loop: sample -> embed -> contrastive loss -> step; checkpoints, resume, dev eval.
 
 Checkpoints are folders written atomically (temp + rename): the trained parts (safetensors via
-`save_model`), the optimizer state (torch.save, loaded with weights_only=True) and the step.
+`save_model`), the optimizer state (torch.save, loaded with weights_only=True), the step and what run
+they belong to (run_folder.py: one run folder holds one run; --resume continues only that run).
 Batches are drawn from a generator seeded by (seed, step), so a run killed with -9 and resumed
 reaches the same state as an uninterrupted run. Under torchrun every rank embeds its slice of the
 global batch; open_clip's loss gathers features with gradients, and gradients are averaged.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -23,13 +21,14 @@ import torch
 from ..image_centering import fit_image_centering
 from ..label_prior import refresh_label_embeddings
 from ..serialization import load_model, save_model
+from . import run_folder
 from .config import TrainConfig
 from .devset import dev_metrics, load_dev_set
 from .embedder import PairEmbedder
 from .losses import LossConfig, contrastive_loss, distill_loss, embedding_distill_loss, rank_world
 from .memory import release_freed_memory
 from .pairs import MixtureSampler, group_pairs, pairs_from_manifest, partners_from_negatives
-from .setup import build_model, build_sources, set_trainable
+from .setup import build_model, build_sources, check_batch_fits, set_trainable
 from .step import grad_cache_step, plain_step
 from .teacher import (TeacherError, TeacherMap, TeacherTable, build_teacher_table, fit_teacher_map, load_teacher_map,
                       load_teacher_table, save_teacher_map, teacher_texts)
@@ -51,13 +50,8 @@ def shutdown_distributed() -> None:
         torch.distributed.destroy_process_group()
 
 
-def _checkpoints(out: Path) -> list[Path]:
-    root = out / "checkpoints"
-    return sorted(root.glob("step_*")) if root.is_dir() else []
-
-
 class Trainer:
-    def __init__(self, cfg: TrainConfig, *, resume: bool = False, progress: bool = True):
+    def __init__(self, cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True):
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.rank, self.world = rank_world()
@@ -65,14 +59,23 @@ class Trainer:
         if cfg.batch_size % (self.world * cfg.grad_accum):
             raise ValueError(f"batch_size {cfg.batch_size} must divide by world size x grad_accum ({self.world}x{cfg.grad_accum})")
         self.progress = progress and self.rank == 0
+        saved = run_folder.checkpoints(self.out) if resume else []
+        latest = saved[-1] if saved else None
+        if overwrite and self.rank == 0:  # --overwrite: the folder's previous run goes (rank 0 alone deletes)
+            run_folder.clear_run(self.out)
+        if latest is None and not overwrite:  # before the pairs are read and the model loads: a folder holding a run is refused
+            run_folder.check_fresh(self.out)
         self.sources, self.problems = build_sources(cfg)
+        check_batch_fits(cfg, self.sources, self.world, self.problems)
+        self.identity = run_folder.run_identity(cfg, self.sources)
+        resumed_step = run_folder.check_resumable(latest, self.identity) if latest else 0
         # dev sets are read now, on every rank (so all ranks stop together): a bad path, kind or
         # language stops the run before step 1; only rank 0 scores them
         self.dev_sets = [load_dev_set(d) for d in cfg.dev]
         self._centering_images: Optional[list[str]] = None  # training image paths, listed at the first centering fit
         self.step = 0
-        saved = _checkpoints(self.out) if resume else []
-        latest = saved[-1] if saved else None
+        if self.rank == 0:  # records past the resumed step are trained (and logged) again; a fresh run logs anew
+            run_folder.restart_log(self.out, resumed_step if latest else None)
         torch.manual_seed(cfg.seed)
         self.model = load_model(latest / "model") if latest else build_model(cfg)
         set_trainable(self.model, cfg)
@@ -93,7 +96,7 @@ class Trainer:
         if latest:
             state = torch.load(latest / "optimizer.pt", map_location="cpu", weights_only=True)
             self.optimizer.load_state_dict(state)
-            self.step = json.loads((latest / "trainer_state.json").read_text())["step"]
+            self.step = resumed_step
         self.embedder = PairEmbedder(self.model, chunk=cfg.embed_chunk, label_prior_in_loss=cfg.label_prior_in_loss)
         dims = tuple(self.model.config.matryoshka_dims) if cfg.matryoshka else ()
         self.loss_cfg = LossConfig(kind=cfg.loss, matryoshka_dims=dims)
@@ -263,28 +266,12 @@ class Trainer:
         return sum(losses) / len(losses)
 
     def save_checkpoint(self) -> Path:
-        root = self.out / "checkpoints"
-        root.mkdir(parents=True, exist_ok=True)
-        final = root / f"step_{self.step:06d}"
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
-        try:
-            save_model(self.model, tmp / "model")
-            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-            (tmp / "trainer_state.json").write_text(json.dumps({"step": self.step, "config": self.cfg.to_dict()}, indent=1))
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        for old in _checkpoints(self.out)[: -self.cfg.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
-        return final
+        return run_folder.write_checkpoint(self.out, self.model, self.optimizer, self.step, self.identity,
+                                           self.cfg.keep_checkpoints)
 
     def _log(self, record: dict) -> None:
         if self.rank == 0:
-            self.out.mkdir(parents=True, exist_ok=True)
-            with open(self.out / "log.jsonl", "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            run_folder.append_log(self.out, record)
 
     def _train_mode(self) -> None:
         """Train mode for what trains; the image tower ALWAYS stays in eval mode: its BatchNorm must use
@@ -357,11 +344,14 @@ class Trainer:
         self._share_rank0_failure(failure, what)
 
     def export(self, folder: str | Path, card_extra: str = "") -> Path:
-        """Save the trained model (trained parts only) as a loadable folder, e.g. adapters/NAME."""
+        """Save the trained model (trained parts only) as a loadable folder, e.g. adapters/NAME. Its model card is
+        written anew with this run's training section, unless the folder holds a hand-written card (kept)."""
+        run_folder.check_export_target(Path(folder))
         self.model.eval()
         refresh_label_embeddings(self.model)
         self._fit_image_centering()
-        return save_model(self.model, folder, card_extra=card_extra)
+        card = run_folder.training_card(Path(folder), self.cfg, self.step, self.identity)
+        return save_model(self.model, folder, card_extra=card + card_extra if card else card_extra)
 
     def _fit_image_centering(self) -> None:
         """Refit the centering mean on this run's training images (it follows the trained image side)."""
