@@ -17,18 +17,15 @@ app = typer.Typer(
 @app.command("models")
 def models_cmd() -> None:
     """List the model names that `mmembed.load()` and --model accept."""
-    from rich.console import Console
-    from rich.table import Table
-
     from .registry import _REGISTRY, _adapter_names, default_model_name, get_config
 
-    table = Table("name", "kind", "description")
+    # plain lines, never cut to the terminal's width: names are meant to be copied
     default = default_model_name()
-    for name in sorted(_REGISTRY):
-        table.add_row(name + (" (default)" if name == default else ""), "config", get_config(name).description)
-    for name in _adapter_names():
-        table.add_row(name + (" (default)" if name == default else ""), "trained adapter", "adapters/" + name)
-    Console().print(table)
+    rows = [(name, "config", get_config(name).description) for name in sorted(_REGISTRY)]
+    rows += [(name, "trained adapter", "adapters/" + name) for name in _adapter_names()]
+    for name, kind, description in rows:
+        typer.echo(name + (" (default)" if name == default else ""))
+        typer.echo(f"    {kind}: {description}")
 
 
 # ---- command groups of the other areas (each module exposes `register(app)`) -----------------

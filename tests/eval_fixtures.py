@@ -59,3 +59,32 @@ def make_eval_data(root: Path) -> Path:
     write_manifest(shapes / "train.jsonl", shape_records(shapes, "train"))
     write_manifest(root / "parallel" / "test.jsonl", parallel_records("test"))
     return root
+
+
+def write_lines(path: Path, rows) -> Path:
+    """A manifest written as given (dicts as JSON lines, str as raw lines): for malformed-input tests."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows),
+                    encoding="utf-8")
+    return path
+
+
+def make_color_data(root: Path, per_concept: int = 1, concepts=("red", "green", "blue", "black"),
+                    langs=("en", "de")) -> Path:
+    """root/test.jsonl: solid-colour 32x32 PNGs, `per_concept` distinct images per colour (shades),
+    each with an English and German name: the audit's fixture."""
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for color in concepts:
+        de, _, rgb = COLORS[color]
+        for i in range(per_concept):
+            rel = f"img/{color}{i or ''}.png"
+            Image.new("RGB", (32, 32), tuple(max(0, c - 40 * i) for c in rgb)).save(root / rel)
+            for lang, caption in (("en", color), ("de", de)):
+                if lang in langs:
+                    rows.append({"concept": color, "caption": caption, "lang": lang, "image": rel, "kind": "name",
+                                 "split": "test"})
+    write_lines(root / "test.jsonl", rows)
+    return root

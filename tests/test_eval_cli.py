@@ -90,7 +90,7 @@ def test_model_is_compared_with_each_baseline_on_the_same_queries(full_run, data
     assert off.exit_code == 0 and "minus each other encoder" not in off.output
     assert json.loads((tmp_path / "off" / "results.json").read_text())["comparisons"] == []
     bad = runner.invoke(app, ["eval", "--model", "tiny-random", "--data", str(data), "--bootstrap", "-1"])
-    assert bad.exit_code == 2 and "--bootstrap must be >= 0" in bad.output
+    assert bad.exit_code == 2 and "--bootstrap must be 0 (no comparison) or at least 100 draws" in bad.output
 
 
 def test_same_seed_same_results_file(data, tmp_path):
@@ -196,3 +196,87 @@ def test_lexical_weight_fuses_spelling_into_text_to_text_tasks_only(data, tmp_pa
     res = runner.invoke(app, ["eval", *map(str, args), "--out", str(tmp_path / "bad"), "--lexical-weight", "-1"])
     assert res.exit_code == 2 and "--lexical-weight must be a finite number >= 0" in res.output
     assert not (tmp_path / "bad").exists()
+
+
+# ---- users' own manifests and options (audit) -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def colors(tmp_path_factory):
+    from eval_fixtures import make_color_data
+
+    return make_color_data(tmp_path_factory.mktemp("colors", numbered=False))
+
+
+def _refused(*args):
+    """Run eval; it must stop with one 'error:' line, exit 2, before any model loads."""
+    res = runner.invoke(app, ["eval", "-m", "tiny-random", "--no-plots", *map(str, args)])
+    assert res.exit_code == 2, res.output
+    assert "eval:" not in res.output and "Traceback" not in res.output  # nothing ran
+    return res.output
+
+
+def test_every_image_of_a_concept_is_scored_end_to_end(tmp_path):
+    from eval_fixtures import make_color_data
+
+    data = make_color_data(tmp_path / "d", per_concept=3, concepts=("red", "green"))
+    res = _eval("-m", "tiny-random", "--no-plots", "-t", "t2i,i2t", "-d", data, "--out", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    payload = json.loads((tmp_path / "o" / "results.json").read_text())
+    rows = {(r["task"], r["group"]): r for r in payload["results"]}
+    assert (rows["t2i", "en"]["n_queries"], rows["t2i", "en"]["n_targets"]) == (2, 6)
+    assert (rows["i2t", "de"]["n_queries"], rows["i2t", "de"]["n_targets"]) == (6, 2)
+
+
+def test_out_is_checked_before_any_model_loads(colors, tmp_path):
+    (tmp_path / "outfile").write_text("hi\n")
+    assert "outfile is a file, not a folder" in _refused("-d", colors, "--out", tmp_path / "outfile")
+    assert "outfile is not a folder, so no folder can be made in it" in _refused("-d", colors, "--out", tmp_path / "outfile" / "res")
+    (tmp_path / "half" / "run.json").mkdir(parents=True)
+    assert "run.json is a folder; this command writes its run.json there" in _refused("-d", colors, "--out", tmp_path / "half")
+    assert not (tmp_path / "half" / "results.json").exists()
+
+
+def test_a_new_run_replaces_only_its_own_files(colors, tmp_path):
+    out = tmp_path / "o"
+    res = _eval("-m", "tiny-random", "-t", "t2i,i2t", "-d", colors, "--bootstrap", 0, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert (out / "i2t_by_language.png").is_file() and (out / "similarity_heatmap.png").is_file()
+    (out / "notes.txt").write_text("mine\n")
+    res = _eval("-m", "tiny-random", "-t", "t2i", "-d", colors, "--no-plots", "--out", out)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "results.json", "run.json"]
+    assert json.loads((out / "results.json").read_text())["settings"]["tasks"] == ["t2i"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--bootstrap", 1), "--bootstrap must be 0 (no comparison) or at least 100 draws"),
+    (("--batch-size", 0), "--batch-size must be >= 1, got 0"),
+    (("--batch-size", -5), "--batch-size must be >= 1, got -5"),
+    (("--seed", -1, "--limit", 2), "--seed must be >= 0, got -1"),
+    (("--langs", "en,xx"), "--langs: xx not present in colors (present: de, en)"),
+    (("--langs", "xx"), "--langs: xx not present in colors (present: de, en)"),
+    (("--langs", ",,"), "--langs ',,' names no language"),
+    (("--pool", "x=colors,colors"), "--pool 'x=colors,colors': colors named twice"),
+])
+def test_bad_options_are_refused_up_front(colors, args, message):
+    assert message in _refused("-d", colors, *args)
+
+
+def test_broken_image_and_binary_data_are_refused_up_front(colors, tmp_path):
+    import shutil
+
+    data = tmp_path / "colors"
+    shutil.copytree(colors, data)
+    (data / "img" / "blue.png").write_bytes(b"")
+    out = _refused("-d", data)
+    assert f"{data / 'test.jsonl'}:5: image 'img/blue.png' is not a readable image file" in out
+    assert "red.png is not a JSONL manifest" in _refused("-d", colors / "img" / "red.png")
+
+
+def test_models_lists_whole_names_when_piped():
+    from mmembed.registry import default_model_name
+
+    res = runner.invoke(app, ["models"], env={"COLUMNS": "40"})
+    assert res.exit_code == 0 and "…" not in res.output
+    names = [line for line in res.output.splitlines() if not line.startswith(" ")]
+    assert f"{default_model_name()} (default)" in names and "tiny-random" in names

@@ -138,3 +138,110 @@ def test_missing_data_and_split(tmp_path):
         find_datasets(tmp_path)
     with pytest.raises(EvalDataError, match="split must be one of"):
         find_datasets(tmp_path, split="val")
+
+
+# ---- users' own manifests: several images per concept, field types, encodings, broken images ----------
+
+def test_every_image_of_a_concept_is_scored(tmp_path):
+    """2 concepts x 3 images: all 6 are in the t2i gallery (any of a concept's images answers its caption),
+    all 6 are i2t queries, and a concept's images are one unit for the bootstrap."""
+    from eval_fixtures import make_color_data
+
+    (ds,) = find_datasets(make_color_data(tmp_path, per_concept=3, concepts=("red", "green")))
+    t = _by_id(build_tasks(["t2i", "i2t"], [ds])[0])
+    t2i, i2t = t[f"t2i/{ds.name}/en"], t[f"i2t/{ds.name}/de"]
+    assert len(t2i.queries) == 2 and len(t2i.targets) == 6 == len(set(t2i.targets.items))
+    assert relevance_from_keys(t2i.queries.keys, t2i.targets.keys).sum(axis=1).tolist() == [3, 3]
+    assert len(i2t.queries) == 6 and len(i2t.targets) == 2
+    assert relevance_from_keys(i2t.queries.keys, i2t.targets.keys).sum(axis=1).tolist() == [1] * 6
+    assert sorted(set(i2t.queries.units)) == ["concept:green", "concept:red"]
+
+
+def test_zeroshot_scores_every_image_and_resamples_concepts(tmp_path):
+    from eval_fixtures import make_color_data, write_lines
+
+    root = make_color_data(tmp_path, per_concept=2)
+    rows = [json.loads(x) for x in (root / "test.jsonl").read_text().splitlines()]
+    cats = [{**r, "kind": "category", "caption": "warm" if r["concept"] == "red" else "cool"} for r in rows]
+    write_lines(root / "test.jsonl", rows + cats)
+    (ds,) = find_datasets(root)
+    task = _by_id(build_tasks(["zeroshot"], [ds])[0])[f"zeroshot/{ds.name}/en"]
+    assert len(task.queries) == 8 and len(set(task.queries.units)) == 4
+    assert relevance_from_keys(task.queries.keys, task.targets.keys).sum(axis=1).tolist() == [1] * 8
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"caption": 5}, "caption must be a non-empty string, got number 5"),
+    ({"caption": ["a", "b"]}, "caption must be a non-empty string, got list"),
+    ({"lang": 7}, "lang must be a non-empty string, got number 7"),
+    ({"lang": ""}, "lang must be a non-empty string"),
+    ({"concept": 9}, "concept must be a non-empty string, got number 9"),
+    ({"image": 42}, "image must be a string, got number 42"),
+    ({"kind": None}, "kind must be a string, got null"),
+])
+def test_field_types_are_checked_with_file_and_line(tmp_path, fields, message):
+    from eval_fixtures import make_color_data, write_lines
+
+    from mmembed.data.manifest import ManifestError, read_manifest
+
+    root = make_color_data(tmp_path)
+    good = json.loads((root / "test.jsonl").read_text().splitlines()[0])
+    write_lines(root / "test.jsonl", [good, {**good, **fields}])
+    with pytest.raises(EvalDataError, match=rf"test.jsonl:2: {message}"):
+        find_datasets(root)
+    with pytest.raises(ManifestError, match=rf"test.jsonl:2: {message}"):  # what mine-negatives and training catch
+        read_manifest(root / "test.jsonl")
+
+
+def test_encodings(tmp_path):
+    from eval_fixtures import make_color_data
+
+    root = make_color_data(tmp_path)
+    text = (root / "test.jsonl").read_text(encoding="utf-8")
+    (root / "test.jsonl").write_bytes(b"\xef\xbb\xbf" + text.encode())  # a BOM is fine
+    assert len(find_datasets(root)[0].records) == 8
+    (root / "test.jsonl").write_bytes(text.encode("latin-1"))  # grün
+    with pytest.raises(EvalDataError, match=r"test.jsonl:4: not UTF-8 \(byte 0xfc at column \d+\)"):
+        find_datasets(root)
+    (root / "test.jsonl").write_bytes(text.encode("utf-16"))
+    with pytest.raises(EvalDataError, match=r"test.jsonl: not UTF-8 \(it starts with a UTF-16"):
+        find_datasets(root)
+    with pytest.raises(EvalDataError, match=r"red.png is not a JSONL manifest"):
+        find_datasets(root / "img" / "red.png")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: p.write_bytes(b""), "is not a readable image file"),
+    (lambda p: p.write_bytes(b"not an image at all"), "is not a readable image file"),
+    (lambda p: p.write_bytes(p.read_bytes()[:60]), "is a damaged or truncated image"),
+    (lambda p: (p.unlink(), p.mkdir()), "is a folder, not an image file"),
+])
+def test_broken_images_are_found_when_loading(tmp_path, damage, message):
+    from eval_fixtures import make_color_data
+
+    root = make_color_data(tmp_path)
+    damage(root / "img" / "blue.png")
+    with pytest.raises(EvalDataError, match=rf"test.jsonl:5: image 'img/blue.png' {message}"):
+        find_datasets(root)
+
+
+def test_truncated_jpeg_is_found(tmp_path):
+    from eval_fixtures import write_lines
+    from PIL import Image
+
+    Image.effect_noise((256, 256), 60).convert("RGB").save(tmp_path / "a.jpg", quality=90)
+    (tmp_path / "b.jpg").write_bytes((tmp_path / "a.jpg").read_bytes()[:2000])
+    write_lines(tmp_path / "test.jsonl", [{"concept": c, "caption": c, "lang": "en", "image": f"{c}.jpg"} for c in "ab"])
+    with pytest.raises(EvalDataError, match=r"test.jsonl:2: image 'b.jpg' is a damaged or truncated image"):
+        find_datasets(tmp_path)
+
+
+def test_two_files_with_one_name_and_english_only_t2t(tmp_path):
+    from eval_fixtures import make_color_data
+
+    a, b = make_color_data(tmp_path / "a", langs=("en",)), make_color_data(tmp_path / "b", langs=("en",))
+    with pytest.raises(EvalDataError, match=r"two datasets are named 'test' \(.*a/test.jsonl, .*b/test.jsonl\): "
+                                            r"a dataset folder is named after the folder, a .jsonl file"):
+        load_eval_data([a / "test.jsonl", b / "test.jsonl"], "test", None, 0)
+    with pytest.raises(TaskError, match="only the pivot language en is present"):
+        build_tasks(["t2t"], find_datasets(a))

@@ -8,6 +8,7 @@ every record of a concept lives in the same split.
 """
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import json
 import os
@@ -65,13 +66,21 @@ class PairRecord:
     split: str = "train"
 
     def __post_init__(self) -> None:
+        for name in _REQUIRED_TEXT:  # non-empty strings: a number or list here breaks every later sort and join
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{name} must be a non-empty string, got {_show(value)}")
+        for name in (*_TEXT, *_OPTIONAL_TEXT):
+            value = getattr(self, name)
+            if not isinstance(value, str) and (value is not None or name in _TEXT):
+                raise ValueError(f"{name} must be a string, got {_show(value)}")
+        if self.image is not None and not self.image.strip():
+            raise ValueError("image must be a non-empty path")
         anchors = sum(a is not None for a in (self.image, self.text, self.features))
         if anchors != 1:
             raise ValueError(f"a PairRecord needs exactly one anchor (image, text or features), got {anchors}")
         if self.features is not None and not isinstance(self.features, FeatureRef):
             raise ValueError(f"features must be a FeatureRef, got {type(self.features).__name__}")
-        if not self.caption or not self.caption.strip():
-            raise ValueError("a PairRecord needs a non-empty caption")
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
 
@@ -80,7 +89,19 @@ class PairRecord:
         return json.dumps(data, ensure_ascii=False)
 
 
+_REQUIRED_TEXT = ("concept", "caption", "lang")
+_TEXT = ("source", "license", "kind", "split")  # strings, may be empty
+_OPTIONAL_TEXT = ("image", "text", "text_lang", "negative")  # a string or absent
 _FIELDS = {f.name for f in dataclasses.fields(PairRecord)}
+_UTF16_32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _show(value: object) -> str:
+    """A wrong value as a message shows it: its JSON type and a short repr."""
+    kind = {bool: "boolean", int: "number", float: "number", list: "list", dict: "object", type(None): "null",
+            str: "string"}.get(type(value), type(value).__name__)
+    text = repr(value)
+    return f"{kind} {text if len(text) <= 40 else text[:39] + '…'}"
 
 
 def read_manifest(path: str | os.PathLike) -> list[PairRecord]:
@@ -89,11 +110,36 @@ def read_manifest(path: str | os.PathLike) -> list[PairRecord]:
 
 
 def iter_manifest(path: str | os.PathLike) -> Iterator[PairRecord]:
+    for _, record in iter_manifest_lines(path):
+        yield record
+
+
+def _check_text_file(path: Path, head: bytes) -> None:
+    """Refuse UTF-16/32 and binary files (an image passed as a manifest) before reading lines."""
+    if head.startswith(_UTF16_32_BOMS):
+        raise ManifestError(f"{path}: not UTF-8 (it starts with a UTF-16/UTF-32 byte-order mark); save it as UTF-8")
+    if b"\x00" in head:
+        raise ManifestError(f"{path} is not a JSONL manifest (it holds binary data: NUL bytes; "
+                            "an image or UTF-16 text?); give a UTF-8 file with one JSON object per line")
+
+
+def iter_manifest_lines(path: str | os.PathLike) -> Iterator[tuple[int, PairRecord]]:
+    """(line number, record) for every non-blank line. UTF-8, a leading byte-order mark is dropped;
+    every problem raises ManifestError naming the file and line."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest {path} does not exist")
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        _check_text_file(path, fh.read(4096))
+        fh.seek(0)
+        for lineno, raw in enumerate(fh, start=1):
+            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ManifestError(f"{path}:{lineno}: not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
+                                    "save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:
@@ -108,9 +154,10 @@ def iter_manifest(path: str | os.PathLike) -> Iterator[PairRecord]:
             try:
                 if "features" in data:
                     data["features"] = FeatureRef.from_json(data["features"])
-                yield PairRecord(**data)
+                record = PairRecord(**data)
             except (TypeError, ValueError) as err:
                 raise ManifestError(f"{path}:{lineno}: {err}") from None
+            yield lineno, record
 
 
 def write_manifest(path: str | os.PathLike, records: Iterable[PairRecord]) -> int:

@@ -23,13 +23,16 @@ def _settings(**kw):
 
 
 def parse_pools(specs: List[str], dataset_names: List[str]) -> dict[str, list[str]]:
-    """`NAME=ds1,ds2,...` -> {NAME: [ds1, ds2, ...]}: at least two loaded datasets, a new name."""
+    """`NAME=ds1,ds2,...` -> {NAME: [ds1, ds2, ...]}: at least two distinct loaded datasets, a new name."""
     pools: dict[str, list[str]] = {}
     for spec in specs:
         name, sep, members = spec.partition("=")
         name, parts = name.strip(), [m.strip() for m in members.split(",") if m.strip()]
         if not sep or not name or len(parts) < 2:
             raise ValueError(f"--pool {spec!r}: expected NAME=DATASET,DATASET[,...] (two or more datasets)")
+        twice = sorted({m for m in parts if parts.count(m) > 1})
+        if twice:
+            raise ValueError(f"--pool {spec!r}: {', '.join(twice)} named twice; a pool joins two or more different datasets")
         if name in dataset_names or name in pools:
             raise ValueError(f"--pool {spec!r}: the name {name!r} is already a dataset or pool; pick another")
         unknown = [m for m in parts if m not in dataset_names]
@@ -63,12 +66,11 @@ def run_eval_command(
     """The whole command as a function (the CLI wraps it; tests and notebooks may call it)."""
     from rich.console import Console
 
-    from mmembed.data.builders.concepts import parse_langs
-
     from .data import EvalDataError, load_eval_data
     from .encoders import EncoderOptions, UnknownEncoderError, check_encoder_name, expand_baselines
-    from .compare import compare_encoders, pool_results
-    from .report import RESULTS_FILE, RUN_FILE, comparison_table, results_payload, summary_table, task_tables, write_json
+    from .compare import MIN_DRAWS, compare_encoders, pool_results
+    from .output import RESULTS_FILE, RUN_FILE, OutputError, check_out, clear_outputs, write_json
+    from .report import comparison_table, results_payload, summary_table, task_tables
     from .runner import run_evaluation
     from .tasks import TaskError, build_tasks, parse_task_names
 
@@ -77,8 +79,12 @@ def run_eval_command(
     try:
         if not (lexical_weight >= 0 and lexical_weight != float("inf")):
             raise EvalDataError(f"--lexical-weight must be a finite number >= 0 (0: cosine only), got {lexical_weight}")
-        if bootstrap < 0:
-            raise EvalDataError(f"--bootstrap must be >= 0 (resampling draws; 0 turns the comparison off), got {bootstrap}")
+        if bootstrap != 0 and bootstrap < MIN_DRAWS:
+            raise EvalDataError(f"--bootstrap must be 0 (no comparison) or at least {MIN_DRAWS} draws: fewer cannot "
+                                f"place a 95% interval; got {bootstrap}")
+        _check_numbers(batch_size=batch_size, seed=seed, limit=limit, openclip_budget=openclip_budget,
+                       openclip_steps=openclip_steps)
+        check_out(out)
         task_names = parse_task_names(tasks)
         names = list(dict.fromkeys([*models, *expand_baselines(baselines)]))
         if not names:
@@ -87,8 +93,11 @@ def run_eval_command(
             check_encoder_name(name)
         if not data:
             raise EvalDataError("no --data given: pass a dataset folder, a folder of datasets, or a .jsonl file")
-        lang_set = parse_langs(langs)
+        lang_set = frozenset(p.strip() for p in langs.split(",") if p.strip()) if langs is not None else None
+        if lang_set is not None and not lang_set:
+            raise EvalDataError(f"--langs {langs!r} names no language; leave it out to score every language")
         datasets = load_eval_data(data, split, limit, seed)
+        _check_langs(lang_set, datasets)
         task_list, notes = build_tasks(task_names, datasets, lang_set)
         try:
             pool_map = parse_pools(list(pools or []), [ds.name for ds in datasets])
@@ -99,7 +108,7 @@ def run_eval_command(
         if "openclip-scratch" in names and not train:
             raise EvalDataError("openclip-scratch trains on train.jsonl beside the evaluated manifests; "
                                 f"none found next to {', '.join(str(ds.manifest) for ds in datasets)}")
-    except (TaskError, UnknownEncoderError, EvalDataError) as err:
+    except (TaskError, UnknownEncoderError, EvalDataError, OutputError) as err:
         raise EvalUsageError(str(err)) from None
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
@@ -112,7 +121,12 @@ def run_eval_command(
         t = ", ".join(f"{k} {v:.1f}s" for k, v in er.timings.items())
         console.print(f"  {er.name}: {ok}/{len(results)} tasks scored ({t})")
 
-    run = run_evaluation(names, task_list, opts, on_encoder=progress, lexical_weight=lexical_weight)
+    from mmembed.images import ImageInputError
+
+    try:
+        run = run_evaluation(names, task_list, opts, on_encoder=progress, lexical_weight=lexical_weight)
+    except ImageInputError as err:  # the manifest check opens every image; this catches what only decoding finds
+        raise EvalUsageError(f"{err}") from None
     run.results.extend(pool_results(run.results, pool_map))  # pooled rows then show in every table and file
 
     # ---- report ---------------------------------------------------------------------------
@@ -132,18 +146,53 @@ def run_eval_command(
     ds_info = [{"name": ds.name, "manifest": str(ds.manifest), "records": len(ds.records),
                 "concepts": len(ds.concepts), "langs": len(ds.langs)} for ds in datasets]
     payload = results_payload(run, settings, ds_info, notes, comparisons)
-    files = [write_json(out / RESULTS_FILE, payload)]
     import mmembed
 
-    files.append(write_json(out / RUN_FILE, {
+    # an earlier run's files go first (ours only, by name), results.json comes last: never a mix of two runs
+    try:
+        check_out(out)  # again: the folder may have changed while the models ran
+    except OutputError as err:
+        raise EvalUsageError(str(err)) from None
+    clear_outputs(out)
+    files = [write_json(out / RUN_FILE, {
         "mmembed_version": mmembed.__version__, "python": platform.python_version(), "machine": platform.machine(),
-        "timings": {e.name: e.timings for e in run.encoders}}))
+        "timings": {e.name: e.timings for e in run.encoders}})]
     if plots:
         from .plots import write_plots
 
         files.extend(write_plots(run, out))
+    files.insert(0, write_json(out / RESULTS_FILE, payload))
     console.print("wrote " + ", ".join(str(f) for f in files))
     return payload
+
+
+def _check_numbers(batch_size: int, seed: int, limit: Optional[int], openclip_budget: float,
+                   openclip_steps: Optional[int]) -> None:
+    from .data import EvalDataError
+
+    if batch_size < 1:
+        raise EvalDataError(f"--batch-size must be >= 1, got {batch_size}")
+    if seed < 0:
+        raise EvalDataError(f"--seed must be >= 0, got {seed}")
+    if limit is not None and limit < 1:
+        raise EvalDataError(f"--limit must be >= 1 (concepts per dataset), got {limit}")
+    if not (0 < openclip_budget < float("inf")):
+        raise EvalDataError(f"--openclip-budget must be a number of seconds > 0, got {openclip_budget}")
+    if openclip_steps is not None and openclip_steps < 1:
+        raise EvalDataError(f"--openclip-steps must be >= 1, got {openclip_steps}")
+
+
+def _check_langs(lang_set, datasets) -> None:
+    """Every --langs code must be in some dataset (as a caption's or an anchor text's language)."""
+    from .data import EvalDataError
+
+    if not lang_set:
+        return
+    present = sorted({lang for ds in datasets for r in ds.records for lang in (r.record.lang, r.record.text_lang) if lang})
+    absent = sorted(lang_set - set(present))
+    if absent:
+        raise EvalDataError(f"--langs: {', '.join(absent)} not present in {', '.join(ds.name for ds in datasets)} "
+                            f"(present: {', '.join(present)})")
 
 
 def register(app: typer.Typer) -> None:
@@ -152,7 +201,7 @@ def register(app: typer.Typer) -> None:
         model: List[str] = typer.Option([], "--model", "-m", help="Model to score (repeatable): any name `mmembed models` lists, a saved folder, or a baseline name."),
         tasks: str = typer.Option("t2i,i2t,zeroshot,bitext,t2t", "--tasks", "-t", help="Comma-separated: t2i, i2t, zeroshot, bitext, t2t."),
         data: List[Path] = typer.Option([], "--data", "-d", help="Dataset folder, folder of datasets, or a .jsonl manifest (repeatable)."),
-        out: Path = typer.Option(Path("results"), "--out", "-o", help="Folder for results.json, run.json and the PNG plots."),
+        out: Path = typer.Option(Path("results"), "--out", "-o", help="Folder for results.json, run.json and the PNG plots (an earlier run's files of those names are replaced; nothing else is touched)."),
         baselines: Optional[str] = typer.Option(None, "--baselines", "-b", help="Comma-separated: e5, imagenet-labels, prompteol, openclip-scratch."),
         limit: Optional[int] = typer.Option(None, "--limit", help="At most N concepts per dataset (drawn with --seed)."),
         langs: Optional[str] = typer.Option(None, "--langs", help="Comma-separated languages to score (default: all present)."),
@@ -163,7 +212,7 @@ def register(app: typer.Typer) -> None:
         openclip_steps: Optional[int] = typer.Option(None, "--openclip-steps", help="Train openclip-scratch for exactly N steps instead (reproducible)."),
         plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots."),
         label_prior: bool = typer.Option(True, "--label-prior/--no-label-prior", help="Keep mmembed models' label prior (mmembed/label_prior.py) on images; --no-label-prior scores them without it."),
-        bootstrap: int = typer.Option(1000, "--bootstrap", help="Draws of the paired bootstrap over concepts that compares the first encoder with each other one (95% interval); 0: no comparison."),
+        bootstrap: int = typer.Option(1000, "--bootstrap", help="Draws (at least 100) of the paired bootstrap over concepts that compares the first encoder with each other one (95% interval); 0: no comparison."),
         pool: List[str] = typer.Option([], "--pool", help="NAME=DATASET,DATASET: also score those datasets as one set NAME (each query ranked in its own dataset; repeatable)."),
         lexical_weight: float = typer.Option(0.0, "--lexical-weight", help="Text -> text tasks (bitext, t2t) rank by cosine fused with romanized character n-grams (mmembed/lexical.py), for every encoder alike; 0.15 is the tuned weight, 0 (default) is cosine only."),
     ) -> None:

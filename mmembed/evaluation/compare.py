@@ -26,6 +26,7 @@ from .runner import TaskResult
 from .tasks import TASK_KINDS
 
 CONFIDENCE = 0.95
+MIN_DRAWS = 100  # fewer draws cannot place the 2.5th/97.5th percentiles (one draw gives a zero-width "interval")
 
 
 @dataclass(frozen=True)

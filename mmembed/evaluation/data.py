@@ -4,8 +4,8 @@
   - a dataset folder holding `{split}.jsonl` (+ images): one dataset named after the folder;
   - a folder of dataset folders (e.g. /work/datasets): one dataset per subfolder with `{split}.jsonl`;
   - a single JSONL file: one dataset named after the file, every record used whatever its split.
-Every problem names the file and line: malformed lines (from `read_manifest`) and image files
-that do not exist.
+Every problem names the file and line: malformed lines (from `iter_manifest_lines`) and image files
+that are missing, folders, or not readable images (checked here, before any model loads).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from mmembed.data.manifest import SPLITS, ManifestError, PairRecord, read_manifest, resolve_image
+from mmembed.data.manifest import SPLITS, ManifestError, PairRecord, iter_manifest_lines, resolve_image
 
 
 class EvalDataError(ValueError):
@@ -45,27 +45,47 @@ class EvalDataset:
         return sorted({r.record.lang for r in self.records})
 
 
-def _record_lines(path: Path) -> list[int]:
-    """Line numbers of the non-blank lines, i.e. of the records read_manifest yields, in order."""
-    with path.open(encoding="utf-8") as fh:
-        return [i for i, line in enumerate(fh, start=1) if line.strip()]
+def image_problem(path: Path) -> Optional[str]:
+    """Why `path` cannot be read as an image, or None. Cheap: headers and chunk checksums (PIL's
+    verify); JPEGs are decoded at 1/8 scale, which still reads every byte (a cut-off file fails)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.exists():
+        return "does not exist"
+    if path.is_dir():
+        return "is a folder, not an image file"
+    try:
+        with Image.open(path) as img:
+            if img.format == "JPEG":
+                img.draft("RGB", (64, 64))
+                img.load()
+            else:
+                img.verify()
+    except UnidentifiedImageError:
+        return "is not a readable image file (empty, damaged, or not an image)"
+    except Image.DecompressionBombError:
+        return None  # a huge image is the encoder's to refuse, with its own message
+    except (OSError, SyntaxError, ValueError) as err:
+        return f"is a damaged or truncated image ({err})"
+    return None
 
 
 def load_manifest(path: Path, name: str) -> EvalDataset:
+    out = []
+    checked: dict[Path, Optional[str]] = {}  # each image file is opened once, however many captions share it
     try:
-        records = read_manifest(path)
+        for lineno, rec in iter_manifest_lines(path):
+            where = f"{path}:{lineno}"
+            image = None
+            if rec.image is not None:
+                image = resolve_image(path, rec).absolute()
+                if image not in checked:
+                    checked[image] = image_problem(image)
+                if checked[image] is not None:
+                    raise EvalDataError(f"{where}: image {rec.image!r} {checked[image]} (looked for {image})")
+            out.append(EvalRecord(rec, image, where))
     except ManifestError as err:
         raise EvalDataError(str(err)) from None
-    lines = _record_lines(path)
-    out = []
-    for rec, lineno in zip(records, lines):
-        where = f"{path}:{lineno}"
-        image = None
-        if rec.image is not None:
-            image = resolve_image(path, rec).absolute()
-            if not image.is_file():
-                raise EvalDataError(f"{where}: image {rec.image!r} does not exist (looked for {image})")
-        out.append(EvalRecord(rec, image, where))
     if not out:
         raise EvalDataError(f"{path}: manifest has no records")
     return EvalDataset(name, path, tuple(out))
@@ -107,7 +127,9 @@ def subsample(ds: EvalDataset, limit: Optional[int], seed: int) -> EvalDataset:
 def load_eval_data(data: Sequence[str | os.PathLike], split: str, limit: Optional[int], seed: int) -> list[EvalDataset]:
     datasets = [subsample(ds, limit, seed) for d in data for ds in find_datasets(d, split)]
     names = [ds.name for ds in datasets]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise EvalDataError(f"two datasets are named {', '.join(dup)}: pass folders with distinct names")
+    for dup in dict.fromkeys(n for n in names if names.count(n) > 1):
+        where = ", ".join(str(ds.manifest) for ds in datasets if ds.name == dup)
+        raise EvalDataError(f"two datasets are named {dup!r} ({where}): a dataset folder is named after the folder, "
+                            "a .jsonl file given directly after its file name; names must differ (pass the "
+                            "folders, or rename or copy one file)")
     return datasets

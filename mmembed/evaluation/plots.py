@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .fonts import font_families, missing_fonts
+from .output import HEATMAP_FILE, plot_file, replace_atomically
 from .report import primary_metric
 from .runner import EvalRun, SimilarityPreview
 
@@ -111,9 +112,11 @@ def label_fonts() -> Iterator[list[str]]:
 
 
 def write_plots(run: EvalRun, out: Path) -> list[Path]:
+    """Each plot drawn to a temporary name and renamed into place: never a half-written PNG."""
     out.mkdir(parents=True, exist_ok=True)
     with label_fonts():
         tasks = dict.fromkeys(r.task for r in run.results)
-        paths = [plot_by_language(run, task, out / f"{task}_by_language.png") for task in tasks]
-        paths.append(plot_heatmap(run.previews, out / "similarity_heatmap.png"))
+        paths = [replace_atomically(out / plot_file(task), lambda tmp, task=task: plot_by_language(run, task, tmp))
+                 for task in tasks]
+        paths.append(replace_atomically(out / HEATMAP_FILE, lambda tmp: plot_heatmap(run.previews, tmp)))
     return paths

@@ -14,11 +14,9 @@ from typing import Any, Sequence
 from rich.table import Table
 
 from .compare import PairedDifference
+from .output import RESULTS_FILE, RUN_FILE, write_json  # noqa: F401  (re-exported: where callers look for them)
 from .runner import EvalRun, TaskResult
 from .tasks import TASK_KINDS
-
-RESULTS_FILE = "results.json"
-RUN_FILE = "run.json"
 
 
 def primary_metric(task: str) -> str:
@@ -122,8 +120,3 @@ def results_payload(run: EvalRun, settings: dict[str, Any], datasets: list[dict[
         "similarity_previews": [dataclasses.asdict(p) for p in run.previews],
     }
 
-
-def write_json(path: Path, payload: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
-    return path

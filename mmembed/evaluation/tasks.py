@@ -3,6 +3,8 @@
 Each task kind turns one dataset into `EvalTask`s, one per language (or language pair):
   t2i       caption in L -> the dataset's whole image gallery              R@1/5/10, MRR
   i2t       image -> the captions in L (one per concept)                   R@1/5/10, MRR
+A concept may have several images: every one is in the gallery (t2i; any of them answers the
+caption) and every one is a query (i2t, zeroshot).
   zeroshot  image -> class names in L (captions of kind category/class)   accuracy
   bitext    sentence in L <-> its anchor sentence (both directions)        accuracy (Tatoeba style)
   t2t       caption in L -> all anchor texts (or all English captions)     R@1/5/10, MRR
@@ -105,13 +107,13 @@ def _langs_of(best: dict[tuple[str, str], EvalRecord], langs: Optional[frozenset
     return sorted({lang for _, lang in best if langs is None or lang in langs})
 
 
-def _images(records: Sequence[EvalRecord]) -> dict[str, str]:
-    """concept -> its image path (the first record's), for image-anchored records."""
-    out: dict[str, str] = {}
+def _images(records: Sequence[EvalRecord]) -> dict[str, list[str]]:
+    """concept -> its distinct image paths in file order, for image-anchored records."""
+    out: dict[str, dict[str, None]] = {}
     for r in records:
         if r.image_path is not None:
-            out.setdefault(r.record.concept, str(r.image_path))
-    return out
+            out.setdefault(r.record.concept, {})[str(r.image_path)] = None
+    return {c: list(paths) for c, paths in out.items()}
 
 
 def _caption_side(recs: Sequence[EvalRecord], role: Role) -> Side:
@@ -119,8 +121,10 @@ def _caption_side(recs: Sequence[EvalRecord], role: Role) -> Side:
                 tuple(_text_keys(r.record.concept, r.record.caption) for r in recs), role)
 
 
-def _image_side(concepts: Sequence[str], images: dict[str, str], role: Role) -> Side:
-    return Side("image", tuple(images[c] for c in concepts), tuple((f"{CONCEPT_KEY}{c}",) for c in concepts), role)
+def _image_side(concepts: Sequence[str], images: dict[str, list[str]], role: Role) -> Side:
+    """Every image of each concept, concept by concept; each keyed by its concept."""
+    pairs = [(c, path) for c in concepts for path in images[c]]
+    return Side("image", tuple(p for _, p in pairs), tuple((f"{CONCEPT_KEY}{c}",) for c, _ in pairs), role)
 
 
 # ---- builders: (dataset, langs) -> tasks ---------------------------------------------------
@@ -167,8 +171,10 @@ def build_zeroshot(ds: EvalDataset, langs: Optional[frozenset[str]]) -> list[Eva
         classes = sorted({_norm(label_of[c, lang]): label_of[c, lang] for c in concepts}.items())
         if len(classes) < MIN_TARGETS:
             continue
-        queries = Side("image", tuple(images[c] for c in concepts),
-                       tuple((f"label:{_norm(label_of[c, lang])}",) for c in concepts), "query")
+        # the concept key matches no class name: it only ties a concept's images together for the bootstrap
+        queries = Side("image", tuple(p for c in concepts for p in images[c]),
+                       tuple((f"label:{_norm(label_of[c, lang])}", f"{CONCEPT_KEY}{c}") for c in concepts
+                             for _ in images[c]), "query")
         targets = Side("text", tuple(text for _, text in classes), tuple((f"label:{k}",) for k, _ in classes), "document")
         tasks.append(EvalTask("zeroshot", ds.name, lang, queries, targets))
     return tasks
@@ -279,4 +285,11 @@ def _why_empty(name: str, ds: EvalDataset, langs: Optional[frozenset[str]]) -> s
     if name == "zeroshot" and not any(r.record.kind in LABEL_KINDS for r in ds.records):
         return f"no captions of kind {' or '.join(LABEL_KINDS)} to use as class names"
     wanted = f" among --langs {','.join(sorted(langs))}" if langs else ""
+    if name == "t2t" and not has_texts:
+        others = [lang for lang in ds.langs if lang != PIVOT_LANG and (langs is None or lang in langs)]
+        if PIVOT_LANG in ds.langs and not others:
+            return (f"only the pivot language {PIVOT_LANG} is present{wanted}: t2t ranks captions in other "
+                    f"languages against the {PIVOT_LANG} ones")
+        if PIVOT_LANG not in ds.langs:
+            return f"no {PIVOT_LANG} captions to rank against (t2t's pivot); languages present: {', '.join(ds.langs)}"
     return f"fewer than {MIN_TARGETS} targets per language{wanted}; languages present: {', '.join(ds.langs)}"
