@@ -3,6 +3,7 @@ a manifest that trains with the negatives."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -87,6 +88,65 @@ def test_bad_mining_input_is_named_and_writes_nothing(manifest, tmp_path):
     with pytest.raises(MiningError, match="broken.jsonl:2"):
         mine_hard_negatives(DirectionEncoder(), broken, out, langs=["es"])
     assert not out.exists()
+
+
+def test_out_that_is_the_input_or_a_folder_is_refused_and_the_input_kept(manifest, tmp_path):
+    before = manifest.read_bytes()
+    link, hard = tmp_path / "link.jsonl", tmp_path / "hard.jsonl"
+    link.symlink_to(manifest)
+    os.link(manifest, hard)
+    for out in (manifest, tmp_path / "." / manifest.name, link, hard):
+        with pytest.raises(MiningError, match=f"{out.name} is the input manifest"):
+            mine_hard_negatives(DirectionEncoder(), manifest, out, langs=["es"])
+    with pytest.raises(MiningError, match="is the input manifest"):  # the link as input, the file as out
+        mine_hard_negatives(DirectionEncoder(), link, manifest, langs=["es"])
+    with pytest.raises(MiningError, match=f"--out {tmp_path} is a folder"):
+        mine_hard_negatives(DirectionEncoder(), manifest, tmp_path, langs=["es"])
+    with pytest.raises(MiningError, match="train.jsonl is a file, not a folder"):
+        mine_hard_negatives(DirectionEncoder(), manifest, manifest / "hn.jsonl", langs=["es"])
+    assert manifest.read_bytes() == before and hard.read_bytes() == before
+
+
+def test_cli_refuses_out_as_input_before_loading_a_model(manifest, tmp_path):
+    from typer.testing import CliRunner
+
+    from mmembed.cli import app
+
+    before = manifest.read_bytes()
+    for out in (manifest, tmp_path):
+        res = CliRunner().invoke(app, ["mine-negatives", str(manifest), "--out", str(out), "--langs", "es",
+                                       "--model", "no-such-model"])  # refused before the model would fail to load
+        assert res.exit_code == 1 and res.output.startswith("error: --out") and "Traceback" not in res.output
+    assert manifest.read_bytes() == before
+
+
+def test_unreadable_manifest_is_one_error_naming_the_file(manifest, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from mmembed.cli import app
+    from mmembed.training import mining
+
+    latin1 = tmp_path / "latin1.jsonl"
+    row = {"concept": "x", "caption": "Müller", "lang": "de", "text": "miller"}
+    latin1.write_bytes((json.dumps(row, ensure_ascii=False) + "\n").encode("latin-1"))
+    with pytest.raises(MiningError, match="latin1.jsonl"):
+        mine_hard_negatives(DirectionEncoder(), latin1, tmp_path / "o.jsonl", langs=["de"])
+    number = tmp_path / "number.jsonl"
+    number.write_text(json.dumps(row | {"text": 5}) + "\n" + json.dumps(row | {"concept": "y"}) + "\n")
+    with pytest.raises(MiningError, match="number.jsonl"):
+        mine_hard_negatives(DirectionEncoder(), number, tmp_path / "o.jsonl", langs=["de"])
+    res = CliRunner().invoke(app, ["mine-negatives", str(latin1), "--out", str(tmp_path / "o.jsonl"), "--langs", "de",
+                                   "--model", "tiny-random"])
+    assert res.exit_code == 1 and res.output.startswith("error: ") and "latin1.jsonl" in res.output
+    assert "Traceback" not in res.output
+    # a reader check that does not name the file still comes out naming it
+    for exc in (ValueError("text must be a string"), TypeError("bad field"), UnicodeDecodeError("utf-8", b"\xfc", 0, 1, "x")):
+        def fail(path, exc=exc):
+            raise exc
+        monkeypatch.setattr(mining, "read_manifest", fail)
+        with pytest.raises(MiningError, match=f"{manifest}: cannot read it as a manifest"):
+            mine_hard_negatives(DirectionEncoder(), manifest, tmp_path / "o.jsonl", langs=["es"])
+    assert not (tmp_path / "o.jsonl").exists()
 
 
 def test_cli_mines_with_a_real_model_and_the_result_trains(manifest, tmp_path):

@@ -101,3 +101,16 @@ def test_soup_cli(tmp_path):
     assert (tmp_path / "soup" / "config.json").is_file()
     result = CliRunner().invoke(app, ["soup", str(tmp_path / "soup"), str(a), str(b)])
     assert result.exit_code == 1 and "already exists" in result.output
+
+
+def test_a_config_that_is_not_json_is_named(tmp_path):
+    a = _run(tmp_path / "a", 1, text_too=True)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.safetensors").write_bytes((a / "model.safetensors").read_bytes())
+    (broken / "config.json").write_text("{\n\n")
+    with pytest.raises(SoupError, match=r"broken/config.json: not a valid mmembed config \(Expecting"):
+        average_models([a, broken], tmp_path / "soup")
+    result = CliRunner().invoke(app, ["soup", str(tmp_path / "soup"), str(a), str(broken)])
+    assert result.exit_code == 1 and "broken/config.json" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "soup").exists()

@@ -40,9 +40,10 @@ def list_datasets() -> None:
 @data_app.command("build")
 def build(
     name: str = typer.Argument(..., help="dataset name (see `list`)"),
-    out: Path = typer.Option(..., "--out", help="dataset folder to create (replaced atomically)"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="at most N concepts (stable choice)"),
-    langs: Optional[str] = typer.Option(None, "--langs", help="comma-separated language codes"),
+    out: Path = typer.Option(..., "--out", help="dataset folder to create; an existing one must be empty or a previous build, which is "
+                                          "replaced atomically (any other folder or a file is refused)"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="at most N >= 1 concepts (stable choice)"),
+    langs: Optional[str] = typer.Option(None, "--langs", help="comma-separated CLDR language codes, case-sensitive: en,de,zh_Hant"),
     options: List[str] = typer.Option(
         [], "--set", help="builder option KEY=VALUE, e.g. skin_tones=true, max_per_category=none"
     ),
@@ -60,7 +61,7 @@ def build(
     except MissingSourceError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2)
-    except ValueError as err:  # unknown dataset, option name or value
+    except ValueError as err:  # unknown dataset, option name or value; an --out that is not a build; no records
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2)
     counts = json.loads((path / CARD_NAME).read_text(encoding="utf-8"))["counts"]

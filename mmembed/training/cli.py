@@ -114,13 +114,14 @@ def mine_negatives_cmd(
 
     import mmembed
 
-    from .mining import mine_hard_negatives
+    from .mining import check_output, mine_hard_negatives
 
     console = Console(stderr=True)
     try:
+        check_output(manifest, out)  # before the model loads: --out the input, or a folder, is refused at once
         report = mine_hard_negatives(mmembed.load(model), manifest, out, langs=[x.strip() for x in langs.split(",") if x.strip()],
                                      top_k=top_k, seed=seed, batch_size=batch_size)
-    except (ValueError, FileNotFoundError, KeyError) as err:  # MiningError, or a model name that does not load
+    except (ValueError, OSError, KeyError) as err:  # MiningError, a model name that does not load, an unwritable --out
         _print_error(console, err)
         raise typer.Exit(1) from None
     for lang, rows in report.rows.items():

@@ -12,6 +12,7 @@ A candidate whose caption or anchor text equals the pair's after `normalized` is
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import unicodedata
 from dataclasses import dataclass
@@ -73,6 +74,37 @@ def _mine_language(rows: list[PairRecord], anchors: torch.Tensor, captions: torc
     return out, hits
 
 
+def check_output(manifest: str | Path, out: str | Path) -> None:
+    """Refuse an `out` that is a folder, or that is `manifest` itself (the same file by path, symlink or
+    hard link): the mined rows are only those of the mined languages, so writing them over the input
+    would lose the rest of it."""
+    out = Path(out)
+    if out.is_dir():
+        raise MiningError(f"--out {out} is a folder; give the path of the manifest file to write")
+    parent = next((q for q in out.absolute().parents if q.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise MiningError(f"--out {out}: {parent} is a file, not a folder; give a path in a folder")
+    same = Path(manifest).resolve() == out.resolve()
+    if not same and out.exists():
+        try:
+            same = os.path.samefile(manifest, out)
+        except OSError:  # the input is missing: reading it says so
+            pass
+    if same:
+        raise MiningError(f"--out {out} is the input manifest {manifest}; write the mined rows to a new file "
+                          "(they hold only the mined languages, so the input would lose the rest)")
+
+
+def _read(manifest: str | Path) -> list[PairRecord]:
+    """The manifest's records; any problem reading it is a MiningError naming the file."""
+    try:
+        return read_manifest(manifest)
+    except (ManifestError, FileNotFoundError) as err:  # these name the file (and line)
+        raise MiningError(str(err)) from None
+    except (OSError, ValueError, TypeError) as err:  # a reader check without the path: add it
+        raise MiningError(f"{manifest}: cannot read it as a manifest: {err}") from None
+
+
 def mine_hard_negatives(
     model: TextEncoder,
     manifest: str | Path,
@@ -85,18 +117,20 @@ def mine_hard_negatives(
     progress: Optional[bool] = None,
 ) -> MiningReport:
     """Write the text-anchored rows of `manifest` in `langs` to `out`, each with a mined hard negative
-    (drawn uniformly from the top_k wrong captions in its language; seeded). The write is atomic."""
+    (drawn uniformly from the top_k wrong captions in its language; seeded). The write is atomic;
+    `out` must not be `manifest` nor a folder (`check_output`)."""
     if top_k < 1:
         raise MiningError(f"top_k must be >= 1, got {top_k}")
     if not langs:
         raise MiningError("give at least one language to mine")
-    try:
-        records = read_manifest(manifest)
-    except (ManifestError, FileNotFoundError) as err:
-        raise MiningError(str(err)) from None
+    check_output(manifest, out)
+    records = _read(manifest)
     by_lang: dict[str, list[PairRecord]] = {lang: [] for lang in langs}
     for r in records:
         if r.text is not None and r.lang in by_lang:
+            if not isinstance(r.text, str) or not isinstance(r.caption, str):
+                raise MiningError(f"{manifest}: the row of concept {r.concept!r} in {r.lang} has a text "
+                                  f"{r.text!r} and caption {r.caption!r}; both must be strings")
             by_lang[r.lang].append(r)
     empty = [lang for lang, rows in by_lang.items() if len(rows) < 2]
     if empty:

@@ -43,7 +43,10 @@ def resolve_model_folder(spec: str | Path) -> Path:
     """An adapter name (adapters/NAME) or a saved model folder -> its folder; anything else is refused."""
     from ..registry import saved_model_folder
 
-    folder = saved_model_folder(spec)
+    try:
+        folder = saved_model_folder(spec)
+    except ValueError as err:  # its config.json is not JSON (or not UTF-8): the reader does not say which file
+        raise SoupError(f"{Path(spec) / CONFIG}: not a valid mmembed config ({err})") from None
     if folder is None:
         raise SoupError(f"{spec}: not a saved mmembed model (no {CONFIG} and {WEIGHTS}) nor an adapter name; "
                         "a soup averages trained models, so registered configs and hub ids do not qualify")

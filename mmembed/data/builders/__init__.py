@@ -25,7 +25,8 @@ __all__ = ["DATASETS", "DatasetSpec", "MissingSourceError", "build_dataset"]
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A named builder; calling it builds the dataset (`build(out, **options)` of its module)."""
+    """A named builder; calling it builds the dataset (`build(out, **options)` of its module) and returns
+    the folder, absolute. `out` must be new, empty or a previous build (`output.check_out`)."""
 
     name: str
     module: str
@@ -51,7 +52,13 @@ class DatasetSpec:
             if not _matches(value, hints.get(key, Any)):
                 raise ValueError(f"option {key}={value!r} of dataset {self.name!r} must be of type "
                                  f"{hints[key]}")
-        return build(out, **options)
+        from mmembed.data.builders.concepts import check_limit
+        from mmembed.data.builders.output import check_out
+
+        check_limit(options.get("limit"))
+        out = check_out(out)  # before the sources are read: a file or someone's folder is refused at once
+        build(out, **options)
+        return out
 
 
 def _matches(value: Any, hint: Any) -> bool:
@@ -92,7 +99,8 @@ DATASETS: dict[str, DatasetSpec] = {
 
 
 def build_dataset(name: str, out: str | os.PathLike, **options: Any) -> Path:
-    """Build dataset `name` into folder `out` (replaced atomically); returns `out`.
+    """Build dataset `name` into folder `out` (replaced atomically); returns `out`, absolute. `out` must be
+    new, empty or a previous build: a file or a folder holding anything else is refused (ValueError).
 
     Common options: limit (int), langs ("en,de" or a list); per dataset: emoji size/skin_tones,
     clipart max_side/max_per_category (see each module's `build`).

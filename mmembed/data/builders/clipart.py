@@ -237,5 +237,5 @@ def build(
                    "svg_unreadable": unreadable, "collection_titles": sorted(collection_titles),
                    "cldr_matches": dict(sorted(matched.items()))},
         )
-        write_dataset(tmp, records, card)
+        write_dataset(tmp, records, card, langs=lang_set)
     return Path(out)

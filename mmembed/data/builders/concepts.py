@@ -45,23 +45,67 @@ def select(items: Iterable[T], key_of: Callable[[T], str], limit: Optional[int],
     items = sorted(items, key=key_of)
     if limit is None:
         return items
-    if limit < 0:
-        raise ValueError(f"limit must be >= 0, got {limit}")
+    check_limit(limit)
     chosen = sorted(items, key=lambda it: selection_key(key_of(it), salt))[:limit]
     return sorted(chosen, key=key_of)
 
 
-def parse_langs(langs: Optional[str | Sequence[str]]) -> Optional[frozenset[str]]:
+def check_limit(limit: Optional[int]) -> None:
+    """`limit` is None (all) or at least 1: a build of no concept would be an empty dataset."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1 (at most that many concepts), got {limit}")
+
+
+class LangSelection(frozenset):
+    """The codes of `langs`; `lang_allowed` also collects in `seen` every code it was asked about (the
+    languages of the builder's sources), so a selection that matches nothing can name the real ones."""
+
+    def __new__(cls, codes: Iterable[str]):
+        self = super().__new__(cls, codes)
+        self.seen = set()
+        return self
+
+
+def parse_langs(langs: Optional[str | Sequence[str]]) -> Optional[LangSelection]:
     """'en,de' or ['en', 'de'] -> {'en', 'de'}; None or empty means every language."""
     if langs is None:
         return None
     parts = langs.split(",") if isinstance(langs, str) else list(langs)
-    codes = frozenset(p.strip() for p in parts if p.strip())
+    codes = LangSelection(p.strip() for p in parts if p.strip())
     return codes or None
 
 
 def lang_allowed(lang: str, langs: Optional[frozenset[str]]) -> bool:
-    return langs is None or lang in langs
+    if langs is None:
+        return True
+    if isinstance(langs, LangSelection):
+        langs.seen.add(lang)
+    return lang in langs
+
+
+SHOWN_LANGS = 40  # codes a `langs_select_none` message lists (CLDR alone has over 700 locales)
+
+
+def langs_select_none(dataset: str, langs: Iterable[str], available: Iterable[str] = (),
+                      what: str = "captions") -> ValueError:
+    """The error for `langs` that select nothing, e.g. "freedict has translations in ar, hi, sw only;
+    langs=['de'] selects none of them", with a hint when a code differs from a real one only in case
+    or the list is not comma-separated. Without `available` it says only which codes found nothing."""
+    requested, available = sorted(langs), sorted(set(available))
+    if available:
+        shown = ", ".join(available[:SHOWN_LANGS])
+        if len(available) > SHOWN_LANGS:
+            shown = f"{len(available)} languages ({shown}, ...)"
+        message = f"{dataset} has {what} in {shown} only; langs={requested} selects none of them"
+    else:
+        message = f"{dataset}: no records for langs={requested}"
+    by_fold = {code.casefold(): code for code in available}
+    near = {code: by_fold[code.casefold()] for code in requested if code.casefold() in by_fold}
+    hints = [f"did you mean {', '.join(repr(v) for v in near.values())}?"] if near else []
+    if any(ch in code for code in requested for ch in ";| "):
+        hints.append("separate codes with commas: --langs en,de")
+    hints.append("codes are case-sensitive CLDR locale names such as en, de, zh_Hant, pt_PT")
+    return ValueError(f"{message} ({'; '.join(hints)})")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 from mmembed.data.builders import sources
 from mmembed.data.builders.cldr import Annotation, annotation_locales, read_annotations
-from mmembed.data.builders.concepts import Concept, lang_allowed, parse_langs, selection_key
+from mmembed.data.builders.concepts import Concept, lang_allowed, langs_select_none, parse_langs, selection_key
 from mmembed.data.builders.emoji_groups import group_names, read_emoji_groups
 from mmembed.data.builders.output import DatasetCard, staging_dir, write_dataset
 
@@ -109,7 +109,7 @@ def build(
     lang_set = parse_langs(langs)
     locales = [loc for loc in annotation_locales(common) if lang_allowed(loc, lang_set)]
     if not locales:
-        raise ValueError(f"no CLDR annotation locale matches langs={sorted(lang_set or [])}")
+        raise langs_select_none(NAME, lang_set, lang_set.seen)  # lang_set is not None: None allows all
     per_locale = {loc: read_annotations(common, loc) for loc in locales}
     groups = read_emoji_groups(common)
     names = group_names(common, locales, set(groups.values()))
@@ -171,5 +171,5 @@ def build(
                    "group_locales_partial": {loc: sorted(n) for loc, n in names.items()
                                              if len(n) < len(set(groups.values()))}},
         )
-        write_dataset(tmp, records, card)
+        write_dataset(tmp, records, card, langs=lang_set)
     return Path(out)

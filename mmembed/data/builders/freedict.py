@@ -23,7 +23,7 @@ from typing import Iterator, Optional, Sequence
 
 from mmembed.data.builders import sources
 from mmembed.data.builders.cldr_terms import held_out_names, leaks
-from mmembed.data.builders.concepts import Concept, lang_allowed, parse_langs, select
+from mmembed.data.builders.concepts import Concept, lang_allowed, langs_select_none, parse_langs, select
 from mmembed.data.builders.dictd import read_dictd
 from mmembed.data.builders.output import write_text_dataset
 from mmembed.data.manifest import iter_manifest
@@ -86,8 +86,7 @@ def build(
     lang_set = parse_langs(langs)
     chosen = [s for s in sources.FREEDICT if lang_allowed(PAIRS[s.package.removeprefix("dict-freedict-")][0], lang_set)]
     if not chosen:
-        raise ValueError(f"freedict has translations in {', '.join(sorted({lang for lang, _ in PAIRS.values()}))} only; "
-                         f"langs={sorted(lang_set or [])} selects none of them")
+        raise langs_select_none(NAME, lang_set or (), {lang for lang, _ in PAIRS.values()}, "translations")
     dictionaries = [(s.package.removeprefix("dict-freedict-"), s.require(), s.info()) for s in chosen]
     held_names = held_out_names(sources.CLDR.require(), sources.PYCOUNTRY.require())
     read_holdout = []

@@ -301,5 +301,5 @@ def build(
                    "skipped": dict(sorted(skipped.items())), "extra_photos_dropped": extra_photos_dropped,
                    "untranslated_copies": dict(sorted(untranslated.items()))},
         )
-        write_dataset(tmp, records, card)
+        write_dataset(tmp, records, card, langs=lang_set)
     return Path(out)

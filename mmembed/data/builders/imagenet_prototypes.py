@@ -140,5 +140,5 @@ def build(
                    "prior_norm": round(float(prior.norm()), 3),
                    "prototypes": head_report(weight, bias, prototypes, index)},
         )
-        write_dataset(tmp, records, card)
+        write_dataset(tmp, records, card, langs=lang_set)
     return Path(out)

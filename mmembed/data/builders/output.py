@@ -16,25 +16,72 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from mmembed.data.builders.concepts import langs_select_none
 from mmembed.data.builders.sources import SourceInfo
 from mmembed.data.manifest import SPLITS, PairRecord, write_manifest
 
 CARD_NAME = "card.json"
 
 
+# What a build writes at the top of its folder. A folder that holds the card and the three manifests
+# and nothing but these is a previous build, which a new build may replace; anything else is kept.
+BUILD_ENTRIES = frozenset({CARD_NAME, *(f"{s}.jsonl" for s in SPLITS), "images", "features.safetensors"})
+
+
+def is_build(folder: str | os.PathLike) -> bool:
+    """True for a previous build of a dataset: a folder holding card.json (a JSON object that names its
+    dataset) and train/dev/test.jsonl, and no entry a build does not write. The one test of what a build
+    may replace."""
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    if not all((folder / f"{s}.jsonl").is_file() for s in SPLITS):
+        return False
+    if any(entry.name not in BUILD_ENTRIES for entry in folder.iterdir()):
+        return False
+    try:
+        card = json.loads((folder / CARD_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(card, dict) and isinstance(card.get("dataset"), str)
+
+
+def check_out(out: str | os.PathLike) -> Path:
+    """The absolute, symlink-resolved folder a build into `out` replaces; ValueError, naming `out`, when that
+    would delete something that is not a previous build: a file, or a folder holding anything else."""
+    path = Path(out).expanduser().resolve()
+    if not path.exists():
+        return path
+    if not path.is_dir():
+        raise ValueError(f"--out {out} is a file, not a dataset folder; a build writes a folder there. "
+                         "Give a new folder (nothing was written)")
+    if is_build(path):
+        return path
+    entries = sorted(e.name for e in path.iterdir())
+    if entries:
+        shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+        raise ValueError(f"--out {out} is a folder that holds other things ({shown}), not a previous build "
+                         f"(a build holds only {CARD_NAME}, train/dev/test.jsonl and images/ or "
+                         "features.safetensors); a build replaces its folder whole, so give a new or empty "
+                         "folder (nothing was written)")
+    return path
+
+
 @contextlib.contextmanager
 def staging_dir(out: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temp folder beside `out`; on success it replaces `out` whole.
 
-    On any exception the temp folder is removed and an existing `out` is left untouched, so an
+    `out` must be new, empty or a previous build (`check_out`: checked before and again just before the
+    swap). On any exception the temp folder is removed and an existing `out` is left untouched, so an
     interrupted build never leaves a half dataset behind.
     """
-    out = Path(out).absolute()
+    out = check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; the dataset is for every user of the machine
         yield tmp
+        check_out(out)  # the build took a while: what is there now must still be ours to replace
         old = None
         if out.exists():
             # move the previous build aside first: two renames keep `out` always complete
@@ -95,9 +142,18 @@ def _counts(records: list[PairRecord]) -> dict[str, Any]:
     }
 
 
-def write_dataset(folder: Path, records: Iterable[PairRecord], card: DatasetCard) -> dict[str, Any]:
-    """Write train/dev/test.jsonl (all three, even if empty) and card.json; return the card dict."""
+def write_dataset(folder: Path, records: Iterable[PairRecord], card: DatasetCard,
+                  langs: frozenset[str] | None = None) -> dict[str, Any]:
+    """Write train/dev/test.jsonl (all three, even if empty) and card.json; return the card dict.
+
+    No record at all is a ValueError naming the options (raised inside `staging_dir`, so a previous
+    build stays); `langs`, the builder's `parse_langs` result, lets it list the languages there are."""
     records = _dedup_sorted(records)
+    if not records:
+        requested = langs if langs is not None else card.options.get("langs")
+        if requested:
+            raise langs_select_none(card.dataset, requested, getattr(langs, "seen", ()))
+        raise ValueError(f"{card.dataset}: no records with options {card.options}; nothing was written")
     for split in SPLITS:
         path = folder / f"{split}.jsonl"
         write_manifest(path, (r for r in records if r.split == split))
@@ -118,5 +174,5 @@ def write_text_dataset(out: str | os.PathLike, records: Iterable[PairRecord], *,
         card = DatasetCard(dataset=name, description=description, license=license, sources=sources,
                            options={"limit": limit, "langs": sorted(langs) if langs else None},
                            notes=notes, stats=stats)
-        write_dataset(tmp, records, card)
+        write_dataset(tmp, records, card, langs)
     return Path(out)

@@ -170,5 +170,5 @@ def build_photo_set(
             ],
             stats={"photos": image_info, "excluded": photo_set.excluded, "locales": len(locales)},
         )
-        write_dataset(tmp, records, card)
+        write_dataset(tmp, records, card, langs=lang_set)
     return Path(out)

@@ -167,5 +167,5 @@ def build(
                    "duplicate_descriptions_dropped": duplicates,
                    "untranslated_copies": dict(sorted(untranslated.items()))},
         )
-        write_dataset(tmp, records, card)
+        write_dataset(tmp, records, card, langs=lang_set)
     return Path(out)
