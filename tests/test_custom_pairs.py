@@ -139,7 +139,7 @@ def test_bad_values_unicode_and_bytes_are_bad_rows(tmp_path):
     assert why[1] == "query text is not valid Unicode (a lone surrogate U+D800 at character 6)"
     assert why[2] == "image must be a path string, got float 1.5" and why[3].endswith("got int 2")
     assert why[4].endswith("got bool True") and why[5].endswith("got list [1]") and why[6].endswith("got dict {'a': 1}")
-    assert why[7] == "not valid UTF-8 (byte 0xe9 at column 15); save the file as UTF-8"
+    assert why[7] == "not UTF-8 (byte 0xe9 at column 15); save the file as UTF-8"
     assert why[8].startswith("has both an image and a 'text' text") and why[9] == "positive must be a string, got int 3"
     with pytest.raises(PairsError, match="9 bad row"):
         load_custom_pairs(tmp_path / "p.jsonl", on_error="reject")
@@ -161,18 +161,18 @@ def test_latin1_csv_and_sidecar_name_the_file_and_line_and_a_bom_is_fine(tmp_pat
     pairs, problems = load_custom_pairs(tmp_path / "p.csv")
     assert [p.positive for p in pairs] == ["grün"]
     assert [(p.where, p.reason) for p in problems] == [
-        (f"{tmp_path / 'p.csv'}:2", "not valid UTF-8 (byte 0xe9); save the file as UTF-8")]
+        (f"{tmp_path / 'p.csv'}:2", "not UTF-8 (byte 0xe9); save the file as UTF-8")]
     (tmp_path / "imgs" / "red.txt").write_bytes(b"caf\xe9")
     (tmp_path / "imgs" / "green.txt").write_bytes(b"\xef\xbb\xbfgreen swatch")
     (tmp_path / "imgs" / "blue.txt").write_text("  ")
     pairs, problems = load_custom_pairs(tmp_path / "imgs")
     assert [p.positive for p in pairs] == ["green swatch"]
     reasons = {Path(p.where).name: p.reason for p in problems}
-    assert reasons["red.png"] == (f"caption file {tmp_path / 'imgs' / 'red.txt'}: not valid UTF-8 (byte 0xe9 at byte 4); "
+    assert reasons["red.png"] == (f"caption file {tmp_path / 'imgs' / 'red.txt'}: not UTF-8 (byte 0xe9 at byte 4); "
                                   f"save the file as UTF-8")
     assert reasons["blue.png"] == f"caption file {tmp_path / 'imgs' / 'blue.txt'} is empty"
     (tmp_path / "h.csv").write_bytes(b"image,capti\xf3n\nimgs/red.png,x\n")
-    with pytest.raises(PairsError, match=r"h.csv:1: header is not valid UTF-8"):
+    with pytest.raises(PairsError, match=r"h.csv:1: header is not UTF-8"):
         load_custom_pairs(tmp_path / "h.csv")
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
+from .jsonl import read_jsonl
+
 SPLITS = ("train", "dev", "test")
 
 
@@ -131,33 +133,22 @@ def iter_manifest_lines(path: str | os.PathLike) -> Iterator[tuple[int, PairReco
         raise FileNotFoundError(f"manifest {path} does not exist")
     with path.open("rb") as fh:
         _check_text_file(path, fh.read(4096))
-        fh.seek(0)
-        for lineno, raw in enumerate(fh, start=1):
-            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8):]
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise ManifestError(f"{path}:{lineno}: not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
-                                    "save the file as UTF-8") from None
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ManifestError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            if not isinstance(data, dict):
-                raise ManifestError(f"{path}:{lineno}: expected a JSON object, got {type(data).__name__}")
-            unknown = set(data) - _FIELDS
-            if unknown:
-                raise ManifestError(f"{path}:{lineno}: unknown fields {sorted(unknown)}")
-            try:
-                if "features" in data:
-                    data["features"] = FeatureRef.from_json(data["features"])
-                record = PairRecord(**data)
-            except (TypeError, ValueError) as err:
-                raise ManifestError(f"{path}:{lineno}: {err}") from None
-            yield lineno, record
+    for line in read_jsonl(path):
+        lineno, data = line.lineno, line.value
+        if line.problem:
+            raise ManifestError(f"{path}:{lineno}: {line.problem}")
+        if not isinstance(data, dict):
+            raise ManifestError(f"{path}:{lineno}: expected a JSON object, got {type(data).__name__}")
+        unknown = set(data) - _FIELDS
+        if unknown:
+            raise ManifestError(f"{path}:{lineno}: unknown fields {sorted(unknown)}")
+        try:
+            if "features" in data:
+                data["features"] = FeatureRef.from_json(data["features"])
+            record = PairRecord(**data)
+        except (TypeError, ValueError) as err:
+            raise ManifestError(f"{path}:{lineno}: {err}") from None
+        yield lineno, record
 
 
 def write_manifest(path: str | os.PathLike, records: Iterable[PairRecord]) -> int:

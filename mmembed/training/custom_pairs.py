@@ -20,13 +20,13 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal, Optional
 
+from ..data.jsonl import not_utf8, read_jsonl
 from .pairs import IMAGE_SUFFIXES, PairsError, RowProblem, TrainPair
 
 IMAGE_KEYS = ("image", "image_path", "path")
@@ -111,27 +111,11 @@ def share_concepts(pairs: list[TrainPair]) -> list[TrainPair]:
 
 # ---- readers: file -> RawRow ----------------------------------------------------------------
 
-def _not_utf8(data: bytes, err: UnicodeDecodeError, at: str = "column") -> str:
-    return f"not valid UTF-8 (byte 0x{data[err.start]:02x} at {at} {err.start + 1}); save the file as UTF-8"
-
-
 def _jsonl_rows(path: Path) -> Iterator[RawRow]:
-    data = path.read_bytes()
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
-    for lineno, raw in enumerate(data.split(b"\n"), 1):
-        where = f"{path}:{lineno}"
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            yield RawRow(where, path.parent, problem=_not_utf8(raw, err))
-            continue
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            yield RawRow(where, path.parent, problem=f"not valid JSON ({err.msg} at column {err.colno})")
+    for line in read_jsonl(path):
+        where, row = f"{path}:{line.lineno}", line.value
+        if line.problem:
+            yield RawRow(where, path.parent, problem=line.problem)
             continue
         if not isinstance(row, dict):
             yield RawRow(where, path.parent, problem=f"expected a JSON object, got {type(row).__name__}")
@@ -175,7 +159,7 @@ def _csv_rows(path: Path) -> Iterator[RawRow]:
             continue
         if bad := next((cell for cell in record if _SURROGATE.search(cell)), None):
             byte = ord(_SURROGATE.search(bad).group()) - 0xDC00  # type: ignore[union-attr]
-            yield RawRow(where, path.parent, problem=f"not valid UTF-8 (byte 0x{byte:02x}); save the file as UTF-8")
+            yield RawRow(where, path.parent, problem=f"not UTF-8 (byte 0x{byte:02x}); save the file as UTF-8")
             continue
         yield RawRow(where, path.parent, {name: cell for name, cell in zip(header, record) if cell.strip()})
     if header is None:
@@ -187,7 +171,7 @@ _SURROGATE = re.compile("[\udc80-\udcff]")
 
 def _check_header(record: list[str], where: str, delimiter: str) -> list[str]:
     if any(_SURROGATE.search(cell) for cell in record):
-        raise PairsError(f"{where}: header is not valid UTF-8; save the file as UTF-8 ({EXPECTED})")
+        raise PairsError(f"{where}: header is not UTF-8; save the file as UTF-8 ({EXPECTED})")
     names = [cell.strip().lower() for cell in record]
     found = f"found {record!r} (delimiter {delimiter!r}); {EXPECTED}, in a first line that names them"
     if dups := sorted({n for n in names if n and names.count(n) > 1}):
@@ -219,7 +203,7 @@ def _folder_rows(folder: Path) -> Iterator[RawRow]:
         try:
             caption = raw.decode("utf-8-sig")
         except UnicodeDecodeError as err:
-            yield RawRow(str(img), folder, problem=f"caption file {side}: {_not_utf8(raw, err, 'byte')}")
+            yield RawRow(str(img), folder, problem=f"caption file {side}: {not_utf8(raw, err, 'byte')}")
             continue
         if not caption.strip():
             yield RawRow(str(img), folder, problem=f"caption file {side} is empty")
