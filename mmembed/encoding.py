@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from .text_frontend import SequencePlan
+from .tokenizer import unicode_problem
 
 if TYPE_CHECKING:
     from .model import MMEmbedModel
@@ -35,12 +36,9 @@ class Item:
 
 
 def _check_unicode(text: str, where: str) -> None:
-    """Refuse a str the tokenizer cannot take: lone surrogates (from bad decoding, e.g. surrogateescape)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise EncodeInputError(f"{where} is not valid Unicode: lone surrogate {text[err.start]!r} at position "
-                               f"{err.start} ({text[max(0, err.start - 20):err.start + 20]!r})") from None
+    """Refuse a str the tokenizer cannot take (tokenizer.unicode_problem)."""
+    if problem := unicode_problem(text):
+        raise EncodeInputError(f"{where} {problem}")
 
 
 def _is_int(x) -> bool:

@@ -17,6 +17,16 @@ from pathlib import Path
 from typing import Optional, Protocol, Sequence
 
 
+def unicode_problem(text: str) -> Optional[str]:
+    """Why no tokenizer can take `text`, or None: a lone UTF-16 surrogate (JSON's "\\ud800", or the escape of an
+    undecodable byte) has no UTF-8 form. Callers prefix the input's name: "text #3 is not valid Unicode: ..."."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return f"is not valid Unicode: lone surrogate at position {err.start} (U+{ord(text[err.start]):04X})"
+    return None
+
+
 class TextTokenizer(Protocol):
     bos_id: Optional[int]
     pad_id: int

@@ -136,7 +136,7 @@ def test_bad_values_unicode_and_bytes_are_bad_rows(tmp_path):
     pairs, problems = load_custom_pairs(tmp_path / "p.jsonl")
     assert [p.positive for p in pairs] == ["fine"]
     why = _reasons(problems)
-    assert why[1] == "query text is not valid Unicode (a lone surrogate U+D800 at character 6)"
+    assert why[1] == "query text is not valid Unicode: lone surrogate at position 5 (U+D800)"
     assert why[2] == "image must be a path string, got float 1.5" and why[3].endswith("got int 2")
     assert why[4].endswith("got bool True") and why[5].endswith("got list [1]") and why[6].endswith("got dict {'a': 1}")
     assert why[7] == "not UTF-8 (byte 0xe9 at column 15); save the file as UTF-8"

@@ -137,7 +137,7 @@ def test_lone_surrogates_get_a_422_naming_the_input(server):
     r = _raw_post(server[0] + "/v1/embeddings", '{"input": ["ok", "ab\\ud800"]}')
     assert r.status_code == 422, r.text
     err = r.json()["error"]
-    assert err["message"] == "input[1] is not valid Unicode: lone surrogate at position 2" and err["param"] == "input"
+    assert err["message"] == "input[1] is not valid Unicode: lone surrogate at position 2 (U+D800)" and err["param"] == "input"
     r = _raw_post(server[0] + "/v1/search", '{"query": "\\udc00"}')
     assert r.status_code == 422 and r.json()["error"]["param"] == "query", r.text
     assert "query is not valid Unicode: lone surrogate at position 0" in r.json()["error"]["message"]

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Union
 
+from mmembed.tokenizer import unicode_problem
+
 from .documents import Document, SkippedFile, as_tags, image_id, one_or_many, safe_str, sha1_hex, text_id
 
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
@@ -131,8 +133,8 @@ def _row_document(path: Path, data: dict[str, Any], opts: TextOptions, folder: s
     text = data[name]
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"field {name!r} is empty or not a string")
-    if safe_str(text) != text:
-        raise ValueError(f"field {name!r} holds an invalid character (a lone UTF-16 surrogate)")
+    if problem := unicode_problem(text):
+        raise ValueError(f"field {name!r} {problem}")
     image = data.get("image")
     if image:
         image = str((path.parent / str(image)).resolve())

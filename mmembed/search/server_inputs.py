@@ -91,10 +91,10 @@ def input_list(raw: Any, settings: ServerSettings) -> list[str]:
 
 def check_unicode(text: str, where: str, param: str) -> None:
     """JSON may carry a lone UTF-16 surrogate ("\\ud800"); the tokenizer cannot take one: a 422 naming it."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise InputError(422, f"{where} is not valid Unicode: lone surrogate at position {err.start}", param) from None
+    from mmembed.tokenizer import unicode_problem
+
+    if problem := unicode_problem(text):
+        raise InputError(422, f"{where} {problem}", param)
 
 
 def decode_input(text: str, index: int, settings: ServerSettings, images_ok: bool, param: str = "input"):

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator, Literal, Optional
 
 from ..data.jsonl import not_utf8, read_jsonl
+from ..tokenizer import unicode_problem
 from .pairs import IMAGE_SUFFIXES, PairsError, RowProblem, TrainPair
 
 IMAGE_KEYS = ("image", "image_path", "path")
@@ -226,12 +227,8 @@ def _text_problem(name: str, value: object) -> Optional[str]:
         return f"{name} must be a string, got {type(value).__name__} {repr(value)[:40]}"
     if not value.strip():
         return f"{name} is empty"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as err:
-        return (f"{name} is not valid Unicode (a lone surrogate U+{ord(value[err.start]):04X} at character "
-                f"{err.start + 1})")
-    return None
+    problem = unicode_problem(value)
+    return f"{name} {problem}" if problem else None
 
 
 def _row_to_pair(row: RawRow, check_images: bool) -> tuple[Optional[TrainPair], Optional[str]]:
