@@ -8,11 +8,12 @@ traceback. Ctrl-C during `index` exits 130 (typer.Exit passes through the wrappe
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
+
+from mmembed.paths import check_output_file
 
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection folder (or LanceDB URI, e.g. s3://...).")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name (see `mmembed models`), adapter or saved folder. Default: the collection's model, else the default model.")]
@@ -78,21 +79,6 @@ def _check_dim(dim: Optional[int], model_dim: Optional[int] = None) -> None:
 def _check_collection_path(collection: str) -> None:
     if "://" not in collection and Path(collection).is_file():
         raise ValueError(f"--collection {collection} is a regular file, not a collection folder")
-
-
-def _check_output(option: str, path: Path) -> None:
-    """Refuse an output path that cannot be written, before any work is done."""
-    if path.is_dir():
-        raise ValueError(f"{option} {path} is a folder; give a file name")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(f"{option} {path}: {parent} is a file, not a folder")
-            if path.exists() and not os.access(path, os.W_OK):
-                raise ValueError(f"{option} {path}: the file is not writable (permission denied)")
-            if not path.exists() and not os.access(parent, os.W_OK):
-                raise ValueError(f"{option} {path}: cannot write in {parent} (permission denied)")
-            return
 
 
 def _remove_if_left_empty(collection: str, existed: bool) -> None:
@@ -203,7 +189,7 @@ def search_cmd(
     _positive("-k", k)
     _check_collection_path(collection)
     if html is not None:
-        _check_output("--html", html)
+        check_output_file("--html", html)
     col = Collection(collection, model=model, create=False)
     q = query if query is not None else image
     hits = col.search(q, k=k, where=where, language=language, folder=folder, tag=tag, kind=kind,
@@ -239,7 +225,7 @@ def encode_cmd(
         raise ValueError(f"--out {out}: unknown format {out.suffix or '(none)'}; use one of {', '.join(FORMATS)}")
     _positive("--batch-size", batch_size)
     _check_dim(dim)
-    _check_output("--out", out)
+    check_output_file("--out", out)
     loaded = load(model)
     _check_dim(dim, loaded.dim)
     encoded = encode_inputs(loaded, inputs, dim=dim, batch_size=batch_size, literal_text=text)

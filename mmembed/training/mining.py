@@ -22,6 +22,7 @@ from typing import Optional, Protocol, Sequence
 import torch
 
 from ..data.manifest import ManifestError, PairRecord, read_manifest, write_manifest
+from ..paths import check_output_file
 
 SCAN = 16  # candidates looked at beyond top_k, so skipped false negatives do not leave a pair without one
 
@@ -79,11 +80,10 @@ def check_output(manifest: str | Path, out: str | Path) -> None:
     hard link): the mined rows are only those of the mined languages, so writing them over the input
     would lose the rest of it."""
     out = Path(out)
-    if out.is_dir():
-        raise MiningError(f"--out {out} is a folder; give the path of the manifest file to write")
-    parent = next((q for q in out.absolute().parents if q.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise MiningError(f"--out {out}: {parent} is a file, not a folder; give a path in a folder")
+    try:
+        check_output_file("--out", out)
+    except ValueError as err:
+        raise MiningError(str(err)) from None
     same = Path(manifest).resolve() == out.resolve()
     if not same and out.exists():
         try:
