@@ -306,3 +306,24 @@ def test_resume_drops_the_log_records_past_the_checkpoint(tmp_path):
     resumed.run()
     assert _logged_steps(tmp_path / "run") == [1, 2, 3, 4, 5, 6]
     assert [p.name for p in sorted((tmp_path / "run" / "checkpoints").iterdir())] == ["step_000004", "step_000006"]
+
+
+def test_overwrite_deletes_nothing_until_the_inputs_are_good_and_nothing_that_is_not_a_run(tmp_path):
+    _images(tmp_path / "imgs", 3)
+    first = Trainer(_cfg(tmp_path / "imgs", tmp_path / "run", steps=2), progress=False)
+    first.run()
+    first.export(tmp_path / "run" / "final")
+    before = sorted(p.relative_to(tmp_path / "run") for p in (tmp_path / "run").rglob("*"))
+    with pytest.raises(Exception, match="does not exist"):  # a bad --pairs: the old run stays whole
+        Trainer(_cfg(tmp_path / "gone.jsonl", tmp_path / "run"), overwrite=True, progress=False)
+    assert sorted(p.relative_to(tmp_path / "run") for p in (tmp_path / "run").rglob("*")) == before
+    (tmp_path / "run" / "final" / "NOTES.md").write_text("mine")
+    with pytest.raises(RunFolderError, match=r"holds what is not an mmembed run's \(final/NOTES.md\); nothing was deleted"):
+        Trainer(_cfg(tmp_path / "imgs", tmp_path / "run"), overwrite=True, progress=False)
+    assert (tmp_path / "run" / "final" / "NOTES.md").is_file() and (tmp_path / "run" / "checkpoints").is_dir()
+    other = tmp_path / "project"
+    (other / "checkpoints" / "my_yolo").mkdir(parents=True)
+    (other / "log.jsonl").write_text("my own notes\n")
+    with pytest.raises(RunFolderError, match=r"checkpoints/my_yolo"):
+        Trainer(_cfg(tmp_path / "imgs", other), overwrite=True, progress=False)
+    assert (other / "checkpoints" / "my_yolo").is_dir() and (other / "log.jsonl").is_file()

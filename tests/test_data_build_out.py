@@ -131,3 +131,12 @@ def test_langs_select_none_message():
     assert str(langs_select_none("x", langs, ["ar", "de"], "translations")).startswith(
         "x has translations in ar, de only; langs=['De'] selects none of them (did you mean 'de'?")
     assert "x: no records for langs=['q']" in str(langs_select_none("x", ["q"]))
+
+
+def test_a_build_of_another_dataset_is_not_replaced(tmp_path):
+    folder = tmp_path / "b"
+    build_dataset("parallel", folder, limit=3)
+    before = _tree(folder)
+    with pytest.raises(ValueError, match=r"holds a build of 'parallel', not of 'emoji'; give another folder"):
+        build_dataset("emoji", folder, limit=2, langs="en")
+    assert _tree(folder) == before

@@ -22,7 +22,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from ..serialization import CONFIG, save_model
+from ..serialization import CONFIG, WEIGHTS, save_model
 from .config import TrainConfig
 from .pairs import PairSource
 
@@ -77,11 +77,41 @@ def check_fresh(out: Path) -> None:
                              f"pass --overwrite to start over there, or a new --out")
 
 
-def clear_run(out: Path) -> list[str]:
-    """`--overwrite`: remove the run a folder holds (checkpoints, final model, log), nothing else; the names removed."""
-    import shutil
+def _not_a_run(out: Path) -> list[str]:
+    """What in `out`'s checkpoints/, final/ and log.jsonl is not an mmembed run's own (so --overwrite must not delete
+    it): entries of checkpoints/ that are not step_N checkpoints, files of final/ a saved model does not hold, log
+    lines that are not step records."""
+    found = []
+    root = out / "checkpoints"
+    if root.is_dir():
+        found += [f"checkpoints/{p.name}" for p in root.iterdir()
+                  if not (_STEP_DIR.fullmatch(p.name) and (p / STATE).is_file())]
+    final = out / "final"
+    if final.is_dir():
+        found += [f"final/{p.name}" for p in final.iterdir() if p.name not in (WEIGHTS, CONFIG, "README.md")]
+        if not (final / CONFIG).is_file():
+            found.append(f"final/ without {CONFIG}")
+    if (out / LOG).is_file():
+        lines = (out / LOG).read_text(encoding="utf-8", errors="replace").splitlines()
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+                ok = isinstance(record, dict) and "step" in record
+            except ValueError:
+                ok = not line.strip() or number == len(lines)  # blank, or the last line cut by a kill
+            if not ok:
+                found.append(f"{LOG} line {number}")
+                break
+    return found
 
+
+def clear_run(out: Path) -> list[str]:
+    """`--overwrite`: remove the run a folder holds (checkpoints, final model, log) and nothing else; the names
+    removed. Anything there that is not an mmembed run's own is refused, and then nothing is deleted."""
     out = Path(out)
+    if foreign := _not_a_run(out):
+        raise RunFolderError(f"--overwrite: {out} holds what is not an mmembed run's ({', '.join(foreign[:5])}); "
+                             "nothing was deleted; pass a new --out")
     removed = []
     for name in ("checkpoints", "final"):
         if (out / name).is_dir():

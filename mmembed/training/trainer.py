@@ -61,12 +61,12 @@ class Trainer:
         self.progress = progress and self.rank == 0
         saved = run_folder.checkpoints(self.out) if resume else []
         latest = saved[-1] if saved else None
-        if overwrite and self.rank == 0:  # --overwrite: the folder's previous run goes (rank 0 alone deletes)
-            run_folder.clear_run(self.out)
         if latest is None and not overwrite:  # before the pairs are read and the model loads: a folder holding a run is refused
             run_folder.check_fresh(self.out)
         self.sources, self.problems = build_sources(cfg)
         check_batch_fits(cfg, self.sources, self.world, self.problems)
+        if overwrite and self.rank == 0:  # --overwrite: the previous run goes once the inputs are known good
+            run_folder.clear_run(self.out)
         self.identity = run_folder.run_identity(cfg, self.sources)
         resumed_step = run_folder.check_resumable(latest, self.identity) if latest else 0
         # dev sets are read now, on every rank (so all ranks stop together): a bad path, kind or

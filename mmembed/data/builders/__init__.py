@@ -56,7 +56,7 @@ class DatasetSpec:
         from mmembed.data.builders.output import check_out
 
         check_limit(options.get("limit"))
-        out = check_out(out)  # before the sources are read: a file or someone's folder is refused at once
+        out = check_out(out, self.name)  # before the sources are read: a file or someone's folder is refused at once
         build(out, **options)
         return out
 

@@ -14,7 +14,7 @@ import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Optional
 
 from mmembed.data.builders.concepts import langs_select_none
 from mmembed.data.builders.sources import SourceInfo
@@ -46,9 +46,10 @@ def is_build(folder: str | os.PathLike) -> bool:
     return isinstance(card, dict) and isinstance(card.get("dataset"), str)
 
 
-def check_out(out: str | os.PathLike) -> Path:
+def check_out(out: str | os.PathLike, dataset: Optional[str] = None) -> Path:
     """The absolute, symlink-resolved folder a build into `out` replaces; ValueError, naming `out`, when that
-    would delete something that is not a previous build: a file, or a folder holding anything else."""
+    would delete something that is not a previous build (of `dataset`, when given): a file, a folder holding
+    anything else, or another dataset's build."""
     path = Path(out).expanduser().resolve()
     if not path.exists():
         return path
@@ -56,6 +57,10 @@ def check_out(out: str | os.PathLike) -> Path:
         raise ValueError(f"--out {out} is a file, not a dataset folder; a build writes a folder there. "
                          "Give a new folder (nothing was written)")
     if is_build(path):
+        built = json.loads((path / CARD_NAME).read_text(encoding="utf-8"))["dataset"]
+        if dataset is not None and built != dataset:
+            raise ValueError(f"--out {out} holds a build of {built!r}, not of {dataset!r}; give another folder "
+                             "(nothing was written)")
         return path
     entries = sorted(e.name for e in path.iterdir())
     if entries:
