@@ -263,3 +263,87 @@ def test_encode_keeps_input_order_across_texts_and_images(tmp_path):
     out = encode_inputs(model, ["first", str(pic), "second"], progress=False)
     assert [d.kind for d in out.documents] == ["text", "image", "text"]
     np.testing.assert_allclose(out.vectors[[0, 2]], model.encode_text(["first", "second"]), atol=1e-5)
+
+
+# ---- re-indexing never removes what it did not look at -------------------------------------------
+def test_hidden_files_and_folders_indexed_explicitly_survive_a_walk_of_their_folder(tmp_path):
+    a = tmp_path / "A"
+    a.mkdir()
+    (a / ".notes.txt").write_text("secret one\nsecret two\n", encoding="utf-8")
+    (a / "v.txt").write_text("visible\n", encoding="utf-8")
+    write_png(a / ".cache" / "c.png", 1)
+    col = Collection(tmp_path / "c.lance", model=tiny_model())
+    col.index_paths([a / ".notes.txt", a / ".cache"], progress=False)
+    report = col.index_paths(a, progress=False)  # the walk leaves hidden names out: their rows are not gone
+    assert (report.inserted, report.removed) == (1, 0)
+    assert _texts(col) == ["c", "secret one", "secret two", "visible"]
+    (a / ".notes.txt").write_text("secret one\n", encoding="utf-8")  # read itself, it still mirrors
+    assert col.index_paths(a / ".notes.txt", progress=False).removed == 1
+
+
+def test_a_text_file_with_a_skipped_row_keeps_its_stored_rows(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    table = d / "t.csv"
+    table.write_text("body,note\nfirst body,a\nsecond body,b\n", encoding="utf-8")
+    lines = d / "l.jsonl"
+    lines.write_text('{"text": "one"}\n{"text": "two"}\n', encoding="utf-8")
+    col = Collection(tmp_path / "c.lance", model=tiny_model())
+    col.index_paths(table, progress=False, options=TextOptions(text_field="body"))
+    col.index_paths(lines, progress=False)
+    assert _texts(col) == ["first body", "one", "second body", "two"]
+    (d / "more.txt").write_text("more\n", encoding="utf-8")
+    lines.write_text('{"text": "one"}\n{"text": "tw\n', encoding="utf-8")  # a corrupted line: which row was it?
+    report = col.index_paths(d, progress=False)  # and text_field forgotten: every CSV row skipped
+    assert (report.inserted, report.removed) == (1, 0)
+    reasons = {s.path.rsplit("/", 1)[-1]: s.reason for s in report.skipped}
+    assert "not valid JSON" in reasons["l.jsonl:2"] and reasons["t.csv:2"].startswith("no text field")
+    assert _texts(col) == ["first body", "more", "one", "second body", "two"]
+    lines.write_text('{"text": "one"}\n', encoding="utf-8")  # read without a skip, the file mirrors again
+    assert col.index_paths(lines, progress=False).removed == 1
+
+
+def test_a_symlinked_image_whose_target_is_missing_keeps_its_row(tmp_path):
+    drive, a = tmp_path / "drive", tmp_path / "A"
+    write_png(drive / "p.png", 1)
+    write_png(a / "ok.png", 2)
+    (a / "p.png").symlink_to(drive / "p.png")
+    col = Collection(tmp_path / "c.lance", model=tiny_model())
+    assert col.index_paths(a, progress=False).inserted == 2
+    (drive / "p.png").rename(tmp_path / "elsewhere.png")  # the drive is not mounted now
+    report = col.index_paths(a, progress=False)
+    assert report.removed == 0 and len(col) == 2
+    assert any(s.path == str(a / "p.png") and "broken symlink" in s.reason for s in report.skipped)
+
+
+def test_a_subfolder_replaced_by_a_symlink_is_listed_and_keeps_its_rows(tmp_path):
+    a, other = tmp_path / "A", tmp_path / "other"
+    write_png(a / "ok.png", 1)
+    write_png(a / "sub" / "x.png", 2)
+    (a / "sub" / "t.txt").write_text("under sub\n", encoding="utf-8")
+    other.mkdir()
+    col = Collection(tmp_path / "c.lance", model=tiny_model())
+    assert col.index_paths(a, progress=False).inserted == 3
+    (a / "sub" / "x.png").unlink()
+    (a / "sub" / "t.txt").unlink()
+    (a / "sub").rmdir()
+    (a / "sub").symlink_to(other, target_is_directory=True)
+    report = col.index_paths(a, progress=False)
+    assert report.removed == 0 and len(col) == 3
+    assert [(s.path, s.reason) for s in report.skipped] == [(str(a / "sub"), "symlinked folder, not followed")]
+
+
+def test_a_symlinked_image_does_not_take_over_the_row_of_its_target(tmp_path):
+    a, b = tmp_path / "A", tmp_path / "B"
+    write_png(b / "photo.png", 1)
+    write_png(a / "own.png", 2)
+    (a / "link.png").symlink_to(b / "photo.png")
+    col = Collection(tmp_path / "c.lance", model=tiny_model())
+    col.index_paths(b, progress=False)
+    report = col.index_paths(a, progress=False)
+    assert (report.inserted, report.updated) == (1, 0)
+    assert [(s.path, s.reason) for s in report.skipped] == [
+        (str(a / "link.png"), f"same file as {b / 'photo.png'}, already indexed from there")]
+    (a / "link.png").unlink()
+    assert col.index_paths(a, progress=False).removed == 0
+    assert sorted(h.document.source for h in col.search("x", k=5, kind="image")) == [str(a / "own.png"), str(b / "photo.png")]

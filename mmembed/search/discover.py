@@ -15,6 +15,8 @@ skipped and listed too.
 
 A `Discovery` also says what it covered: the folders walked and the text files read in full. Stored
 rows from there that this run no longer found are gone from disk (see ingest.py, which removes them).
+When in doubt a row is kept: hidden names below a walked folder, a symlinked folder (listed, not
+followed), a broken symlink and a text file with any skipped row are not covered (their rows stay).
 """
 from __future__ import annotations
 
@@ -78,13 +80,18 @@ class Discovery:
 
     def covers(self, source: str) -> bool:
         """Whether a stored row from `source` should have been found again by this run (a text file read in
-        full, or a file under a walked folder, outside anything unreadable)."""
+        full, or a file the walk of a folder visits: not hidden, outside anything unreadable)."""
         def under(folder: str) -> bool:
             return source == folder or source.startswith(folder.rstrip("/") + "/")
 
+        def walked(folder: str) -> bool:  # the walk leaves out names starting with '.' (files and folders)
+            prefix = folder.rstrip("/") + "/"
+            return source.startswith(prefix) and not any(
+                part.startswith(".") for part in source[len(prefix):].split("/"))
+
         if any(under(u) for u in self.unreadable):
             return False
-        return source in self.files_read or any(under(f) for f in self.folders)
+        return source in self.files_read or any(walked(f) for f in self.folders)
 
 
 def _rel_folder(path: Path, root: Optional[Path]) -> str:
@@ -96,7 +103,7 @@ def _rel_folder(path: Path, root: Optional[Path]) -> str:
 
 def _walk(root: Path, out: Discovery) -> Iterator[Path]:
     """Files under root, sorted, hidden files and folders left out; symlinked folders not followed; a folder
-    that cannot be listed is reported (and its stored rows kept)."""
+    that cannot be listed, or a symlinked one, is reported (and its stored rows kept)."""
     def unlistable(err: OSError) -> None:
         where = err.filename if err.filename is not None else root
         out.skipped.append(SkippedFile(str(where), f"folder not readable: {err.strerror or err}"))
@@ -104,6 +111,11 @@ def _walk(root: Path, out: Discovery) -> Iterator[Path]:
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=unlistable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in dirnames:
+            link = os.path.join(dirpath, name)
+            if os.path.islink(link):  # os.walk does not descend into it: its stored rows are kept, not removed
+                out.skipped.append(SkippedFile(link, "symlinked folder, not followed"))
+                out.unreadable.append(safe_str(link))
         for name in sorted(filenames):
             if not name.startswith("."):
                 yield Path(dirpath) / name
@@ -247,8 +259,9 @@ def _dangling(path: Path) -> Optional[str]:
 def _file(path: Path, root: Optional[Path], opts: TextOptions, out: Discovery) -> None:
     ext = path.suffix.lower()
     problem = _dangling(path)
-    if problem:
+    if problem:  # perhaps a drive not mounted now: the link's stored row is kept, not removed
         out.skipped.append(SkippedFile(str(path), problem))
+        out.unreadable.append(safe_str(source_path(path)))
         return
     folder = _rel_folder(path, root)
     if ext in IMAGE_EXTS:
@@ -260,7 +273,8 @@ def _file(path: Path, root: Optional[Path], opts: TextOptions, out: Discovery) -
         for lineno, doc in found.rows:
             out.add(doc, (source, str(lineno)), f"{path}:{lineno}")
         out.skipped += found.skipped
-        (out.files_read.add if found.read else out.unreadable.append)(safe_str(source))
+        # a skipped row may be any stored row of the file (which one cannot be told): keep them all this run
+        (out.files_read.add if found.read and not found.skipped else out.unreadable.append)(safe_str(source))
     else:
         out.skipped.append(SkippedFile(str(path), f"unsupported file type {ext or '(none)'}; "
                                                   f"supported: {', '.join(sorted(SUPPORTED))}"))

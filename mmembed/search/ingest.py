@@ -86,7 +86,9 @@ def plan(collection: "Collection", docs: Sequence[Document], chunk: int = 2_000,
          found: Optional[Discovery] = None) -> Plan:
     """Sort documents into: to embed, to relabel (metadata only), unchanged, skipped. With `found` (the run's
     discovery), a text row whose id is stored for a source this run does not re-read is skipped, not
-    overwritten."""
+    overwritten; so is an image (a symlink, or a file found by another path) whose id is stored for another
+    source that still exists and that this run does not cover: that row stays with its own source (taking it
+    over would let it go when the link goes)."""
     from tqdm.auto import tqdm
 
     out = Plan()
@@ -104,6 +106,10 @@ def plan(collection: "Collection", docs: Sequence[Document], chunk: int = 2_000,
                 out.skipped.append(SkippedFile(where.get(d.id, d.source), (
                     f"id {d.id!r} is already stored for {old.source or 'a row added without a file'}, "
                     "which this run does not index; give the row another id, or delete the stored one")))
+            elif (found is not None and d.kind == "image" and old.source and old.source != d.to_row()["source"]
+                  and not found.covers(old.source) and os.path.lexists(old.source)):
+                out.skipped.append(SkippedFile(where.get(d.id, d.source), (
+                    f"same file as {old.source}, already indexed from there")))
             elif not _same_content(d, old):
                 out.embed.append(d)
             elif d.to_row() == old.to_row():
