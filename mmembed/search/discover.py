@@ -227,11 +227,6 @@ def read_text_file(path: Path, opts: TextOptions, folder: str = "") -> TextFile:
     return out
 
 
-def text_documents(path: Path, opts: TextOptions, folder: str = "") -> tuple[list[Document], list[SkippedFile]]:
-    found = read_text_file(path, opts, folder)
-    return found.documents, found.skipped
-
-
 def image_document(path: Path, opts: TextOptions, folder: str = "") -> Document:
     """An image file's row: id and `image` from the file it is (a symlink resolved), `source` the path found."""
     target = path.resolve()
@@ -273,8 +268,10 @@ def _file(path: Path, root: Optional[Path], opts: TextOptions, out: Discovery) -
         for lineno, doc in found.rows:
             out.add(doc, (source, str(lineno)), f"{path}:{lineno}")
         out.skipped += found.skipped
-        # a skipped row may be any stored row of the file (which one cannot be told): keep them all this run
-        (out.files_read.add if found.read and not found.skipped else out.unreadable.append)(safe_str(source))
+        if found.read and not found.skipped:
+            out.files_read.add(safe_str(source))
+        else:  # a skipped row may be any stored row of the file (which one cannot be told): keep them all this run
+            out.unreadable.append(safe_str(source))
     else:
         out.skipped.append(SkippedFile(str(path), f"unsupported file type {ext or '(none)'}; "
                                                   f"supported: {', '.join(sorted(SUPPORTED))}"))

@@ -58,11 +58,6 @@ def read_inputs(inputs: Union[str, Iterable[str]], literal_text: bool = False) -
     return out
 
 
-def inputs_to_documents(inputs: Union[str, Iterable[str]], literal_text: bool = False) -> tuple[list[Document], list[SkippedFile]]:
-    found = read_inputs(inputs, literal_text)
-    return found.documents, found.skipped
-
-
 def _blank_lines(path: Path) -> list[SkippedFile]:
     """Each blank line of a .txt file named as skipped (it has no row)."""
     try:

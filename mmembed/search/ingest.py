@@ -102,17 +102,19 @@ def plan(collection: "Collection", docs: Sequence[Document], chunk: int = 2_000,
             old = stored.get(d.id)
             if old is None:
                 out.embed.append(d)
-            elif found is not None and d.kind == "text" and old.source != d.to_row()["source"] and not found.covers(old.source):
+                continue
+            row = d.to_row()  # once per document: it serializes the metadata
+            moved = found is not None and old.source != row["source"] and not found.covers(old.source)
+            if moved and d.kind == "text":
                 out.skipped.append(SkippedFile(where.get(d.id, d.source), (
                     f"id {d.id!r} is already stored for {old.source or 'a row added without a file'}, "
                     "which this run does not index; give the row another id, or delete the stored one")))
-            elif (found is not None and d.kind == "image" and old.source and old.source != d.to_row()["source"]
-                  and not found.covers(old.source) and os.path.lexists(old.source)):
+            elif moved and d.kind == "image" and old.source and os.path.lexists(old.source):
                 out.skipped.append(SkippedFile(where.get(d.id, d.source), (
                     f"same file as {old.source}, already indexed from there")))
             elif not _same_content(d, old):
                 out.embed.append(d)
-            elif d.to_row() == old.to_row():
+            elif row == old.to_row():
                 out.unchanged += 1
             else:
                 out.relabel.append(d)
