@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import io
 import os
 import re
@@ -106,8 +107,7 @@ def share_concepts(pairs: list[TrainPair]) -> list[TrainPair]:
             if (root := find(key)) != first:
                 parent[root] = first
     names: dict[tuple[str, str], str] = {}
-    return [TrainPair(p.positive, image=p.image, features=p.features, text=p.text, negative=p.negative,
-                      concept=names.setdefault(find(k[0]), p.concept), lang=p.lang) for p, k in zip(pairs, keys)]
+    return [dataclasses.replace(p, concept=names.setdefault(find(k[0]), p.concept)) for p, k in zip(pairs, keys)]
 
 
 # ---- readers: file -> RawRow ----------------------------------------------------------------
