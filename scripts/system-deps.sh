@@ -6,7 +6,8 @@
 #   gcompris-qt-data        whole-scene photographs with names and descriptions in ~45 languages
 #   scratch palapeli-data   whole-scene photographs (the eval-only debian-photos dataset)
 #   libgtk2.0-common libglib2.0-data ... shared-mime-info   gettext UI catalogs (gettext-ui dataset)
-#   dict-freedict-eng-swh ... dict-freedict-eng-ara  FreeDict bilingual dictionaries (freedict dataset)
+#   dict-freedict-eng-swh ... dict-freedict-eng-ara  FreeDict bilingual dictionaries (freedict dataset, query glossing)
+#   dict-freedict-eng-deu/-fra/-spa/-rus  FreeDict dictionaries that query glossing reads (mmembed/glossary.py)
 # and the fonts the evaluation plots fall back on for non-Latin labels (mmembed/evaluation/fonts.py):
 #   fonts-noto-core  Arabic, Indic, Thai, Ethiopic... scripts   fonts-wqy-microhei  CJK incl. Hangul
 #   fonts-droid-fallback  rare CJK ideographs (yue, zh_Hant_HK)
@@ -17,7 +18,8 @@ PACKAGES=(fonts-noto-color-emoji unicode-cldr-core openclipart-png openclipart-s
           gcompris-qt-data scratch palapeli-data fonts-noto-core fonts-wqy-microhei fonts-droid-fallback
           apt at-spi2-common gsettings-desktop-schemas libapt-pkg6.0 libavahi-common-data libgdk-pixbuf2.0-common
           libglib2.0-data libgtk2.0-common libpam-runtime python-apt-common shared-mime-info
-          dict-freedict-eng-swh dict-freedict-swh-eng dict-freedict-eng-hin dict-freedict-eng-ara)
+          dict-freedict-eng-swh dict-freedict-swh-eng dict-freedict-eng-hin dict-freedict-eng-ara
+          dict-freedict-eng-deu dict-freedict-eng-fra dict-freedict-eng-spa dict-freedict-eng-rus)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -410,9 +410,12 @@ def test_system_deps_script_installs_exactly_the_builders_packages():
     script = (ROOT / "scripts" / "system-deps.sh").read_text(encoding="utf-8")
     listed = re.search(r"^PACKAGES=\(([^)]*)\)", script, re.M)
     assert listed is not None
+    from mmembed import glossary  # and the dictionaries of query glossing
     from mmembed.evaluation import fonts  # the plots' fallback fonts are installed there too
 
-    assert sorted(listed.group(1).split()) == sorted(sources.DEBIAN_PACKAGES + fonts.DEBIAN_PACKAGES)
+    packages = listed.group(1).split()
+    assert len(packages) == len(set(packages))
+    assert set(packages) == set(sources.DEBIAN_PACKAGES + fonts.DEBIAN_PACKAGES + glossary.DEBIAN_PACKAGES)
     assert "DEBIAN_FRONTEND=noninteractive" in script
     assert script.index(" update ") < script.index(" install ")  # package lists refreshed first
     import subprocess

@@ -1,43 +1,16 @@
 """The freedict dataset: the dictd reader, the held-out filters and the missing-package message."""
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
 import pytest
+from dictd_fixtures import write_dictd
 
 from mmembed.data.builders import MissingSourceError, build_dataset, freedict, sources
 from mmembed.data.builders.cldr_terms import held_out_names
-from mmembed.data.builders.dictd import B64, DictdError, read_dictd
+from mmembed.data.builders.dictd import DictdError, read_dictd
 from mmembed.data.manifest import read_manifest
-
-
-def _b64(n: int) -> str:
-    digits = ""
-    while True:
-        digits = B64[n % 64] + digits
-        n //= 64
-        if n == 0:
-            return digits
-
-
-def write_dictd(folder: Path, name: str, entries: list[tuple[str, str]], aliases: dict[str, str] = {}) -> Path:
-    """A dictd dictionary (index + gzip data) of (index headword, entry text); `aliases` adds index words
-    that point at another headword's entry."""
-    data, index, where = b"", [f"00-database-short\t{_b64(0)}\t{_b64(0)}"], {}
-    for head, text in entries:
-        blob = text.encode("utf-8")
-        where[head] = (len(data), len(blob))
-        index.append(f"{head}\t{_b64(len(data))}\t{_b64(len(blob))}")
-        data += blob
-    for alias, target in aliases.items():
-        index.append(f"{alias}\t{_b64(where[target][0])}\t{_b64(where[target][1])}")
-    folder.mkdir(parents=True, exist_ok=True)
-    with gzip.open(folder / f"{name}.dict.dz", "wb") as fh:
-        fh.write(data)
-    (folder / f"{name}.index").write_text("\n".join(index) + "\n", encoding="utf-8")
-    return folder / f"{name}.index"
 
 
 def test_reader_cleans_senses_and_skips_examples_metadata_and_aliases(tmp_path):

@@ -62,6 +62,8 @@ def run_eval_command(
     bootstrap: int = 1000,
     pools: Optional[List[str]] = None,
     lexical_weight: float = 0.0,
+    gloss: bool = False,
+    gloss_weight: Optional[float] = None,
 ) -> dict:
     """The whole command as a function (the CLI wraps it; tests and notebooks may call it)."""
     from rich.console import Console
@@ -71,7 +73,8 @@ def run_eval_command(
     from .compare import MIN_DRAWS, compare_encoders, pool_results
     from .output import RESULTS_FILE, RUN_FILE, OutputError, check_out, clear_outputs, write_json
     from .report import comparison_table, results_payload, summary_table, task_tables
-    from .runner import run_evaluation
+    from .runner import QueryGlossing, run_evaluation
+    from mmembed.glossary import DEFAULT_WEIGHTS, SOURCES, GlossaryError
     from .tasks import TaskError, build_tasks, parse_task_names
 
     console = console or Console()
@@ -79,6 +82,8 @@ def run_eval_command(
     try:
         if not (lexical_weight >= 0 and lexical_weight != float("inf")):
             raise EvalDataError(f"--lexical-weight must be a finite number >= 0 (0: cosine only), got {lexical_weight}")
+        if gloss_weight is not None and not (gloss_weight >= 0 and gloss_weight != float("inf")):
+            raise EvalDataError(f"--gloss-weight must be a finite number >= 0, got {gloss_weight}")
         if bootstrap != 0 and bootstrap < MIN_DRAWS:
             raise EvalDataError(f"--bootstrap must be 0 (no comparison) or at least {MIN_DRAWS} draws: fewer cannot "
                                 f"place a 95% interval; got {bootstrap}")
@@ -99,6 +104,13 @@ def run_eval_command(
         datasets = load_eval_data(data, split, limit, seed)
         _check_langs(lang_set, datasets)
         task_list, notes = build_tasks(task_names, datasets, lang_set)
+        gloss_weights = ({lang: DEFAULT_WEIGHTS[lang] if gloss_weight is None else gloss_weight for lang in SOURCES}
+                         if gloss or gloss_weight is not None else {})
+        glossing = QueryGlossing(gloss_weights)
+        try:
+            glossing.load({QueryGlossing.query_lang(t) for t in task_list if glossing.applies(t)})
+        except GlossaryError as err:
+            raise EvalDataError(f"--gloss: {err}") from None
         try:
             pool_map = parse_pools(list(pools or []), [ds.name for ds in datasets])
         except ValueError as err:
@@ -124,7 +136,8 @@ def run_eval_command(
     from mmembed.images import ImageInputError
 
     try:
-        run = run_evaluation(names, task_list, opts, on_encoder=progress, lexical_weight=lexical_weight)
+        run = run_evaluation(names, task_list, opts, on_encoder=progress, lexical_weight=lexical_weight,
+                             glossing=glossing)
     except ImageInputError as err:  # the manifest check opens every image; this catches what only decoding finds
         raise EvalUsageError(f"{err}") from None
     run.results.extend(pool_results(run.results, pool_map))  # pooled rows then show in every table and file
@@ -142,7 +155,8 @@ def run_eval_command(
     settings = _settings(tasks=task_names, encoders=names, data=[str(d) for d in data], split=split, limit=limit,
                          langs=sorted(lang_set) if lang_set else None, seed=seed, batch_size=batch_size,
                          openclip_budget_s=openclip_budget, openclip_steps=openclip_steps, label_prior=label_prior,
-                         bootstrap=bootstrap, pools=pool_map or None, lexical_weight=lexical_weight)
+                         bootstrap=bootstrap, pools=pool_map or None, lexical_weight=lexical_weight,
+                         gloss_weights=glossing.weights or None)
     ds_info = [{"name": ds.name, "manifest": str(ds.manifest), "records": len(ds.records),
                 "concepts": len(ds.concepts), "langs": len(ds.langs)} for ds in datasets]
     payload = results_payload(run, settings, ds_info, notes, comparisons)
@@ -215,12 +229,14 @@ def register(app: typer.Typer) -> None:
         bootstrap: int = typer.Option(1000, "--bootstrap", help="Draws (at least 100) of the paired bootstrap over concepts that compares the first encoder with each other one (95% interval); 0: no comparison."),
         pool: List[str] = typer.Option([], "--pool", help="NAME=DATASET,DATASET: also score those datasets as one set NAME (each query ranked in its own dataset; repeatable)."),
         lexical_weight: float = typer.Option(0.0, "--lexical-weight", help="Text -> text tasks (bitext, t2t) rank by cosine fused with romanized character n-grams (mmembed/lexical.py), for every encoder alike; 0.15 is the tuned weight, 0 (default) is cosine only."),
+        gloss: bool = typer.Option(False, "--gloss", help="Gloss text queries in sw, hi, ar, de, fr, es, ru with their English from FreeDict dictionaries (mmembed/glossary.py, Debian dict-freedict-*), each language at its tuned weight, for every encoder alike."),
+        gloss_weight: Optional[float] = typer.Option(None, "--gloss-weight", help="Gloss as --gloss, with this weight for every language (0: off)."),
     ) -> None:
         """Score models and baselines on retrieval, zero-shot and bitext tasks: table, JSON, plots."""
         try:
             run_eval_command(model, tasks, data, out, baselines, limit, langs, seed, split, batch_size,
                              openclip_budget, openclip_steps, plots, label_prior=label_prior, bootstrap=bootstrap,
-                             pools=pool, lexical_weight=lexical_weight)
+                             pools=pool, lexical_weight=lexical_weight, gloss=gloss, gloss_weight=gloss_weight)
         except EvalUsageError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None

@@ -80,9 +80,54 @@ class Embedder:
         return np.stack([self.cache[side.modality, role, it] for it in side.items])
 
 
-def similarity(embedder: Embedder, task: EvalTask) -> np.ndarray:
-    """(q, t) cosine similarities (encoders return unit rows)."""
-    return embedder.embed(task.queries) @ embedder.embed(task.targets).T
+def similarity(embedder: Embedder, task: EvalTask, glossing: Optional["QueryGlossing"] = None) -> np.ndarray:
+    """(q, t) cosine similarities (encoders return unit rows); text queries glossed when `glossing` applies."""
+    if glossing is not None and glossing.applies(task):
+        queries = glossing(embedder, task)
+    else:
+        queries = embedder.embed(task.queries)
+    return queries @ embedder.embed(task.targets).T
+
+
+class QueryGlossing:
+    """Query glossing (mmembed/glossary.py) for every encoder alike: a text query in a language with a dictionary
+    and a weight is moved toward its English gloss's embedding, embedded by the same encoder. The query language
+    is the task's (t2i 'sw', t2t / bitext 'sw->en')."""
+
+    def __init__(self, weights: Optional[dict[str, float]] = None):
+        self.weights = {lang: w for lang, w in (weights or {}).items() if w > 0}
+        self.glossaries: dict[str, Any] = {}
+        self.glosses: dict[str, list[Optional[str]]] = {}  # task id -> per query, its gloss or None
+
+    @staticmethod
+    def query_lang(task: EvalTask) -> str:
+        return task.group.split("->", 1)[0]
+
+    def applies(self, task: EvalTask) -> bool:
+        return task.queries.modality == "text" and self.query_lang(task) in self.weights
+
+    def load(self, langs) -> None:
+        """Read the dictionaries of these languages now (a missing one fails before any model loads)."""
+        from mmembed.glossary import Glossary
+
+        for lang in sorted(set(langs) & set(self.weights)):
+            if lang not in self.glossaries:
+                self.glossaries[lang] = Glossary.load(lang)
+
+    def __call__(self, embedder: Embedder, task: EvalTask) -> np.ndarray:
+        from mmembed.glossary import fuse_gloss
+
+        lang = self.query_lang(task)
+        self.load([lang])
+        if task.id not in self.glosses:
+            self.glosses[task.id] = [self.glossaries[lang].gloss(t) for t in task.queries.items]
+        glosses = self.glosses[task.id]
+        has = np.array([g is not None for g in glosses])
+        queries = embedder.embed(task.queries)
+        if not has.any():
+            return queries
+        gloss_side = Side("text", tuple(g or "" for g in glosses), tuple(() for _ in glosses), task.queries.role)
+        return fuse_gloss(queries, embedder.embed(gloss_side), has, self.weights[lang])
 
 
 class LexicalScores:
@@ -104,14 +149,15 @@ class LexicalScores:
         return self.cache[task.id]
 
 
-def score_task(embedder: Embedder, task: EvalTask, lexical: Optional[LexicalScores] = None) -> TaskResult:
+def score_task(embedder: Embedder, task: EvalTask, lexical: Optional[LexicalScores] = None,
+               glossing: Optional[QueryGlossing] = None) -> TaskResult:
     """Rank every query's targets by cosine, or, for text -> text tasks with a lexical weight, by the fused score."""
     base = dict(encoder=embedder.encoder.name, task=task.kind, dataset=task.dataset, group=task.group,
                 n_queries=len(task.queries), n_targets=len(task.targets), note=task.note)
     missing = task.modalities - embedder.encoder.modalities
     if missing:
         return TaskResult(metrics={}, status=f"skipped: {embedder.encoder.name} does not embed {'/'.join(sorted(missing))}", **base)
-    sim = similarity(embedder, task)
+    sim = similarity(embedder, task, glossing)
     if lexical is not None and lexical.applies(task):
         from mmembed.lexical import fuse
 
@@ -149,9 +195,11 @@ def run_evaluation(
     opts: EncoderOptions,
     on_encoder: Optional[Callable[[EncoderRun, list[TaskResult]], None]] = None,
     lexical_weight: float = 0.0,
+    glossing: Optional[QueryGlossing] = None,
 ) -> EvalRun:
     """Every encoder on every task. `lexical_weight` > 0 fuses the lexical channel into text -> text tasks
-    (bitext, t2t) for every encoder alike."""
+    (bitext, t2t) for every encoder alike; `glossing` glosses text queries in its languages, for every encoder
+    alike."""
     run = EvalRun()
     lexical = LexicalScores(lexical_weight)
     heat_task = pick_preview_task(tasks)
@@ -160,7 +208,7 @@ def run_evaluation(
         encoder = resolve_encoder(name, opts)
         t1 = time.perf_counter()
         embedder = Embedder(encoder)
-        results = [score_task(embedder, task, lexical) for task in tasks]
+        results = [score_task(embedder, task, lexical, glossing) for task in tasks]
         pv = preview(embedder, heat_task)
         timings = {"load_seconds": round(t1 - t0, 2), "eval_seconds": round(time.perf_counter() - t1, 2)}
         timings.update(getattr(encoder, "timings", dict)())

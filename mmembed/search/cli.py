@@ -173,6 +173,8 @@ def search_cmd(
     exact: Annotated[bool, typer.Option(help="Scan every vector even if an ANN index exists.")] = False,
     html: Annotated[Optional[Path], typer.Option(help="Also write an HTML page with thumbnails.")] = None,
     lexical_weight: Annotated[float, typer.Option(help="Re-order a text query's hits by cosine fused with romanized character n-grams of their text (names across scripts); 0.15 is the tuned weight, 0: cosine only.")] = 0.0,
+    query_lang: Annotated[Optional[str], typer.Option(help="The QUERY's language (sw, hi, ar, de, fr, es, ru): gloss it with its English from a FreeDict dictionary (Debian dict-freedict-*), so words the model does not know ('mbwa', dog) still find their pictures.")] = None,
+    gloss_weight: Annotated[Optional[float], typer.Option(help="Weight of the English gloss with --query-lang (default: the language's tuned weight; 0: off).")] = None,
     model: ModelOpt = None,
 ) -> None:
     """Search a collection with a text (any language) or an image; prints a table."""
@@ -187,13 +189,24 @@ def search_cmd(
     if query is not None and not query.strip():
         raise ValueError("QUERY is empty: give a text to search for (or --image PATH)")
     _positive("-k", k)
+    if gloss_weight is not None and query_lang is None:
+        raise ValueError("--gloss-weight needs --query-lang (the language of the QUERY to gloss)")
+    if query_lang is not None and image is not None:
+        raise ValueError("--query-lang glosses a QUERY text; an --image query has no language")
     _check_collection_path(collection)
     if html is not None:
         check_output_file("--html", html)
+    if query_lang is not None:
+        from mmembed.glossary import check_weight, glossary_for
+
+        glossary_for(query_lang)  # an unknown language or a missing dictionary is named before the model loads
+        if gloss_weight is not None:
+            check_weight(gloss_weight)
     col = Collection(collection, model=model, create=False)
     q = query if query is not None else image
     hits = col.search(q, k=k, where=where, language=language, folder=folder, tag=tag, kind=kind,
-                      exact=exact or None, lexical_weight=lexical_weight)  # Collection bounds k (MAX_K)
+                      exact=exact or None, lexical_weight=lexical_weight, query_lang=query_lang,
+                      gloss_weight=gloss_weight)  # Collection bounds k (MAX_K)
     label = query if query is not None else f"image {image}"
     table = Table("#", "score", "kind", "text", "lang", "folder", "image / source", title=f"{label!s} -> {collection}")
     for h in hits:
@@ -245,6 +258,7 @@ def demo_cmd(
     size: Annotated[int, typer.Option(help="How many pictures to index.")] = 300,
     source: Annotated[str, typer.Option(help="emoji (Noto Color Emoji + CLDR names) or clipart (Open Clip Art).")] = "emoji",
     k: Annotated[int, typer.Option("-k", "--k", help="Hits per query.")] = 5,
+    gloss: Annotated[bool, typer.Option(help="Gloss the sw, hi, ar, de, fr, es and ru queries with their English from FreeDict dictionaries (mmembed/glossary.py).")] = True,
 ) -> None:
     """Index real pictures that ship in packages and search them in ten languages."""
     from rich.console import Console
@@ -257,7 +271,8 @@ def demo_cmd(
     _positive("--size", size)
     _positive("-k", k)
     console = Console()
-    result = run_demo(out, model, size=size, source=source, k=k, log=lambda m: console.print(m, markup=False, highlight=False))
+    result = run_demo(out, model, size=size, source=source, k=k, gloss=gloss,
+                      log=lambda m: console.print(m, markup=False, highlight=False))
     table = Table("lang", "query", "meaning", f"top {k} hits (score)", title=f"{result.mode} search, model {result.collection.info.model}")
     for r in result.results:
         table.add_row(r.language, r.query, r.gloss, " · ".join(f"{hit_label(h)} {h.score:.2f}" for h in r.hits))

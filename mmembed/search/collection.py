@@ -196,11 +196,17 @@ class Collection:
             out[images] = self.model.encode_image([docs[i].image for i in images], **kw)
         return out
 
-    def query_vector(self, query: Any) -> np.ndarray:
-        """(dim,) vector for a text (str), an image (Path / PIL / (h, w[, c]) array) or a vector."""
+    def query_vector(self, query: Any, query_lang: Optional[str] = None, gloss_weight: Optional[float] = None) -> np.ndarray:
+        """(dim,) vector for a text (str), an image (Path / PIL / (h, w[, c]) array) or a vector. A text with its
+        `query_lang` (sw, hi, ar, de, fr, es, ru) is glossed: moved toward its English gloss (mmembed/glossary.py)."""
         if isinstance(query, str):
             if not query.strip():
                 raise ValueError("the query text is empty; give a text to search for (or an image or a vector)")
+            if query_lang is not None:
+                from mmembed.glossary import glossary_for, glossed_embeddings
+
+                return glossed_embeddings(lambda texts: self.model.encode_text(texts, dim=self.dim), [query],
+                                          glossary_for(query_lang), gloss_weight)[0]
             return self.model.encode_text([query], dim=self.dim)[0]
         if isinstance(query, np.ndarray) and query.ndim == 1:
             if query.shape[0] != self.dim:
@@ -341,12 +347,17 @@ class Collection:
         kind: Optional[str] = None,
         exact: Optional[bool] = None,
         lexical_weight: float = 0.0,
+        query_lang: Optional[str] = None,
+        gloss_weight: Optional[float] = None,
     ) -> list[Hit]:
         """Top-k documents for a text, an image or a vector, optionally filtered by metadata.
         `exact=True` scans every vector even when an ANN index exists. `lexical_weight` > 0 (0.15 is the tuned
         value) re-orders a text query's dense candidates by cosine fused with romanized character n-grams of the
-        documents' text (mmembed/lexical.py): names written in another script ("Москва" for "Moscow") match."""
-        return self.search_vector(self.query_vector(query), k, where=where, language=language, folder=folder,
+        documents' text (mmembed/lexical.py): names written in another script ("Москва" for "Moscow") match.
+        `query_lang` (the language the query text is in: sw, hi, ar, de, fr, es, ru) glosses it with an English
+        dictionary (mmembed/glossary.py; `gloss_weight` None is that language's tuned weight): everyday words the
+        backbone does not know ('mbwa', dog) find their pictures."""
+        return self.search_vector(self.query_vector(query, query_lang, gloss_weight), k, where=where, language=language, folder=folder,
                                   tag=tag, kind=kind, exact=exact,
                                   text=query if isinstance(query, str) else None, lexical_weight=lexical_weight)
 

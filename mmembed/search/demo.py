@@ -125,6 +125,7 @@ def run_demo(
     source: Source = "emoji",
     k: int = 5,
     log: Callable[[str], None] = print,
+    gloss: bool = True,
 ) -> DemoResult:
     from ..encoding import _require_images
     from ..registry import load
@@ -160,12 +161,31 @@ def run_demo(
         collection.upsert(todo, collection.embed_documents(todo, progress=True))
     log(f"indexed in {time.perf_counter() - t0:.1f} s; the collection holds {len(collection)} rows")
     kind = "image" if mode == "text-to-image" else "text"
-    results = [QueryResult(q.text, collection.search(q.text, k=k, kind=kind), q.language, q.gloss) for q in QUERIES]
+    langs = glossed_languages(log) if gloss else set()
+    results = [QueryResult(q.text, collection.search(q.text, k=k, kind=kind,
+                                                     query_lang=q.language if q.language in langs else None),
+                           q.language, q.gloss) for q in QUERIES]
     title = f"mmembed demo: {mode} search over {len(docs)} {source} {what}"
     subtitle = f"model {model.name} (dim {collection.dim}); one query per language, top {k}"
     html = write_html(out / "demo.html", results, title, subtitle)
     grid = write_grid(out / "demo_grid.png", results)
     return DemoResult(mode, collection, results, html, grid, time.perf_counter() - start)
+
+
+def glossed_languages(log: Callable[[str], None]) -> set[str]:
+    """The demo's query languages whose dictionaries are installed (query glossing, mmembed/glossary.py)."""
+    from ..glossary import SOURCES, GlossaryError, glossary_for
+
+    langs, missing = set(), []
+    for lang in sorted(set(LANGS) & set(SOURCES)):
+        try:
+            glossary_for(lang)
+            langs.add(lang)
+        except (GlossaryError, ImportError) as why:
+            missing.append(f"{lang} ({why})")
+    if missing:
+        log("NOTE: these queries are not glossed: " + "; ".join(missing))
+    return langs
 
 
 def target_ranks(results: list[QueryResult]) -> dict[str, Optional[int]]:

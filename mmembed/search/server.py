@@ -2,7 +2,8 @@
 
     POST /v1/embeddings  {"input": "text" | ["text", "data:image/png;base64,..."], "model": ...,
                           "dimensions": 256, "encoding_format": "float" | "base64"}
-    POST /v1/search      {"query": "ein roter Apfel", "k": 10, "language": "en", "where": "..."}
+    POST /v1/search      {"query": "ein roter Apfel", "k": 10, "language": "en", "where": "...",
+                          "lexical_weight": 0.15, "query_lang": "de"}
     GET  /health
 
 Works with the official client: `OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="unused")
@@ -151,6 +152,18 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
             "usage": {"prompt_tokens": used, "total_tokens": used},
         }
 
+    async def gloss_of(req: SearchRequest, query: Any):
+        """(glossary, English gloss) of a text query with a `query_lang`, or (None, None): nothing to gloss."""
+        if req.query_lang is None or not isinstance(query, str):
+            return None, None
+        from mmembed.glossary import GlossaryError, glossary_for
+
+        try:  # the first request in a language reads its dictionary (seconds for German): off the event loop
+            glossary = await asyncio.get_running_loop().run_in_executor(None, glossary_for, req.query_lang)
+        except GlossaryError as err:
+            raise InputError(422, str(err), "query_lang") from None
+        return glossary, glossary.gloss(query)
+
     @app.post("/v1/search")
     async def search(req: SearchRequest):
         if collection is None:
@@ -161,9 +174,19 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
             raise InputError(422, f"lexical_weight must be a finite number >= 0, got {req.lexical_weight}", "lexical_weight")
         if not req.query.strip():
             raise InputError(422, "query is an empty string", "query")
+        if req.gloss_weight is not None and not 0 <= req.gloss_weight < float("inf"):
+            raise InputError(422, f"gloss_weight must be a finite number >= 0, got {req.gloss_weight}", "gloss_weight")
         query = decode_input(req.query, 0, settings, images_ok, param="query")
-        vector = (await batcher.embed([query])).vectors[0][: collection.dim]
-        vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        glossary, gloss = await gloss_of(req, query)
+        texts = [query] if gloss is None else [query, gloss]
+        vectors = (await batcher.embed(texts)).vectors[:, : collection.dim]  # (1 or 2, dim)
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        vector = vectors[0]
+        if gloss is not None:
+            from mmembed.glossary import DEFAULT_WEIGHTS, fuse_gloss
+
+            weight = DEFAULT_WEIGHTS[glossary.lang] if req.gloss_weight is None else req.gloss_weight
+            vector = fuse_gloss(vectors[:1], vectors[1:], np.array([True]), weight)[0]
         filters = dict(where=req.where, language=req.language, folder=req.folder, tag=req.tag, kind=req.kind)
         try:
             hits = await asyncio.get_running_loop().run_in_executor(

@@ -70,7 +70,11 @@ class SearchRequest(BaseModel):
     lexical_weight: float = Field(0.0, description="> 0: a text query's hits re-ordered by cosine fused with "
                                   "romanized character n-grams (mmembed/lexical.py); 0.15 is the tuned weight")
 
-    _numbers = field_validator("k", "lexical_weight", mode="before")(_no_bool)
+    query_lang: Optional[str] = Field(None, description="the text query's language (sw, hi, ar, de, fr, es, ru): "
+                                      "glossed with its English from a dictionary (mmembed/glossary.py)")
+    gloss_weight: Optional[float] = Field(None, description="weight of the English gloss (default: the language's tuned weight)")
+
+    _numbers = field_validator("k", "lexical_weight", "gloss_weight", mode="before")(_no_bool)
 
 
 def input_list(raw: Any, settings: ServerSettings) -> list[str]:

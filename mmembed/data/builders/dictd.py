@@ -84,3 +84,18 @@ def read_dictd(index: Path) -> Iterator[Entry]:
         if not text:
             continue
         yield Entry(header_word(text[0]), senses(text[1:]))
+
+
+_SPLIT_SENSE = re.compile(r"[,;]")
+_GLOSS_PREFIX = re.compile(r"^(plural of|pl\. of|see|synonyms?)\s*:?\s*", re.IGNORECASE)  # swh-eng: "Plural of : sickness"
+
+
+def translation_pairs(index: Path, english_headwords: bool) -> Iterator[tuple[str, str]]:
+    """(English, other language) pairs of a bilingual dictionary, one per listed synonym ('a, b' gives two);
+    `english_headwords`: English is the headword side (eng-xxx), else the senses are English (xxx-eng)."""
+    for entry in read_dictd(index):
+        for sense in entry.senses:
+            for part in _SPLIT_SENSE.split(sense):
+                part = _GLOSS_PREFIX.sub("", part.strip()).strip()
+                if part:
+                    yield (entry.headword, part) if english_headwords else (part, entry.headword)

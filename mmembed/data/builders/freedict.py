@@ -24,7 +24,7 @@ from typing import Iterator, Optional, Sequence
 from mmembed.data.builders import sources
 from mmembed.data.builders.cldr_terms import held_out_names, leaks
 from mmembed.data.builders.concepts import Concept, lang_allowed, langs_select_none, parse_langs, select
-from mmembed.data.builders.dictd import read_dictd
+from mmembed.data.builders.dictd import translation_pairs
 from mmembed.data.builders.output import write_text_dataset
 from mmembed.data.manifest import iter_manifest
 
@@ -38,9 +38,6 @@ MAX_WORDS = 4  # dictionary phrases longer than this are definitions, not transl
 MAX_PER_WORD_LANG = 4  # senses kept per English word and language (the first ones: the commonest)
 
 
-_GLOSS_PREFIX = re.compile(r"^(plural of|pl\. of|see)\s*:?\s*", re.IGNORECASE)  # swh-eng: "Plural of : sickness"
-
-
 def _english_ok(text: str) -> bool:
     """A word or short phrase: letters, at most MAX_WORDS words, not an affix ('-arian', 'pre-')."""
     return (bool(re.search(r"[A-Za-z]", text)) and len(text.split()) <= MAX_WORDS
@@ -50,13 +47,9 @@ def _english_ok(text: str) -> bool:
 def pairs(pair: str, index: Path) -> Iterator[tuple[str, str]]:
     """(English, translation) pairs of one dictionary; sense lines that list synonyms ('a, b') give one
     pair per synonym."""
-    english_first = PAIRS[pair][1]
-    for entry in read_dictd(index):
-        parts = [_GLOSS_PREFIX.sub("", p.strip()) for sense in entry.senses for p in re.split(r"[,;]", sense) if p.strip()]
-        for part in parts:
-            english, other = (entry.headword, part) if english_first else (part, entry.headword)
-            if _english_ok(english) and other and not other.startswith("-") and len(other.split()) <= MAX_WORDS:
-                yield english, other
+    for english, other in translation_pairs(index, english_headwords=PAIRS[pair][1]):
+        if _english_ok(english) and not other.startswith("-") and len(other.split()) <= MAX_WORDS:
+            yield english, other
 
 
 def held_out_captions(holdout: Path) -> tuple[set[str], list[str]]:

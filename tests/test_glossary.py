@@ -1,0 +1,197 @@
+"""Query glossing (mmembed/glossary.py): dictionary lookup, the fused query vector, and `mmembed eval --gloss`."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from dictd_fixtures import write_dictd
+from eval_fixtures import make_eval_data
+from typer.testing import CliRunner
+
+from mmembed.cli import app
+from mmembed.glossary import Glossary, GlossaryError, fuse_gloss, glossed_embeddings, words
+
+
+@pytest.fixture
+def dictd(tmp_path, monkeypatch):
+    """Swahili both ways and an English -> German dictionary, in a folder MMEMBED_DICTD_DIR points at."""
+    folder = tmp_path / "dictd"
+    write_dictd(folder, "freedict-swh-eng", [
+        ("ndege", "ndege /x/ <n>\n\nbird, airplane\n"),
+        ("mbwa", "mbwa /x/ <n>\n\ndog\n"),
+        ("pilipili mbichi", "pilipili mbichi /x/\n\ngreen pepper\n"),
+        ("ya", "ya /x/\n\nof\n"),  # a gloss that is an English stop word carries nothing
+    ])
+    write_dictd(folder, "freedict-eng-swh", [("big", "big /x/ <adj>\n\nkubwa\n"), ("pepper", "pepper /x/ <n>\n\npilipili\n")])
+    write_dictd(folder, "freedict-eng-deu", [
+        ("red", "red /x/ <adj>\n\nrot, rotes\n"), ("circle", "circle /x/ <n>\n\nKreis\n"),
+        ("blue", "blue /x/ <adj>\n\nblau, blaues\n"), ("square", "square /x/ <n>\n\nQuadrat\n"),
+        ("green", "green /x/ <adj>\n\ngrün, grünes\n"), ("black", "black /x/ <adj>\n\nschwarz, schwarzes\n"),
+    ])
+    monkeypatch.setenv("MMEMBED_DICTD_DIR", str(folder))
+    monkeypatch.setenv("MMEMBED_HOME", str(tmp_path / "home"))  # the parsed-dictionary cache goes here
+    return folder
+
+
+def test_words_drop_punctuation_and_keep_combining_marks():
+    assert words("Mti, MKUBWA!") == ["mti", "mkubwa"]
+    assert words("एक चिकन।") == ["एक", "चिकन"]  # Devanagari vowel signs stay inside the word
+
+
+def test_gloss_looks_up_words_and_longest_phrases(dictd):
+    sw = Glossary.load("sw")
+    assert sw.gloss("Ndege") == "bird, airplane"  # a one-entry query keeps its first two senses
+    assert sw.gloss("mbwa kubwa") == "dog big"  # each word's first sense, in order; eng-swh read backwards
+    assert sw.gloss("pilipili mbichi ya manjano") == "green pepper"  # the phrase wins over 'pilipili' alone
+    assert sw.gloss("ya") is None and "ya" not in sw.entries  # only a stop word: nothing to add
+    assert sw.gloss("habari za asubuhi") is None
+
+
+def test_the_parsed_dictionary_is_cached_until_the_dictionary_changes(dictd, tmp_path):
+    assert Glossary.load("sw").gloss("mbwa") == "dog"
+    cached = list((tmp_path / "home" / "glossaries").glob("sw-*.json"))
+    assert len(cached) == 1 and json.loads(cached[0].read_text())["mbwa"] == ["dog"]
+    write_dictd(dictd, "freedict-swh-eng", [("mbwa", "mbwa /x/ <n>\n\nhound\n")])  # a new package version
+    assert Glossary.load("sw").gloss("mbwa") == "hound"
+    for path in (tmp_path / "home" / "glossaries").glob("sw-*.json"):
+        path.write_text("{not json")  # a damaged cache is parsed again, not trusted
+    assert Glossary.load("sw").gloss("mbwa") == "hound"
+
+
+def test_missing_and_unknown_dictionaries_name_what_to_install(dictd, tmp_path):
+    with pytest.raises(GlossaryError, match=r"apt-get install dict-freedict-eng-hin"):
+        Glossary.load("hi")
+    with pytest.raises(GlossaryError, match=r"no dictionary for language 'zh'; glossing knows ar, de"):
+        Glossary.load("zh")
+    with pytest.raises(GlossaryError, match=r"freedict-swh-eng.index: no such dictionary"):
+        Glossary.load("sw", dictd_dir=tmp_path / "nowhere")
+
+
+def test_fuse_gloss_moves_only_glossed_rows_and_keeps_unit_rows():
+    q = np.eye(3, dtype=np.float32)[:2]  # (2, 3)
+    g = np.eye(3, dtype=np.float32)[[2, 2]]
+    fused = fuse_gloss(q, g, np.array([True, False]), weight=1.0)
+    assert np.allclose(fused[0], np.array([1, 0, 1]) / np.sqrt(2)) and np.allclose(fused[1], q[1])
+    assert np.allclose(fuse_gloss(q, g, np.array([True, True]), weight=0.0), q)
+    for bad in (-0.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="gloss weight must be a finite number >= 0"):
+            fuse_gloss(q, g, np.array([True, True]), weight=bad)
+
+
+def test_glossed_embeddings_encode_each_gloss_once_with_the_same_encoder(dictd):
+    basis = {"mbwa": 0, "dog": 1, "habari": 2}
+    calls = []
+
+    def encode(texts):
+        calls.append(list(texts))
+        return np.eye(3, dtype=np.float32)[[basis[t] for t in texts]]
+
+    out = glossed_embeddings(encode, ["mbwa", "habari"], Glossary.load("sw"), weight=1.0)
+    assert calls == [["mbwa", "habari"], ["dog"]]
+    assert np.allclose(out[0], np.array([1, 1, 0]) / np.sqrt(2)) and np.allclose(out[1], [0, 0, 1])
+    calls.clear()
+    assert np.allclose(glossed_embeddings(encode, ["mbwa"], Glossary.load("sw"), weight=0.0), [[1, 0, 0]])
+    assert calls == [["mbwa"]]  # weight 0: no gloss is embedded
+
+
+runner = CliRunner()
+
+
+def test_eval_gloss_moves_german_queries_onto_their_english_captions(dictd, tmp_path):
+    """With a heavy weight a glossed German caption ('rotes Kreis' -> 'red circle') IS its English caption, so
+    German -> English text retrieval becomes exact; English queries and image queries are untouched."""
+    data = make_eval_data(tmp_path / "data")
+    args = ["eval", "--model", "tiny-random", "--data", str(data), "--tasks", "t2t,t2i,i2t", "--no-plots",
+            "--bootstrap", "0", "--langs", "en,de"]
+    assert runner.invoke(app, [*args, "--out", str(tmp_path / "plain")]).exit_code == 0
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "gloss"), "--gloss-weight", "1000"])
+    assert res.exit_code == 0, res.output
+    plain, gloss = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("plain", "gloss"))
+    assert plain["settings"]["gloss_weights"] is None and gloss["settings"]["gloss_weights"]["de"] == 1000
+
+    def metric(payload, task, group):
+        return next(r["metrics"] for r in payload["results"]
+                    if (r["task"], r["dataset"], r["group"]) == (task, "shapes", group))
+
+    assert metric(gloss, "t2t", "de->en")["R@1"] == 1.0 > metric(plain, "t2t", "de->en")["R@1"]
+    assert metric(gloss, "t2i", "de") != metric(plain, "t2i", "de")
+    assert metric(gloss, "t2i", "en") == metric(plain, "t2i", "en")
+    assert metric(gloss, "i2t", "de") == metric(plain, "i2t", "de")
+
+
+def test_eval_gloss_without_the_dictionary_fails_before_any_model_loads(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMEMBED_DICTD_DIR", str(tmp_path / "empty"))
+    data = make_eval_data(tmp_path / "data")
+    res = runner.invoke(app, ["eval", "--model", "tiny-random", "--data", str(data), "--tasks", "t2t",
+                              "--gloss", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2
+    assert "apt-get install dict-freedict-eng-deu" in res.output and not (tmp_path / "out").exists()
+    res = runner.invoke(app, ["eval", "--model", "tiny-random", "--data", str(data), "--gloss-weight", "-1",
+                              "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "--gloss-weight must be a finite number >= 0" in res.output
+
+
+# ---- search: Collection.search(query_lang=...), `mmembed search --query-lang`, /v1/search -----------------------
+
+@pytest.fixture
+def collection(tmp_path):
+    from search_fixtures import tiny_model
+
+    from mmembed.search.collection import Collection
+
+    col = Collection(tmp_path / "c.lance", model=tiny_model())
+    col.add_texts(["dog", "bird", "a red apple", "ein Hund", "green pepper"], language="en")
+    return col
+
+
+def test_collection_search_glosses_a_query_in_its_language(dictd, collection):
+    plain = collection.query_vector("mbwa")
+    glossed = collection.query_vector("mbwa", query_lang="sw", gloss_weight=1.0)
+    dog = collection.query_vector("dog")
+    assert np.allclose(glossed, (plain + dog) / np.linalg.norm(plain + dog), atol=1e-5)
+    # the tiny model's cosines are random: a heavy weight makes the query its gloss
+    assert collection.search("mbwa", k=1, query_lang="sw", gloss_weight=1000)[0].document.text == "dog"
+    assert np.allclose(collection.query_vector("habari", query_lang="sw"), collection.query_vector("habari"))
+    with pytest.raises(GlossaryError, match="no dictionary for language 'xx'"):
+        collection.search("mbwa", query_lang="xx")
+    with pytest.raises(ValueError, match="gloss weight must be a finite number >= 0"):
+        collection.search("mbwa", query_lang="sw", gloss_weight=-1)
+
+
+def test_search_cli_query_lang(dictd, collection, monkeypatch):
+    import typer
+    from search_fixtures import tiny_model
+
+    from mmembed import registry
+    from mmembed.search import cli as search_cli
+
+    app = typer.Typer()
+    search_cli.register(app)
+    monkeypatch.setattr(registry, "load", lambda name=None: tiny_model())
+
+    def search(*args):
+        return runner.invoke(app, ["search", *map(str, args), "-c", collection.path], catch_exceptions=False)
+
+    res = search("mbwa", "-k", 1, "--query-lang", "sw", "--gloss-weight", 1000)
+    assert res.exit_code == 0 and "dog" in res.output, res.output
+    res = search("mbwa", "--query-lang", "zh")
+    assert res.exit_code == 1 and "no dictionary for language 'zh'" in res.output and "Traceback" not in res.output
+    res = search("mbwa", "--gloss-weight", 1)
+    assert res.exit_code == 1 and "--gloss-weight needs --query-lang" in res.output
+
+
+def test_server_search_query_lang(dictd, collection):
+    import httpx
+    from search_fixtures import tiny_model
+
+    from mmembed.search.server import BackgroundServer, create_app
+
+    with BackgroundServer(create_app(tiny_model(), collection)) as url:
+        r = httpx.post(url + "/v1/search", json={"query": "mbwa", "k": 1, "query_lang": "sw", "gloss_weight": 1000})
+        assert r.status_code == 200 and r.json()["data"][0]["text"] == "dog", r.text
+        r = httpx.post(url + "/v1/search", json={"query": "mbwa", "query_lang": "xx"})
+        assert r.status_code == 422 and r.json()["error"]["param"] == "query_lang", r.text
+        assert "no dictionary for language 'xx'" in r.json()["error"]["message"]
+        r = httpx.post(url + "/v1/search", json={"query": "mbwa", "query_lang": "sw", "gloss_weight": -1})
+        assert r.status_code == 422 and "gloss_weight must be a finite number >= 0" in r.json()["error"]["message"]
