@@ -88,27 +88,49 @@ def _english_stop_words() -> frozenset[str]:
 
 
 def _senses(source: DictionarySource, index: Path):
-    """(other-language key, English gloss) pairs of one dictionary, one per listed synonym."""
-    for english, other in translation_pairs(index, source.english_headwords):
+    """(other-language key, English gloss, rank) of one dictionary, one per listed synonym."""
+    for english, other, rank in translation_pairs(index, source.english_headwords):
         key = " ".join(words(other))
         if key and len(key.split()) <= MAX_PHRASE and not english.startswith("-"):
-            yield key, english
+            yield key, english, rank
 
 
-CACHE_VERSION = 1  # bump when the parsing of entries changes
+CACHE_VERSION = 2  # bump when the parsing or ordering of entries changes
+_PLAIN_WORD = re.compile(r"^[A-Za-z][A-Za-z'-]*$")
+
+
+def _english_frequency():
+    try:
+        from wordfreq import zipf_frequency
+    except ImportError:
+        raise ImportError("query glossing needs wordfreq: pip install 'mmembed[search]'") from None
+    return lambda text: zipf_frequency(text, "en")
 
 
 def _read_dictionaries(indexes, stop: frozenset[str]) -> dict[str, tuple[str, ...]]:
-    entries: dict[str, list[str]] = {}
-    for source, index in indexes:  # an earlier dictionary's senses come first
+    """key -> English glosses, best first. A dictionary's entries list many glosses for one word (eng-deu gives
+    'Hund' for dog, canine, dawg, K-9 and mine tub), in an order that says nothing (alphabetical by English
+    headword), so they are ranked: earlier dictionary, then the word's rank in its entry (0: it is the entry's
+    main translation), then one plain word before a phrase, then the commoner English word (wordfreq).
+    A word whose main translation is an English stop word ('ein': a, one; 'ya': of) is a function word: left out."""
+    frequency = _english_frequency()
+    found: dict[str, dict[str, tuple]] = {}
+    function_words: set[str] = set()
+    for order, (source, index) in enumerate(indexes):
         try:
-            for key, english in _senses(source, index):
-                glosses = entries.setdefault(key, [])
-                if english not in glosses and english.casefold() not in stop:
-                    glosses.append(english)
+            for key, english, rank in _senses(source, index):
+                if english.casefold() in stop:
+                    if rank == 0:
+                        function_words.add(key)
+                    continue
+                best = found.setdefault(key, {})
+                sort_key = (order, rank, not _PLAIN_WORD.match(english))
+                if english not in best or sort_key < best[english][:3]:
+                    best[english] = (*sort_key, -frequency(english))
         except DictdError as err:
             raise GlossaryError(str(err)) from None
-    return {k: tuple(v) for k, v in entries.items() if v}
+    return {key: tuple(sorted(glosses, key=glosses.get)) for key, glosses in found.items()
+            if glosses and key not in function_words}
 
 
 def _cache_file(lang: str, indexes: Sequence[Path]) -> Path:
@@ -198,10 +220,10 @@ class Glossary:
         return " ".join(glosses[0] for _, glosses in found)
 
 
-# per language: the smallest weight within 0.5 points of the best dev mean over t2i, t2t and bitext R@1 / accuracy
-# (stage 29b on the dev splits, weights 0 / 0.25 / 0.5 / 0.75 / 1 / 1.5; 29b's card). Where the backbone reads a
-# language poorly (sw) the gloss weighs most; where it reads it well, a light touch.
-DEFAULT_WEIGHTS: dict[str, float] = {"sw": 1.0, "hi": 0.5, "ar": 0.5, "de": 0.25, "es": 0.25, "fr": 0.25, "ru": 0.25}
+# per language: the smallest weight within 0.5 points of the best dev mean over t2i R@1, t2t R@1 and bitext
+# accuracy, stage 29b (scripts/gloss_weight_sweep.py, results/gloss-sweep-dev). Where the backbone reads a language
+# poorly (sw) the gloss weighs most; where it reads it well, a light touch.
+DEFAULT_WEIGHTS: dict[str, float] = {"sw": 1.5, "hi": 0.5, "ar": 0.5, "de": 0.5, "es": 0.25, "fr": 0.25, "ru": 0.25}
 
 
 def dictd_folder(dictd_dir: Optional[str | os.PathLike] = None) -> Path:

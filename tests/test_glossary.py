@@ -25,6 +25,9 @@ def dictd(tmp_path, monkeypatch):
     ])
     write_dictd(folder, "freedict-eng-swh", [("big", "big /x/ <adj>\n\nkubwa\n"), ("pepper", "pepper /x/ <n>\n\npilipili\n")])
     write_dictd(folder, "freedict-eng-deu", [
+        ("canine", "canine /x/ <n>\n\nHund\n"), ("dawg", "dawg /x/ <n>\n\nHund\n"), ("dog", "dog /x/ <n>\n\nHund\n"),
+        ("tub", "tub /x/ <n>\n\nWanne, Kübel, Hund\n"),  # 'Hund' as a third sense: a rare meaning
+        ("one", "one /x/\n\nein, eins\n"), ("unit", "unit /x/ <n>\n\nEinheit, ein\n"),
         ("red", "red /x/ <adj>\n\nrot, rotes\n"), ("circle", "circle /x/ <n>\n\nKreis\n"),
         ("blue", "blue /x/ <adj>\n\nblau, blaues\n"), ("square", "square /x/ <n>\n\nQuadrat\n"),
         ("green", "green /x/ <adj>\n\ngrün, grünes\n"), ("black", "black /x/ <adj>\n\nschwarz, schwarzes\n"),
@@ -46,6 +49,15 @@ def test_gloss_looks_up_words_and_longest_phrases(dictd):
     assert sw.gloss("pilipili mbichi ya manjano") == "green pepper"  # the phrase wins over 'pilipili' alone
     assert sw.gloss("ya") is None and "ya" not in sw.entries  # only a stop word: nothing to add
     assert sw.gloss("habari za asubuhi") is None
+
+
+def test_glosses_are_ranked_and_function_words_left_out(dictd):
+    """eng-deu lists 'Hund' under canine, dawg, dog and tub in alphabetical order of the English: the main
+    senses (rank 0) come first, the commonest English word (wordfreq) first among them."""
+    de = Glossary.load("de")
+    assert de.entries["hund"][0] == "dog" and de.entries["hund"][-1] == "tub"
+    assert "ein" not in de.entries  # its main translation 'one' is an English stop word: a function word
+    assert de.gloss("ein roter Hund") == "dog"
 
 
 def test_the_parsed_dictionary_is_cached_until_the_dictionary_changes(dictd, tmp_path):

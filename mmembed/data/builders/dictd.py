@@ -90,12 +90,11 @@ _SPLIT_SENSE = re.compile(r"[,;]")
 _GLOSS_PREFIX = re.compile(r"^(plural of|pl\. of|see|synonyms?)\s*:?\s*", re.IGNORECASE)  # swh-eng: "Plural of : sickness"
 
 
-def translation_pairs(index: Path, english_headwords: bool) -> Iterator[tuple[str, str]]:
-    """(English, other language) pairs of a bilingual dictionary, one per listed synonym ('a, b' gives two);
+def translation_pairs(index: Path, english_headwords: bool) -> Iterator[tuple[str, str, int]]:
+    """(English, other language, rank) triples of a bilingual dictionary, one per listed synonym ('a, b' gives
+    two); rank is the synonym's position among its entry's translations (0: listed first, the main sense).
     `english_headwords`: English is the headword side (eng-xxx), else the senses are English (xxx-eng)."""
     for entry in read_dictd(index):
-        for sense in entry.senses:
-            for part in _SPLIT_SENSE.split(sense):
-                part = _GLOSS_PREFIX.sub("", part.strip()).strip()
-                if part:
-                    yield (entry.headword, part) if english_headwords else (part, entry.headword)
+        parts = [_GLOSS_PREFIX.sub("", p.strip()).strip() for sense in entry.senses for p in _SPLIT_SENSE.split(sense)]
+        for rank, part in enumerate(p for p in parts if p):
+            yield (entry.headword, part, rank) if english_headwords else (part, entry.headword, rank)

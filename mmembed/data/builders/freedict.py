@@ -47,7 +47,7 @@ def _english_ok(text: str) -> bool:
 def pairs(pair: str, index: Path) -> Iterator[tuple[str, str]]:
     """(English, translation) pairs of one dictionary; sense lines that list synonyms ('a, b') give one
     pair per synonym."""
-    for english, other in translation_pairs(index, english_headwords=PAIRS[pair][1]):
+    for english, other, _ in translation_pairs(index, english_headwords=PAIRS[pair][1]):
         if _english_ok(english) and not other.startswith("-") and len(other.split()) <= MAX_WORDS:
             yield english, other
 
