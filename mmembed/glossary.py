@@ -171,13 +171,22 @@ class Glossary:
     entries: dict[str, tuple[str, ...]]
     stop_words: frozenset[str]  # English glosses that carry no meaning on their own ('of', 'a')
 
+    @staticmethod
+    def language(lang: str) -> str:
+        """'sw', 'SW', 'sw-TZ' and 'sw_KE' all mean Swahili; anything else is named in the error."""
+        if not isinstance(lang, str):
+            raise GlossaryError(f"a query language is a code such as 'sw', got {type(lang).__name__} {lang!r}")
+        code = re.split(r"[-_]", lang.strip().lower(), maxsplit=1)[0]
+        if code not in SOURCES:
+            raise GlossaryError(f"no dictionary for language {lang!r}; glossing knows {', '.join(sorted(SOURCES))}")
+        return code
+
     @classmethod
     def load(cls, lang: str, dictd_dir: Optional[str | os.PathLike] = None) -> "Glossary":
         """The glossary of `lang` from its FreeDict dictionaries. The first read of a dictionary is cached as
         JSON under MMEMBED_HOME (keyed by the files' size and mtime): German's 460,000 entries take ~8 s to
         parse and well under a second to load again."""
-        if lang not in SOURCES:
-            raise GlossaryError(f"no dictionary for language {lang!r}; glossing knows {', '.join(sorted(SOURCES))}")
+        lang = cls.language(lang)
         folder = dictd_folder(dictd_dir)
         indexes = []
         for source in SOURCES[lang]:
@@ -237,7 +246,7 @@ def _cached(lang: str, folder: Path) -> Glossary:
 
 def glossary_for(lang: str, dictd_dir: Optional[str | os.PathLike] = None) -> Glossary:
     """`Glossary.load`, read once per process and folder (the German dictionary takes seconds): for search."""
-    return _cached(lang, dictd_folder(dictd_dir).resolve())
+    return _cached(Glossary.language(lang), dictd_folder(dictd_dir).resolve())
 
 
 def check_weight(weight: float) -> float:

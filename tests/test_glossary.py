@@ -76,6 +76,9 @@ def test_missing_and_unknown_dictionaries_name_what_to_install(dictd, tmp_path):
         Glossary.load("hi")
     with pytest.raises(GlossaryError, match=r"no dictionary for language 'zh'; glossing knows ar, de"):
         Glossary.load("zh")
+    with pytest.raises(GlossaryError, match=r"a query language is a code such as 'sw', got int 7"):
+        Glossary.load(7)
+    assert Glossary.load(" SW-tz ").lang == Glossary.load("sw_KE").lang == "sw"  # region and case do not matter
     with pytest.raises(GlossaryError, match=r"freedict-swh-eng.index: no such dictionary"):
         Glossary.load("sw", dictd_dir=tmp_path / "nowhere")
 
