@@ -21,6 +21,7 @@ import json
 import os
 import re
 import sys
+import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,8 +76,9 @@ def _punctuation_table() -> dict[int, None]:
 
 def words(text: str) -> list[str]:
     """Casefolded words with punctuation removed: 'Mti, MKUBWA!' -> ['mti', 'mkubwa']. Combining marks stay
-    (Devanagari vowel signs are part of the word)."""
-    return text.casefold().translate(_punctuation_table()).split()
+    (Devanagari vowel signs are part of the word). NFKC first: a decomposed 'Ku\u0308bel' (macOS, copy-paste) or a
+    full-width 'ＭＢＷＡ' is the dictionary's 'kübel' / 'mbwa'."""
+    return unicodedata.normalize("NFKC", text).casefold().translate(_punctuation_table()).split()
 
 
 def _english_stop_words() -> frozenset[str]:
@@ -95,7 +97,7 @@ def _senses(source: DictionarySource, index: Path):
             yield key, english, rank
 
 
-CACHE_VERSION = 2  # bump when the parsing or ordering of entries changes
+CACHE_VERSION = 3  # bump when the parsing or ordering of entries changes
 _PLAIN_WORD = re.compile(r"^[A-Za-z][A-Za-z'-]*$")
 
 
@@ -154,13 +156,16 @@ def _read_cache(path: Path) -> Optional[dict[str, tuple[str, ...]]]:
 
 def _write_cache(path: Path, entries: dict[str, tuple[str, ...]]) -> None:
     """Best effort (a read-only home only costs the parse next time); atomic, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
-        pass
+        try:
+            tmp.unlink(missing_ok=True)  # no stray temporary file left behind
+        except OSError:
+            pass
 
 
 @dataclass(frozen=True)
@@ -244,21 +249,35 @@ def _cached(lang: str, folder: Path) -> Glossary:
     return Glossary.load(lang, folder)
 
 
+_LOADING: dict[tuple[str, Path], threading.Lock] = {}
+_LOADING_LOCK = threading.Lock()
+
+
 def glossary_for(lang: str, dictd_dir: Optional[str | os.PathLike] = None) -> Glossary:
-    """`Glossary.load`, read once per process and folder (the German dictionary takes seconds): for search."""
-    return _cached(Glossary.language(lang), dictd_folder(dictd_dir).resolve())
+    """`Glossary.load`, read once per process and folder (the German dictionary takes seconds): for search.
+    Concurrent first calls (server requests) wait for one read instead of each parsing the dictionary."""
+    key = (Glossary.language(lang), dictd_folder(dictd_dir).resolve())
+    with _LOADING_LOCK:
+        lock = _LOADING.setdefault(key, threading.Lock())
+    with lock:
+        return _cached(*key)
 
 
 def check_weight(weight: float) -> float:
-    if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)) or not (weight >= 0 and np.isfinite(weight)):
-        raise ValueError(f"gloss weight must be a finite number >= 0 (0: no glossing), got {weight}")
+    if isinstance(weight, bool) or not isinstance(weight, (int, float, np.integer, np.floating)) \
+            or not (weight >= 0 and np.isfinite(weight)):
+        shown = weight if isinstance(weight, (int, float, np.number)) else f"{type(weight).__name__} {weight!r}"
+        raise ValueError(f"gloss weight must be a finite number >= 0 (0: no glossing), got {shown}")
     return float(weight)
 
 
 def fuse_gloss(query: np.ndarray, gloss: np.ndarray, has_gloss: np.ndarray, weight: float) -> np.ndarray:
-    """normalize(q + weight * g) for rows with a gloss, q for the others; (n, d) unit rows in and out."""
-    check_weight(weight)
-    mixed = query + weight * gloss * has_gloss[:, None].astype(query.dtype)
+    """normalize(q + weight * g) for rows with a gloss, q for the others; (n, d) unit rows in and out.
+    A weight over 1 is applied as normalize(q / weight + g), the same direction: a huge weight (1e20) gives the
+    gloss's vector, not an overflow to a zero or NaN vector."""
+    weight = check_weight(weight)
+    q, g = np.asarray(query, dtype=np.float64), np.asarray(gloss, dtype=np.float64) * has_gloss[:, None]
+    mixed = np.where(has_gloss[:, None], q / weight + g, q) if weight > 1 else q + weight * g
     return (mixed / np.linalg.norm(mixed, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -269,11 +288,14 @@ def glossed_embeddings(encode: Callable[[list[str]], np.ndarray], texts: Sequenc
     language's tuned weight (DEFAULT_WEIGHTS)."""
     weight = check_weight(DEFAULT_WEIGHTS[glossary.lang] if weight is None else weight)
     texts = list(texts)
-    query = np.asarray(encode(texts), dtype=np.float32)
-    glosses = [glossary.gloss(t) for t in texts]
-    has = np.array([g is not None for g in glosses])
-    if weight == 0 or not has.any():
+    glosses = [glossary.gloss(t) for t in texts] if weight > 0 else [None] * len(texts)
+    found = [g for g in glosses if g is not None]
+    # one encode call for the queries and their glosses: a single search query is one batch of two, not two calls
+    vectors = np.asarray(encode(texts + found), dtype=np.float32)  # (n + m, d)
+    query = vectors[:len(texts)]
+    if not found:
         return query
+    has = np.array([g is not None for g in glosses])
     gloss_vectors = np.zeros_like(query)
-    gloss_vectors[has] = np.asarray(encode([g for g in glosses if g is not None]), dtype=np.float32)
+    gloss_vectors[has] = vectors[len(texts):]
     return fuse_gloss(query, gloss_vectors, has, weight)

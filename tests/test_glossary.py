@@ -103,7 +103,7 @@ def test_glossed_embeddings_encode_each_gloss_once_with_the_same_encoder(dictd):
         return np.eye(3, dtype=np.float32)[[basis[t] for t in texts]]
 
     out = glossed_embeddings(encode, ["mbwa", "habari"], Glossary.load("sw"), weight=1.0)
-    assert calls == [["mbwa", "habari"], ["dog"]]
+    assert calls == [["mbwa", "habari", "dog"]]  # queries and glosses in one call
     assert np.allclose(out[0], np.array([1, 1, 0]) / np.sqrt(2)) and np.allclose(out[1], [0, 0, 1])
     calls.clear()
     assert np.allclose(glossed_embeddings(encode, ["mbwa"], Glossary.load("sw"), weight=0.0), [[1, 0, 0]])
@@ -144,7 +144,7 @@ def test_eval_gloss_without_the_dictionary_fails_before_any_model_loads(tmp_path
     assert "apt-get install dict-freedict-eng-deu" in res.output and not (tmp_path / "out").exists()
     res = runner.invoke(app, ["eval", "--model", "tiny-random", "--data", str(data), "--gloss-weight", "-1",
                               "--out", str(tmp_path / "out")])
-    assert res.exit_code == 2 and "--gloss-weight must be a finite number >= 0" in res.output
+    assert res.exit_code == 2 and "--gloss-weight: gloss weight must be a finite number >= 0" in res.output
 
 
 # ---- search: Collection.search(query_lang=...), `mmembed search --query-lang`, /v1/search -----------------------
@@ -210,3 +210,91 @@ def test_server_search_query_lang(dictd, collection):
         assert "no dictionary for language 'xx'" in r.json()["error"]["message"]
         r = httpx.post(url + "/v1/search", json={"query": "mbwa", "query_lang": "sw", "gloss_weight": -1})
         assert r.status_code == 422 and "gloss_weight must be a finite number >= 0" in r.json()["error"]["message"]
+
+
+# ---- messy inputs (audit) ---------------------------------------------------------------------------------------
+
+def test_decomposed_and_full_width_words_find_their_entries(dictd):
+    """A query typed in NFD ('Ku\\u0308bel', macOS, copy-paste) or full-width ('ＭＢＷＡ') is the same word."""
+    de, sw = Glossary.load("de"), Glossary.load("sw")
+    assert de.gloss("Ku\u0308bel") == de.gloss("K\u00fcbel") == "tub"
+    assert sw.gloss("ＭＢＷＡ") == "dog"
+
+
+def test_damaged_dictionary_files_are_named_not_a_bare_codec_error(dictd):
+    import gzip
+
+    index = dictd / "freedict-swh-eng.index"
+    good_index, good_data = index.read_bytes(), (dictd / "freedict-swh-eng.dict.dz").read_bytes()
+    index.write_bytes(good_index + b"caf\xe9\tA\tB\n")  # a Latin-1 byte in the index
+    with pytest.raises(GlossaryError, match=r"freedict-swh-eng\.index: unreadable dictd index"):
+        Glossary.load("sw")
+    index.write_bytes(good_index + b"cafe\tA!\tB\n")
+    with pytest.raises(GlossaryError, match=r"freedict-swh-eng\.index:\d+: 'A!' is not a dictd base-64 number"):
+        Glossary.load("sw")
+    index.write_bytes(good_index)
+    (dictd / "freedict-swh-eng.dict.dz").write_bytes(gzip.compress(good_data)[:10] + b"\xff" * 50)  # bad deflate
+    with pytest.raises(GlossaryError, match=r"freedict-swh-eng\.dict\.dz: unreadable dictd data"):
+        Glossary.load("sw")
+
+
+def test_a_huge_gloss_weight_gives_the_gloss_not_a_zero_or_nan_vector(dictd, collection):
+    q = np.eye(3, dtype=np.float32)[:1]
+    g = np.eye(3, dtype=np.float32)[[1]]
+    for weight in (1e20, 1e39, 1e300):
+        assert np.allclose(fuse_gloss(q, g, np.array([True]), weight), g, atol=1e-6)
+    assert np.allclose(fuse_gloss(q, g, np.array([False]), 1e20), q)
+    glossed = collection.query_vector("mbwa", query_lang="sw", gloss_weight=1e20)
+    assert np.allclose(glossed, collection.query_vector("dog"), atol=1e-5)
+
+
+def test_concurrent_first_loads_read_the_dictionary_once(dictd, monkeypatch):
+    import threading
+    import time
+
+    from mmembed import glossary
+
+    reads, original = [], glossary._read_dictionaries
+
+    def slow(*args):
+        reads.append(1)
+        time.sleep(0.3)
+        return original(*args)
+
+    monkeypatch.setattr(glossary, "_read_dictionaries", slow)
+    glossary._cached.cache_clear()
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(glossary.glossary_for("sw"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(out) == 4 and all(g is out[0] for g in out) and len(reads) == 1
+
+
+def test_a_failed_cache_write_leaves_no_temporary_file(tmp_path):
+    from mmembed.glossary import _write_cache
+
+    target = tmp_path / "glossaries" / "sw-x.json"
+    (target / "busy").mkdir(parents=True)  # a folder where the cache file goes: the rename fails
+    _write_cache(target, {"mbwa": ("dog",)})
+    assert sorted(p.name for p in target.parent.iterdir()) == ["sw-x.json"]
+
+
+def test_a_bad_gloss_weight_is_named_even_without_query_lang(collection):
+    with pytest.raises(ValueError, match="gloss weight must be a finite number >= 0"):
+        collection.query_vector("mbwa", gloss_weight=-1)
+    with pytest.raises(ValueError, match=r"got str '1'"):
+        collection.query_vector("mbwa", gloss_weight="1")
+
+
+def test_eval_glosses_a_task_language_with_a_region_or_capitals():
+    from types import SimpleNamespace
+
+    from mmembed.evaluation.runner import QueryGlossing
+
+    glossing = QueryGlossing({"de": 0.5})
+    for group in ("de_AT", "DE->en", "de-CH->fr"):
+        task = SimpleNamespace(group=group, queries=SimpleNamespace(modality="text"))
+        assert QueryGlossing.query_lang(task) == "de" and glossing.applies(task)
+    assert QueryGlossing.query_lang(SimpleNamespace(group="zh->en")) == "zh"

@@ -74,7 +74,7 @@ def run_eval_command(
     from .output import RESULTS_FILE, RUN_FILE, OutputError, check_out, clear_outputs, write_json
     from .report import comparison_table, results_payload, summary_table, task_tables
     from .runner import QueryGlossing, run_evaluation
-    from mmembed.glossary import DEFAULT_WEIGHTS, SOURCES, GlossaryError
+    from mmembed.glossary import DEFAULT_WEIGHTS, SOURCES, GlossaryError, check_weight
     from .tasks import TaskError, build_tasks, parse_task_names
 
     console = console or Console()
@@ -82,8 +82,11 @@ def run_eval_command(
     try:
         if not (lexical_weight >= 0 and lexical_weight != float("inf")):
             raise EvalDataError(f"--lexical-weight must be a finite number >= 0 (0: cosine only), got {lexical_weight}")
-        if gloss_weight is not None and not (gloss_weight >= 0 and gloss_weight != float("inf")):
-            raise EvalDataError(f"--gloss-weight must be a finite number >= 0, got {gloss_weight}")
+        if gloss_weight is not None:
+            try:
+                check_weight(gloss_weight)
+            except ValueError as err:
+                raise EvalDataError(f"--gloss-weight: {err}") from None
         if bootstrap != 0 and bootstrap < MIN_DRAWS:
             raise EvalDataError(f"--bootstrap must be 0 (no comparison) or at least {MIN_DRAWS} draws: fewer cannot "
                                 f"place a 95% interval; got {bootstrap}")

@@ -101,7 +101,14 @@ class QueryGlossing:
 
     @staticmethod
     def query_lang(task: EvalTask) -> str:
-        return task.group.split("->", 1)[0]
+        """The task's query language as glossing codes it ('sw_KE', 'DE-at' -> 'sw', 'de'); others as they are."""
+        from mmembed.glossary import Glossary, GlossaryError
+
+        lang = task.group.split("->", 1)[0]
+        try:
+            return Glossary.language(lang)
+        except GlossaryError:
+            return lang
 
     def applies(self, task: EvalTask) -> bool:
         return task.queries.modality == "text" and self.query_lang(task) in self.weights

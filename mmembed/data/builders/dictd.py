@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -67,14 +68,21 @@ def read_dictd(index: Path) -> Iterator[Entry]:
     data_path = index.with_name(index.name.removesuffix(".index") + ".dict.dz")
     try:
         data = gzip.open(data_path).read()
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:  # zlib.error: a damaged deflate stream
         raise DictdError(f"{data_path}: unreadable dictd data ({err})") from None
+    try:
+        lines = index.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:  # a damaged or non-UTF-8 index names its file, not a bare codec error
+        raise DictdError(f"{index}: unreadable dictd index ({err})") from None
     seen: set[tuple[int, int]] = set()
-    for number, line in enumerate(index.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         parts = line.split("\t")
         if len(parts) != 3:
             raise DictdError(f"{index}:{number}: expected 'headword<TAB>offset<TAB>length', got {line[:80]!r}")
-        head, offset, length = parts[0], b64_number(parts[1]), b64_number(parts[2])
+        try:
+            head, offset, length = parts[0], b64_number(parts[1]), b64_number(parts[2])
+        except DictdError as err:
+            raise DictdError(f"{index}:{number}: {err}") from None
         if head.startswith("00") and "database" in head:
             continue
         if (offset, length) in seen:  # several index words can point at one entry
