@@ -189,7 +189,7 @@ class Glossary:
     @classmethod
     def load(cls, lang: str, dictd_dir: Optional[str | os.PathLike] = None) -> "Glossary":
         """The glossary of `lang` from its FreeDict dictionaries. The first read of a dictionary is cached as
-        JSON under MMEMBED_HOME (keyed by the files' size and mtime): German's 460,000 entries take ~8 s to
+        JSON under MMEMBED_HOME (keyed by the files' size and mtime): German's 460,000 entries take 15-17 s to
         parse and well under a second to load again."""
         lang = cls.language(lang)
         folder = dictd_folder(dictd_dir)
