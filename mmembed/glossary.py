@@ -7,10 +7,10 @@ vector becomes normalize(q + w * g), g the embedding of the gloss. The query kee
 the one the backbone lacks. A query with no word in the dictionary keeps its vector.
 
     glossary = Glossary.load("sw")                       # FreeDict's Swahili <-> English (Debian dict-freedict-*)
-    glossary.gloss("mbwa mkubwa")                        # 'dog big'
-    vectors = glossed_embeddings(encode, ["mbwa mkubwa"], glossary, weight=DEFAULT_WEIGHTS["sw"])
+    glossary.gloss("mbwa kubwa")                         # 'dog big'
+    vectors = glossed_embeddings(encode, ["mbwa kubwa"], glossary)   # the language's tuned weight
 
-The dictionaries are Debian's FreeDict packages (GPL-2+), read where dictd keeps them; they are not shipped with
+The dictionaries are Debian's FreeDict packages (GPL-2+, eng-deu GPL-3+), read where dictd keeps them; they are not shipped with
 mmembed. `MMEMBED_DICTD_DIR` (or `dictd_dir=`) points elsewhere.
 """
 from __future__ import annotations
