@@ -61,6 +61,9 @@ SOURCES: dict[str, tuple[DictionarySource, ...]] = {
 }
 
 
+# three-letter codes (ISO 639-2/3, as FreeDict names its dictionaries) -> the codes above
+ALIASES = {"swh": "sw", "swa": "sw", "hin": "hi", "ara": "ar", "deu": "de", "ger": "de", "fra": "fr", "fre": "fr",
+           "spa": "es", "rus": "ru"}
 DEBIAN_PACKAGES = tuple(sorted({source.package for sources in SOURCES.values() for source in sources}))
 
 
@@ -178,10 +181,11 @@ class Glossary:
 
     @staticmethod
     def language(lang: str) -> str:
-        """'sw', 'SW', 'sw-TZ' and 'sw_KE' all mean Swahili; anything else is named in the error."""
+        """'sw', 'SW', 'sw-TZ', 'sw_KE' and 'swh' all mean Swahili; anything else is named in the error."""
         if not isinstance(lang, str):
             raise GlossaryError(f"a query language is a code such as 'sw', got {type(lang).__name__} {lang!r}")
         code = re.split(r"[-_]", lang.strip().lower(), maxsplit=1)[0]
+        code = ALIASES.get(code, code)
         if code not in SOURCES:
             raise GlossaryError(f"no dictionary for language {lang!r}; glossing knows {', '.join(sorted(SOURCES))}")
         return code
@@ -261,6 +265,16 @@ def glossary_for(lang: str, dictd_dir: Optional[str | os.PathLike] = None) -> Gl
         lock = _LOADING.setdefault(key, threading.Lock())
     with lock:
         return _cached(*key)
+
+
+def options_problem(is_text: bool, query_lang: Optional[str], gloss_weight: Optional[float]) -> Optional[tuple[str, str]]:
+    """(parameter, message) when glossing options do not fit a query, else None: a weight without a language to
+    gloss, or a language given for an image or vector query (search API and server alike)."""
+    if gloss_weight is not None and query_lang is None:
+        return "gloss_weight", "gloss_weight needs query_lang (the language of the query text to gloss)"
+    if query_lang is not None and not is_text:
+        return "query_lang", "query_lang glosses a query text; an image or vector query has no language"
+    return None
 
 
 def check_weight(weight: float) -> float:

@@ -79,6 +79,7 @@ def test_missing_and_unknown_dictionaries_name_what_to_install(dictd, tmp_path):
     with pytest.raises(GlossaryError, match=r"a query language is a code such as 'sw', got int 7"):
         Glossary.load(7)
     assert Glossary.load(" SW-tz ").lang == Glossary.load("sw_KE").lang == "sw"  # region and case do not matter
+    assert Glossary.language("swh") == "sw" and Glossary.language("deu") == "de"  # FreeDict's three-letter codes
     with pytest.raises(GlossaryError, match=r"freedict-swh-eng.index: no such dictionary"):
         Glossary.load("sw", dictd_dir=tmp_path / "nowhere")
 
@@ -210,6 +211,9 @@ def test_server_search_query_lang(dictd, collection):
         assert "no dictionary for language 'xx'" in r.json()["error"]["message"]
         r = httpx.post(url + "/v1/search", json={"query": "mbwa", "query_lang": "sw", "gloss_weight": -1})
         assert r.status_code == 422 and "gloss_weight must be a finite number >= 0" in r.json()["error"]["message"]
+        r = httpx.post(url + "/v1/search", json={"query": "mbwa", "gloss_weight": 1})
+        assert r.status_code == 422 and r.json()["error"]["param"] == "gloss_weight", r.text
+        assert "gloss_weight needs query_lang" in r.json()["error"]["message"]
 
 
 # ---- messy inputs (audit) ---------------------------------------------------------------------------------------
@@ -281,11 +285,13 @@ def test_a_failed_cache_write_leaves_no_temporary_file(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["sw-x.json"]
 
 
-def test_a_bad_gloss_weight_is_named_even_without_query_lang(collection):
-    with pytest.raises(ValueError, match="gloss weight must be a finite number >= 0"):
+def test_glossing_options_that_do_not_fit_the_query_are_refused(dictd, collection):
+    with pytest.raises(ValueError, match="gloss_weight needs query_lang"):
         collection.query_vector("mbwa", gloss_weight=-1)
     with pytest.raises(ValueError, match=r"got str '1'"):
-        collection.query_vector("mbwa", gloss_weight="1")
+        collection.query_vector("mbwa", query_lang="sw", gloss_weight="1")
+    with pytest.raises(ValueError, match="an image or vector query has no language"):
+        collection.query_vector(np.zeros(collection.dim, dtype=np.float32), query_lang="sw")
 
 
 def test_eval_glosses_a_task_language_with_a_region_or_capitals():

@@ -199,9 +199,12 @@ class Collection:
     def query_vector(self, query: Any, query_lang: Optional[str] = None, gloss_weight: Optional[float] = None) -> np.ndarray:
         """(dim,) vector for a text (str), an image (Path / PIL / (h, w[, c]) array) or a vector. A text with its
         `query_lang` (sw, hi, ar, de, fr, es, ru) is glossed: moved toward its English gloss (mmembed/glossary.py)."""
-        if gloss_weight is not None:  # a bad weight is named even where nothing is glossed, as the server does
-            from mmembed.glossary import check_weight
-            check_weight(gloss_weight)
+        if query_lang is not None or gloss_weight is not None:
+            from mmembed.glossary import options_problem
+
+            problem = options_problem(isinstance(query, str), query_lang, gloss_weight)
+            if problem is not None:
+                raise ValueError(problem[1])
         if isinstance(query, str):
             if not query.strip():
                 raise ValueError("the query text is empty; give a text to search for (or an image or a vector)")

@@ -154,9 +154,13 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
 
     async def gloss_of(req: SearchRequest, query: Any):
         """(glossary, English gloss) of a text query with a `query_lang`, or (None, None): nothing to gloss."""
-        if req.query_lang is None or not isinstance(query, str):
+        from mmembed.glossary import GlossaryError, glossary_for, options_problem
+
+        problem = options_problem(isinstance(query, str), req.query_lang, req.gloss_weight)
+        if problem is not None:
+            raise InputError(422, problem[1], problem[0])
+        if req.query_lang is None:
             return None, None
-        from mmembed.glossary import GlossaryError, glossary_for
 
         try:  # the first request in a language reads its dictionary (seconds for German): off the event loop
             glossary = await asyncio.get_running_loop().run_in_executor(None, glossary_for, req.query_lang)
