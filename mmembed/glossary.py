@@ -25,7 +25,7 @@ import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -313,3 +313,14 @@ def glossed_embeddings(encode: Callable[[list[str]], np.ndarray], texts: Sequenc
     gloss_vectors = np.zeros_like(query)
     gloss_vectors[has] = vectors[len(texts):]
     return fuse_gloss(query, gloss_vectors, has, weight)
+
+
+def glossed_query(encode: Callable[[list[str]], np.ndarray], query: Any, query_lang: Optional[str],
+                  gloss_weight: Optional[float] = None) -> np.ndarray:
+    """(d,) unit vector of one search query text glossed in its `query_lang` (Collection.search); options that do
+    not fit the query (options_problem) are refused."""
+    problem = options_problem(isinstance(query, str), query_lang, gloss_weight)
+    if problem is not None:
+        raise ValueError(problem[1])
+    return glossed_embeddings(encode, [query], glossary_for(query_lang), gloss_weight)[0]
+

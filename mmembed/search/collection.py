@@ -199,20 +199,13 @@ class Collection:
     def query_vector(self, query: Any, query_lang: Optional[str] = None, gloss_weight: Optional[float] = None) -> np.ndarray:
         """(dim,) vector for a text (str), an image (Path / PIL / (h, w[, c]) array) or a vector. A text with its
         `query_lang` (sw, hi, ar, de, fr, es, ru) is glossed: moved toward its English gloss (mmembed/glossary.py)."""
+        if isinstance(query, str) and not query.strip():
+            raise ValueError("the query text is empty; give a text to search for (or an image or a vector)")
         if query_lang is not None or gloss_weight is not None:
-            from mmembed.glossary import options_problem
+            from mmembed.glossary import glossed_query
 
-            problem = options_problem(isinstance(query, str), query_lang, gloss_weight)
-            if problem is not None:
-                raise ValueError(problem[1])
+            return glossed_query(lambda texts: self.model.encode_text(texts, dim=self.dim), query, query_lang, gloss_weight)
         if isinstance(query, str):
-            if not query.strip():
-                raise ValueError("the query text is empty; give a text to search for (or an image or a vector)")
-            if query_lang is not None:
-                from mmembed.glossary import glossary_for, glossed_embeddings
-
-                return glossed_embeddings(lambda texts: self.model.encode_text(texts, dim=self.dim), [query],
-                                          glossary_for(query_lang), gloss_weight)[0]
             return self.model.encode_text([query], dim=self.dim)[0]
         if isinstance(query, np.ndarray) and query.ndim == 1:
             if query.shape[0] != self.dim:
