@@ -285,6 +285,11 @@ def check_weight(weight: float) -> float:
     return float(weight)
 
 
+def weight_for(lang: str, weight: Optional[float] = None) -> float:
+    """The gloss weight to use: `weight` checked, or the language's tuned one (DEFAULT_WEIGHTS) when None."""
+    return check_weight(DEFAULT_WEIGHTS[lang] if weight is None else weight)
+
+
 def fuse_gloss(query: np.ndarray, gloss: np.ndarray, has_gloss: np.ndarray, weight: float) -> np.ndarray:
     """normalize(q + weight * g) for rows with a gloss, q for the others; (n, d) unit rows in and out.
     A weight over 1 is applied as normalize(q / weight + g), the same direction: a huge weight (1e20) gives the
@@ -300,7 +305,7 @@ def glossed_embeddings(encode: Callable[[list[str]], np.ndarray], texts: Sequenc
     """(n, d) unit query vectors of `texts`, each moved toward the embedding of its English gloss.
     `encode` embeds a list of texts as (n, d) unit rows (an encoder's query side). `weight` None: the
     language's tuned weight (DEFAULT_WEIGHTS)."""
-    weight = check_weight(DEFAULT_WEIGHTS[glossary.lang] if weight is None else weight)
+    weight = weight_for(glossary.lang, weight)
     texts = list(texts)
     glosses = [glossary.gloss(t) for t in texts] if weight > 0 else [None] * len(texts)
     found = [g for g in glosses if g is not None]

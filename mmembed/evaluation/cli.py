@@ -74,7 +74,7 @@ def run_eval_command(
     from .output import RESULTS_FILE, RUN_FILE, OutputError, check_out, clear_outputs, write_json
     from .report import comparison_table, results_payload, summary_table, task_tables
     from .runner import QueryGlossing, run_evaluation
-    from mmembed.glossary import DEFAULT_WEIGHTS, SOURCES, GlossaryError, check_weight
+    from mmembed.glossary import SOURCES, GlossaryError, check_weight, weight_for
     from .tasks import TaskError, build_tasks, parse_task_names
 
     console = console or Console()
@@ -107,7 +107,7 @@ def run_eval_command(
         datasets = load_eval_data(data, split, limit, seed)
         _check_langs(lang_set, datasets)
         task_list, notes = build_tasks(task_names, datasets, lang_set)
-        gloss_weights = ({lang: DEFAULT_WEIGHTS[lang] if gloss_weight is None else gloss_weight for lang in SOURCES}
+        gloss_weights = ({lang: weight_for(lang, gloss_weight) for lang in SOURCES}
                          if gloss or gloss_weight is not None else {})
         glossing = QueryGlossing(gloss_weights)
         try:

@@ -96,7 +96,6 @@ class QueryGlossing:
 
     def __init__(self, weights: Optional[dict[str, float]] = None):
         self.weights = {lang: w for lang, w in (weights or {}).items() if w > 0}
-        self.glossaries: dict[str, Any] = {}
         self.glosses: dict[str, list[Optional[str]]] = {}  # task id -> per query, its gloss or None
 
     @staticmethod
@@ -114,20 +113,20 @@ class QueryGlossing:
         return task.queries.modality == "text" and self.query_lang(task) in self.weights
 
     def load(self, langs) -> None:
-        """Read the dictionaries of these languages now (a missing one fails before any model loads)."""
-        from mmembed.glossary import Glossary
+        """Read the dictionaries of these languages now (a missing one fails before any model loads); each is read
+        once per process (glossary_for), however many QueryGlossing objects use it."""
+        from mmembed.glossary import glossary_for
 
         for lang in sorted(set(langs) & set(self.weights)):
-            if lang not in self.glossaries:
-                self.glossaries[lang] = Glossary.load(lang)
+            glossary_for(lang)
 
     def __call__(self, embedder: Embedder, task: EvalTask) -> np.ndarray:
-        from mmembed.glossary import fuse_gloss
+        from mmembed.glossary import fuse_gloss, glossary_for
 
         lang = self.query_lang(task)
-        self.load([lang])
         if task.id not in self.glosses:
-            self.glosses[task.id] = [self.glossaries[lang].gloss(t) for t in task.queries.items]
+            glossary = glossary_for(lang)
+            self.glosses[task.id] = [glossary.gloss(t) for t in task.queries.items]
         glosses = self.glosses[task.id]
         has = np.array([g is not None for g in glosses])
         queries = embedder.embed(task.queries)

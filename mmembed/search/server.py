@@ -187,10 +187,9 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         vector = vectors[0]
         if gloss is not None:
-            from mmembed.glossary import DEFAULT_WEIGHTS, fuse_gloss
+            from mmembed.glossary import fuse_gloss, weight_for
 
-            weight = DEFAULT_WEIGHTS[glossary.lang] if req.gloss_weight is None else req.gloss_weight
-            vector = fuse_gloss(vectors[:1], vectors[1:], np.array([True]), weight)[0]
+            vector = fuse_gloss(vectors[:1], vectors[1:], np.array([True]), weight_for(glossary.lang, req.gloss_weight))[0]
         filters = dict(where=req.where, language=req.language, folder=req.folder, tag=req.tag, kind=req.kind)
         try:
             hits = await asyncio.get_running_loop().run_in_executor(
