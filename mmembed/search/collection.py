@@ -120,9 +120,11 @@ class Collection:
         """The model record rows are written under (for a new collection: checks its model and dim, creates nothing)."""
         return self.info if self.info is not None else CollectionInfo.for_model(self.model, self._dim_arg)
 
-    def _ensure_table(self):
+    def _ensure_table(self, written: Optional[CollectionInfo] = None):
+        """The table, created on the first write under `written` (check_writable's record, when the caller has it:
+        fingerprinting a model hashes every trained tensor)."""
         if self._table is None:
-            written = self.check_writable()
+            written = written or self.check_writable()
             if self._db is None:
                 import lancedb
 
@@ -225,16 +227,16 @@ class Collection:
                 raise ValueError(f"{len(vectors)} vectors given for 0 documents")
             return None
         keep = distinct_positions(docs)
-        self.check_writable()
+        info = self.check_writable()  # once: for a new collection it fingerprints the model
         if vectors is None:
             vectors = self.embed_documents([docs[i] for i in keep])
         else:
             vectors = np.asarray(vectors, dtype=np.float32)
-            self.check_writable().check_vectors(vectors.shape, len(docs), repr(self.path))
+            info.check_vectors(vectors.shape, len(docs), repr(self.path))
             vectors = vectors[keep]
         if not np.isfinite(vectors).all():
             raise ValueError(f"vectors for collection {self.path!r} contain NaN or inf")
-        return self._ensure_table(), [docs[i] for i in keep], vectors
+        return self._ensure_table(info), [docs[i] for i in keep], vectors
 
     def _merge(self, docs: Sequence[Document], vectors: Optional[np.ndarray], replace: bool) -> WriteResult:
         prepared = self._prepare(docs, vectors)

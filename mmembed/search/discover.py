@@ -137,7 +137,8 @@ def _tags(value: Any) -> tuple[str, ...]:
     raise ValueError(f"tags must be a list or a comma-separated string, got {type(value).__name__}")
 
 
-def _row_document(path: Path, data: dict[str, Any], opts: TextOptions, folder: str, seen: Counter) -> Document:
+def _row_document(path: Path, source: str, data: dict[str, Any], opts: TextOptions, folder: str, seen: Counter) -> Document:
+    """One row of a text file as a document; `source` is the file's resolved path (resolved once per file)."""
     fields = (opts.text_field,) if opts.text_field else TEXT_FIELDS
     name = next((f for f in fields if f in data), None)
     if name is None:
@@ -150,7 +151,6 @@ def _row_document(path: Path, data: dict[str, Any], opts: TextOptions, folder: s
     image = data.get("image")
     if image:
         image = str((path.parent / str(image)).resolve())
-    source = str(path.resolve())
     own_id = data.get("id")
     if own_id in (None, ""):  # identified by its text: the n-th row of this file with it
         digest = sha1_hex(text.encode("utf-8"))
@@ -197,6 +197,7 @@ class TextFile:
     rows: list[tuple[int, Document]] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
     read: bool = True  # False: the file itself could not be read (one SkippedFile says why)
+    source: str = ""  # the file's resolved path, its rows' `source`
 
     @property
     def documents(self) -> list[Document]:
@@ -205,7 +206,7 @@ class TextFile:
 
 def read_text_file(path: Path, opts: TextOptions, folder: str = "") -> TextFile:
     """The rows of a .txt / CSV / TSV / JSONL file as documents, and what was skipped (a row, or the file)."""
-    out = TextFile()
+    out = TextFile(source=str(path.resolve()))  # resolved once, not once per row
     seen: Counter[str] = Counter()
     text_opts = opts if path.suffix.lower() not in TEXT_EXTS else TextOptions(None, opts.language, opts.tags)
     try:
@@ -217,7 +218,7 @@ def read_text_file(path: Path, opts: TextOptions, folder: str = "") -> TextFile:
                 out.skipped.append(SkippedFile(where, f"expected an object, got {type(data).__name__}"))
             else:
                 try:
-                    out.rows.append((lineno, _row_document(path, data, text_opts, folder, seen)))
+                    out.rows.append((lineno, _row_document(path, out.source, data, text_opts, folder, seen)))
                 except ValueError as err:
                     out.skipped.append(SkippedFile(where, str(err)))
     except UnicodeDecodeError as err:
@@ -264,7 +265,7 @@ def _file(path: Path, root: Optional[Path], opts: TextOptions, out: Discovery) -
         out.add(doc, (doc.image or "", ""), str(path))
     elif ext in TEXT_EXTS | TABLE_EXTS | JSONL_EXTS:
         found = read_text_file(path, opts, folder)
-        source = str(path.resolve())  # a text file's rows are its target's (a link to it adds nothing)
+        source = found.source or str(path.resolve())  # a text file's rows are its target's (a link to it adds nothing)
         for lineno, doc in found.rows:
             out.add(doc, (source, str(lineno)), f"{path}:{lineno}")
         out.skipped += found.skipped
