@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
+from .paths import temp_dir_beside
+
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
@@ -132,8 +134,7 @@ def cached_build(
             return final
         if final.exists():
             logger.warning("mmembed cache: %s; rebuilding %s", problem, final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+        tmp = temp_dir_beside(final)
         try:
             build(tmp)
             hashes = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}

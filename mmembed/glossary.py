@@ -30,6 +30,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from mmembed.data.builders.dictd import DictdError, translation_pairs
+from mmembed.paths import write_text_atomically
 
 DEFAULT_DICTD_DIR = Path("/usr/share/dictd")
 MAX_PHRASE = 4  # longest dictionary phrase looked up, in words
@@ -158,17 +159,12 @@ def _read_cache(path: Path) -> Optional[dict[str, tuple[str, ...]]]:
 
 
 def _write_cache(path: Path, entries: dict[str, tuple[str, ...]]) -> None:
-    """Best effort (a read-only home only costs the parse next time); atomic, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
+    """Best effort (a read-only home only costs the parse next time); atomic, so a reader never sees half a file,
+    and each writer has its own temporary name."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomically(path, json.dumps(entries, ensure_ascii=False))
     except OSError:
-        try:
-            tmp.unlink(missing_ok=True)  # no stray temporary file left behind
-        except OSError:
-            pass
+        pass
 
 
 @dataclass(frozen=True)

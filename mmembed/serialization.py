@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .config import ModelConfig
+from .paths import default_mode, temp_dir_beside
 from .vision import tower_trained_prefixes
 
 WEIGHTS = "model.safetensors"
@@ -110,10 +110,9 @@ def save_model(model, folder, card_extra: str = "") -> Path:
     other files (a train_log.jsonl, notes); any other non-empty folder is refused, never emptied."""
     folder = Path(folder)
     _check_replaceable(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    tmp = temp_dir_beside(folder)
     try:
         if folder.is_dir():
             for extra in folder.iterdir():
@@ -127,12 +126,11 @@ def save_model(model, folder, card_extra: str = "") -> Path:
         config = saved_config(model)
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
         for name in (WEIGHTS, CONFIG):  # files kept from an earlier save keep their own modes
-            (tmp / name).chmod(0o644)  # mkdtemp/safetensors give 0600: a shipped model must be readable by all
-        tmp.chmod(0o755)
+            (tmp / name).chmod(default_mode())  # safetensors gives 0600: a shipped model must be readable by all
         readme = folder / "README.md"
         # keep a hand-written model card if there is one; otherwise write the generated one
         (tmp / "README.md").write_text(readme.read_text() if readme.is_file() and not card_extra else model_card(model, card_extra))
-        (tmp / "README.md").chmod(0o644)
+        (tmp / "README.md").chmod(default_mode())
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
             os.replace(folder, old)

@@ -257,6 +257,27 @@ def test_encode_matches_rows_by_position_not_id(tmp_path):
         write_vectors(tmp_path / "x.parquet", one)
 
 
+def test_exported_vectors_are_written_whole_in_either_format(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "t.txt"
+    src.write_text("a red apple\na fast car\n", encoding="utf-8")
+    out = encode_inputs(tiny_model(), [str(src)], progress=False)
+    npy = write_vectors(tmp_path / "V.NPY", out)  # np.save given a name would append ".npy" to this one
+    np.testing.assert_array_equal(np.load(npy), out.vectors)
+    table = pq.read_table(write_vectors(tmp_path / "v.parquet", out))
+    assert table.column("text").to_pylist() == ["a red apple", "a fast car"]
+    assert table.column("source").to_pylist() == [str(src.resolve())] * 2
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_vectors(npy, out)
+    np.testing.assert_array_equal(np.load(npy), out.vectors)  # the earlier export is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["V.NPY", "t.txt", "v.parquet"]
+
 def test_encode_keeps_input_order_across_texts_and_images(tmp_path):
     pic = write_png(tmp_path / "pic.png", 5)
     model = tiny_model()
@@ -347,3 +368,32 @@ def test_a_symlinked_image_does_not_take_over_the_row_of_its_target(tmp_path):
     (a / "link.png").unlink()
     assert col.index_paths(a, progress=False).removed == 0
     assert sorted(h.document.source for h in col.search("x", k=5, kind="image")) == [str(a / "own.png"), str(b / "photo.png")]
+
+
+@pytest.mark.parametrize("source, covered", [
+    ("/lib/a.png", True),  # in a walked folder
+    ("/lib/sub/b.png", True),  # below it
+    ("/lib/.cache/c.png", False),  # a hidden folder the walk left out ...
+    ("/lib/.cache/kept/d.png", True),  # ... unless it was walked itself (given explicitly)
+    ("/lib/.e.png", False),  # a hidden file
+    ("/lib/locked/f.png", False),  # below a folder that could not be listed
+    ("/lib/locked", False),
+    ("/lib-other/g.png", False),  # a name that only starts like a walked folder
+    ("/notes/h.txt", True),  # a text file read in full
+    ("/notes/i.txt", False),  # one that was not
+])
+def test_discovery_covers_walked_files_and_read_text_files_only(source, covered):
+    from mmembed.search.discover import Discovery
+
+    found = Discovery(folders=["/lib/", "/lib/.cache/kept"], unreadable=["/lib/locked"], files_read={"/notes/h.txt"})
+    assert found.covers(source) is covered
+
+
+def test_discovery_of_the_root_folder_covers_what_is_not_hidden_or_unreadable():
+    from mmembed.search.discover import Discovery
+
+    found = Discovery(folders=["/"], unreadable=["/srv/locked/"])
+    assert found.covers("/a.png") and found.covers("/home/u/b.png")
+    assert not found.covers("/home/.u/c.png") and not found.covers("/srv/locked/d.png")
+    found.unreadable.append("/home")  # the lookup sets follow the lists as they grow
+    assert not found.covers("/home/u/b.png")

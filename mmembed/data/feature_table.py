@@ -14,6 +14,8 @@ from typing import Mapping, Optional, Sequence
 
 import torch
 
+from ..paths import write_atomically
+
 ROW_IDS_KEY = "row_ids"
 
 
@@ -31,8 +33,8 @@ def write_feature_table(path: str | os.PathLike, tensors: Mapping[str, torch.Ten
         if t.dim() == 2 and t.shape[0] != len(row_ids):
             raise ValueError(f"tensor {name!r} has {t.shape[0]} rows but {len(row_ids)} row ids were given")
     meta = dict(metadata or {}) | {ROW_IDS_KEY: json.dumps(list(row_ids))}
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=meta)
-    return path
+    contiguous = {k: v.contiguous() for k, v in tensors.items()}
+    return write_atomically(path, lambda tmp: save_file(contiguous, str(tmp), metadata=meta))
 
 
 def read_row_ids(path: str | os.PathLike) -> list[str]:

@@ -12,11 +12,11 @@ import codecs
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
+from ..paths import write_atomically
 from .jsonl import read_jsonl
 
 SPLITS = ("train", "dev", "test")
@@ -153,19 +153,16 @@ def iter_manifest_lines(path: str | os.PathLike) -> Iterator[tuple[int, PairReco
 
 def write_manifest(path: str | os.PathLike, records: Iterable[PairRecord]) -> int:
     """Write records atomically (temp file + rename): a crash never leaves a half manifest."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+
+    def write(tmp: Path) -> None:
+        nonlocal count
+        with open(tmp, "w", encoding="utf-8") as fh:
             for record in records:
                 fh.write(record.to_json() + "\n")
                 count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomically(path, write)
     return count
 
 

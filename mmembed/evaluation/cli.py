@@ -71,7 +71,8 @@ def run_eval_command(
     from .data import EvalDataError, load_eval_data
     from .encoders import EncoderOptions, UnknownEncoderError, check_encoder_name, expand_baselines
     from .compare import MIN_DRAWS, compare_encoders, pool_results
-    from .output import RESULTS_FILE, RUN_FILE, OutputError, check_out, clear_outputs, write_json
+    from ..paths import OutputPathError
+    from .output import RESULTS_FILE, RUN_FILE, check_out, clear_outputs, write_json
     from .report import comparison_table, results_payload, summary_table, task_tables
     from .runner import QueryGlossing, run_evaluation
     from mmembed.glossary import SOURCES, GlossaryError, check_weight, weight_for
@@ -123,7 +124,7 @@ def run_eval_command(
         if "openclip-scratch" in names and not train:
             raise EvalDataError("openclip-scratch trains on train.jsonl beside the evaluated manifests; "
                                 f"none found next to {', '.join(str(ds.manifest) for ds in datasets)}")
-    except (TaskError, UnknownEncoderError, EvalDataError, OutputError) as err:
+    except (TaskError, UnknownEncoderError, EvalDataError, OutputPathError) as err:
         raise EvalUsageError(str(err)) from None
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
@@ -168,7 +169,7 @@ def run_eval_command(
     # an earlier run's files go first (ours only, by name), results.json comes last: never a mix of two runs
     try:
         check_out(out)  # again: the folder may have changed while the models ran
-    except OutputError as err:
+    except OutputPathError as err:
         raise EvalUsageError(str(err)) from None
     clear_outputs(out)
     files = [write_json(out / RUN_FILE, {

@@ -9,11 +9,10 @@ finished writing.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..paths import OutputPathError, check_writable_folder, nearest_existing, write_text_atomically
 from .tasks import TASK_KINDS
 
 RESULTS_FILE = "results.json"
@@ -30,34 +29,23 @@ def owned_files() -> list[str]:
     return [RESULTS_FILE, RUN_FILE, *(plot_file(t) for t in TASK_KINDS), HEATMAP_FILE]
 
 
-class OutputError(ValueError):
-    """--out cannot hold the results; the message names the path and why."""
-
-
 def check_out(out: Path) -> None:
     """Refuse an --out that cannot be written: a file, below a file, not writable, or holding a folder
     (or other non-file) where one of our files goes. Creates nothing."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is a file, not a folder; give a folder for {RESULTS_FILE}, {RUN_FILE} and the plots")
-    existing = out
-    while not existing.exists():  # the nearest existing folder is where the new ones would be made
-        if existing.is_symlink():
-            raise OutputError(f"--out {out}: {existing} is a broken link")
-        existing = existing.parent
+        raise OutputPathError(f"--out {out} is a file, not a folder; give a folder for {RESULTS_FILE}, {RUN_FILE} "
+                              "and the plots")
+    existing = nearest_existing(out, "--out")  # where the new folders would be made
     if not existing.is_dir():
-        raise OutputError(f"--out {out}: {existing} is not a folder, so no folder can be made in it")
-    try:  # os.access says yes to root even on a read-only file system: try it
-        with tempfile.TemporaryFile(dir=existing, prefix=".mmembed-eval-check-"):
-            pass
-    except OSError as err:
-        raise OutputError(f"--out {out}: cannot write in {existing} ({err.strerror or err})") from None
+        raise OutputPathError(f"--out {out}: {existing} is not a folder, so no folder can be made in it")
+    check_writable_folder(existing, "--out", out)
     if out.is_dir():
         for name in owned_files():
             p = out / name
             if (p.exists() or p.is_symlink()) and not p.is_file():
-                raise OutputError(f"--out {out}: {p} is {'a folder' if p.is_dir() else 'not a regular file'}; "
-                                  f"this command writes its {name} there (move it away)")
+                raise OutputPathError(f"--out {out}: {p} is {'a folder' if p.is_dir() else 'not a regular file'}; "
+                                      f"this command writes its {name} there (move it away)")
 
 
 def clear_outputs(out: Path) -> list[Path]:
@@ -71,21 +59,5 @@ def clear_outputs(out: Path) -> list[Path]:
     return removed
 
 
-def replace_atomically(path: Path, write) -> Path:
-    """`write(tmp_path)` then rename to `path`: readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
-    text = json.dumps(payload, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
-    return replace_atomically(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
+    return write_text_atomically(path, json.dumps(payload, indent=1, ensure_ascii=False, sort_keys=True) + "\n")

@@ -17,7 +17,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .fonts import font_families, missing_fonts
-from .output import HEATMAP_FILE, plot_file, replace_atomically
+from ..paths import write_atomically
+from .output import HEATMAP_FILE, plot_file
 from .report import primary_metric
 from .runner import EvalRun, SimilarityPreview
 
@@ -116,7 +117,7 @@ def write_plots(run: EvalRun, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     with label_fonts():
         tasks = dict.fromkeys(r.task for r in run.results)
-        paths = [replace_atomically(out / plot_file(task), lambda tmp, task=task: plot_by_language(run, task, tmp))
+        paths = [write_atomically(out / plot_file(task), lambda tmp, task=task: plot_by_language(run, task, tmp))
                  for task in tasks]
-        paths.append(replace_atomically(out / HEATMAP_FILE, lambda tmp: plot_heatmap(run.previews, tmp)))
+        paths.append(write_atomically(out / HEATMAP_FILE, lambda tmp: plot_heatmap(run.previews, tmp)))
     return paths

@@ -62,6 +62,7 @@ class Discovery:
     unreadable: list[str] = field(default_factory=list)  # files / folders that could not be read (as stored)
     keep_duplicates: bool = False  # True: rows sharing an id are all kept (`mmembed encode`: a matrix row each)
     _first: dict[str, tuple[tuple[str, str], str]] = field(default_factory=dict, repr=False)
+    _sets: Optional[tuple[tuple[int, int], frozenset[str], frozenset[str]]] = field(default=None, repr=False)
 
     @property
     def num_images(self) -> int:
@@ -80,18 +81,33 @@ class Discovery:
 
     def covers(self, source: str) -> bool:
         """Whether a stored row from `source` should have been found again by this run (a text file read in
-        full, or a file the walk of a folder visits: not hidden, outside anything unreadable)."""
-        def under(folder: str) -> bool:
-            return source == folder or source.startswith(folder.rstrip("/") + "/")
-
-        def walked(folder: str) -> bool:  # the walk leaves out names starting with '.' (files and folders)
-            prefix = folder.rstrip("/") + "/"
-            return source.startswith(prefix) and not any(
-                part.startswith(".") for part in source[len(prefix):].split("/"))
-
-        if any(under(u) for u in self.unreadable):
+        full, or a file the walk of a folder visits: not hidden, outside anything unreadable). Looks up each of
+        the source's parent folders in sets, so removing stale rows costs O(rows x depth), not O(rows x folders)."""
+        unreadable, folders = self._covered_sets()
+        parents = list(_parents(source))
+        if source in unreadable or any(p in unreadable for p in parents):
             return False
-        return source in self.files_read or any(walked(f) for f in self.folders)
+        if source in self.files_read:
+            return True
+        # the walk leaves out names starting with '.' (files and folders) below each folder it was given
+        return any(p in folders and not any(part.startswith(".") for part in source[len(p) + 1:].split("/"))
+                   for p in parents)
+
+    def _covered_sets(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The unreadable and walked folders without a trailing '/' ('/' itself becomes ''), rebuilt only when the
+        lists have grown."""
+        key = (len(self.unreadable), len(self.folders))
+        if self._sets is None or self._sets[0] != key:
+            self._sets = (key, frozenset(u.rstrip("/") for u in self.unreadable) | frozenset(self.unreadable),
+                          frozenset(f.rstrip("/") for f in self.folders))
+        return self._sets[1], self._sets[2]
+
+
+def _parents(path: str) -> Iterator[str]:
+    """'/a/b/c.png' -> '/a/b', '/a', '' (the root, as '/'.rstrip('/') gives it)."""
+    end = len(path)
+    while (end := path.rfind("/", 0, end)) >= 0:
+        yield path[:end]
 
 
 def _rel_folder(path: Path, root: Optional[Path]) -> str:

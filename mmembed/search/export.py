@@ -19,7 +19,8 @@ from typing import Iterable, Optional, Union
 import numpy as np
 
 from .discover import TEXT_EXTS, discover
-from .documents import Document, SkippedFile, one_or_many, sha1_hex
+from ..paths import write_atomically
+from .documents import Document, SkippedFile, one_or_many, safe_str, sha1_hex
 from .ingest import embed_group
 
 FORMATS = (".npy", ".parquet")
@@ -105,13 +106,17 @@ def encode_inputs(model, inputs: Union[str, Iterable[str]], *, dim: Optional[int
 
 
 def write_vectors(path: str | os.PathLike, encoded: Encoded) -> Path:
+    """The vectors as .npy (the matrix alone) or .parquet (id, kind, text, source and vector per row), written
+    atomically: an interrupted export leaves the old file, never half a new one."""
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise ValueError(f"--out {path}: unknown format {path.suffix or '(none)'}; use one of {', '.join(FORMATS)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".npy":
-        np.save(path, encoded.vectors)
-        return path
+        def save(tmp: Path) -> None:  # through a handle: np.save given a name not ending in ".npy" appends one
+            with open(tmp, "wb") as fh:
+                np.save(fh, encoded.vectors)
+
+        return write_atomically(path, save)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -119,11 +124,9 @@ def write_vectors(path: str | os.PathLike, encoded: Encoded) -> Path:
     if len({x.id for x in d}) < len(d):
         warnings.warn(f"{path}: " + (" ".join(encoded.notes) or "some rows share an id; use the row order"), stacklevel=2)
     dim = encoded.vectors.shape[1]
-    rows = [x.to_row() for x in d]  # strings made storable (a non-UTF-8 file name escaped)
-    table = pa.table({
-        "id": [r["id"] for r in rows], "kind": [r["kind"] for r in rows], "text": [r["text"] for r in rows],
-        "source": [r["source"] or None for r in rows],
+    table = pa.table({  # strings made storable (a non-UTF-8 file name escaped), as in a collection's rows
+        "id": [safe_str(x.id) for x in d], "kind": [x.kind for x in d], "text": [safe_str(x.text) for x in d],
+        "source": [safe_str(x.source) or None for x in d],
         "vector": pa.FixedSizeListArray.from_arrays(pa.array(encoded.vectors.reshape(-1)), dim),
     })
-    pq.write_table(table, path)
-    return path
+    return write_atomically(path, lambda tmp: pq.write_table(table, tmp))

@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..paths import write_atomically, write_text_atomically
 from .documents import Hit
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
@@ -77,10 +78,7 @@ def html_page(results: Sequence[QueryResult], title: str, subtitle: str = "", th
 
 
 def write_html(path: str | os.PathLike, results: Sequence[QueryResult], title: str, subtitle: str = "") -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html_page(results, title, subtitle), encoding="utf-8")
-    return path
+    return write_text_atomically(path, html_page(results, title, subtitle))
 
 
 @lru_cache(maxsize=1)
@@ -150,7 +148,5 @@ def _wrap(text: str, width: int, lines: int = 6) -> str:
 
 
 def write_grid(path: str | os.PathLike, results: Sequence[QueryResult], thumb: int = 96) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    grid_png(results, thumb).save(path, format="PNG")
-    return path
+    grid = grid_png(results, thumb)
+    return write_atomically(path, lambda tmp: grid.save(tmp, format="PNG"))

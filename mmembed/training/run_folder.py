@@ -16,12 +16,12 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import torch
 
+from ..paths import temp_dir_beside, write_text_atomically
 from ..serialization import CONFIG, WEIGHTS, save_model
 from .config import TrainConfig
 from .pairs import PairSource
@@ -183,18 +183,7 @@ def restart_log(out: Path, upto_step: Optional[int]) -> None:
             continue  # a line torn by a kill mid-write
         if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= upto_step:
             kept.append(line + "\n")
-    _write_atomically(log, "".join(kept))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_text_atomically(log, "".join(kept))
 
 
 def append_log(out: Path, record: dict) -> None:
@@ -209,7 +198,7 @@ def write_checkpoint(out: Path, model, optimizer: torch.optim.Optimizer, step: i
     root = out / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:06d}"
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    tmp = temp_dir_beside(final)
     try:
         save_model(model, tmp / "model")
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")

@@ -17,8 +17,6 @@ and each distilled text's embedding, mapped by W, is pulled toward the teacher's
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Protocol, Sequence
@@ -26,6 +24,7 @@ from typing import Callable, Optional, Protocol, Sequence
 import numpy as np
 import torch
 
+from ..paths import write_atomically
 from .pairs import TrainPair
 
 
@@ -99,19 +98,11 @@ class TeacherTable:
 
 
 def _save_atomic(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """Atomic: a temp file beside `path`, renamed over it; a failed write leaves no file."""
+    """Atomic (paths.write_atomically): a failed write leaves no file."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    contiguous = {k: v.contiguous() for k, v in tensors.items()}
+    write_atomically(path, lambda tmp: save_file(contiguous, str(tmp), metadata=metadata))
 
 
 def _read(path: str | Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

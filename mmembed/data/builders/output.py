@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator, Optional
 from mmembed.data.builders.concepts import langs_select_none
 from mmembed.data.builders.sources import SourceInfo
 from mmembed.data.manifest import SPLITS, PairRecord, write_manifest
+from mmembed.paths import temp_dir_beside
 
 CARD_NAME = "card.json"
 
@@ -81,10 +82,8 @@ def staging_dir(out: str | os.PathLike) -> Iterator[Path]:
     interrupted build never leaves a half dataset behind.
     """
     out = check_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    tmp = temp_dir_beside(out, "building")  # not mkdtemp's private mode: the dataset is for every user of the machine
     try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; the dataset is for every user of the machine
         yield tmp
         check_out(out)  # the build took a while: what is there now must still be ours to replace
         old = None
