@@ -158,6 +158,20 @@ class ImageCenteringConfig:
 
 
 @dataclass
+class FeatureReadoutConfig:
+    """Image embeddings plus a direct read-out of the tower's pooled features (mmembed.feature_readout). The weight
+    and the fit settings were chosen on the dev sets (adapters/*/README.md)."""
+
+    weight: float = 1.0  # read-out (a unit vector) added with this weight before re-normalizing
+    hidden: int = 0  # 0: a linear map; > 0: an MLP with one hidden layer of this width
+    fit_steps: int = 600  # steps of the fit (mmembed.training.readout), on cached features and text embeddings
+    fit_batch_size: int = 1024  # pictures per step, each with one of its captions (in-batch negatives)
+    fit_lr: float = 1e-3
+    fit_weight_decay: float = 1e-2
+    fit_captions_per_image: int = 8  # captions per picture embedded for the fit (a seeded sample)
+
+
+@dataclass
 class ModelConfig:
     name: str
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
@@ -174,6 +188,7 @@ class ModelConfig:
     matryoshka_dims: tuple[int, ...] = ()  # dims trained to be usable after truncation
     label_prior: Optional[LabelPriorConfig] = None  # None: image embeddings come from the backbone alone
     image_centering: Optional[ImageCenteringConfig] = None  # None: image embeddings are not centered
+    feature_readout: Optional[FeatureReadoutConfig] = None  # None: image embeddings come from the backbone path alone
     image_trained: bool = False  # False until a projector has been trained: encode_image refuses
     init_seed: Optional[int] = None  # set: parts not loaded from weights (projector, head) start the same at every load
     description: str = ""
@@ -201,6 +216,7 @@ class ModelConfig:
             "lora": LoraConfig,
             "label_prior": LabelPriorConfig,
             "image_centering": ImageCenteringConfig,
+            "feature_readout": FeatureReadoutConfig,
         }
         for key, typ in sub.items():
             if data.get(key) is not None:

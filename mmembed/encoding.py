@@ -125,6 +125,8 @@ def run_items(
                 emb = model([items[i].plan for i in idx], visual)  # (b, D)
                 if features is not None and model.label_prior is not None:
                     emb = _apply_label_prior(model, emb, idx, [i for i, _ in imgs], features, items)
+                if features is not None and model.feature_readout is not None:
+                    emb = _apply_feature_readout(model, emb, idx, [i for i, _ in imgs], features, items)
                 if features is not None and model.image_centering is not None:
                     emb = _apply_image_centering(model, emb, idx, items)
                 out[idx] = emb.float().cpu()  # the model may sit on a GPU
@@ -142,6 +144,17 @@ def _apply_label_prior(model, emb, idx, img_idx, features, items) -> torch.Tenso
     at = torch.tensor([where[img_idx[r]] for r in rows], device=emb.device)
     logits = model.image_tower.forward_head(features[rows])  # (n, C)
     return model.label_prior.on_rows(emb, at, logits)
+
+
+def _apply_feature_readout(model, emb, idx, img_idx, features, items) -> torch.Tensor:
+    """Feature read-out on the rows of `emb` (batch order `idx`) that are images alone; `features` rows follow
+    `img_idx`."""
+    rows = [r for r, i in enumerate(img_idx) if items[i].image_alone]
+    if not rows:
+        return emb
+    where = {i: b for b, i in enumerate(idx)}
+    at = torch.tensor([where[img_idx[r]] for r in rows], device=emb.device)
+    return model.feature_readout.on_rows(emb, at, features[rows])
 
 
 def _apply_image_centering(model, emb, idx, items) -> torch.Tensor:

@@ -17,6 +17,7 @@ from .backbone import attention_bias, hidden_size, input_embeddings, load_backbo
 from .config import ModelConfig
 from .images import images_to_tensor
 from .image_centering import ImageCentering
+from .feature_readout import FeatureReadout
 from .label_prior import IMAGENET_CLASSES, LabelPrior
 from .pooling import Pooler
 from .text_frontend import SequencePlan, TextFrontend
@@ -57,6 +58,9 @@ class MMEmbedModel(nn.Module):
         self.image_centering: Optional[ImageCentering] = None
         if config.image_centering is not None:
             self.add_image_centering()
+        self.feature_readout: Optional[FeatureReadout] = None
+        if config.feature_readout is not None:
+            self.add_feature_readout()
         self.eval()
 
     # ---- construction helpers -------------------------------------------------------------
@@ -94,6 +98,13 @@ class MMEmbedModel(nn.Module):
         if self.config.image_centering is None or self.image_tower is None:
             raise ValueError(f"model {self.name!r}: image_centering needs an image tower and config.image_centering")
         self.image_centering = ImageCentering(self.config.image_centering, self.dim)
+
+    def add_feature_readout(self) -> None:
+        """Attach the feature read-out (config.feature_readout); it adds nothing until
+        mmembed.training.readout.fit_feature_readout fits it."""
+        if self.config.feature_readout is None or self.image_tower is None:
+            raise ValueError(f"model {self.name!r}: feature_readout needs an image tower and config.feature_readout")
+        self.feature_readout = FeatureReadout(self.config.feature_readout, tower_channels(self.image_tower), self.dim)
 
     def set_lora_merged(self, merged: bool) -> None:
         """Fold LoRA into the base weights (inference: as fast as the plain backbone) or take it back

@@ -47,6 +47,8 @@ def saved_config(model) -> dict:
         config["label_prior"] = None  # switched off with `model.label_prior = None`: saved as off
     if getattr(model, "image_centering", None) is None:
         config["image_centering"] = None
+    if getattr(model, "feature_readout", None) is None:
+        config["feature_readout"] = None
     return config
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, get_args
 
-from ..config import AttentionKind, ImageCenteringConfig, LabelPriorConfig, token_grid_side
+from ..config import AttentionKind, FeatureReadoutConfig, ImageCenteringConfig, LabelPriorConfig, token_grid_side
 
 LossKind = Literal["clip", "siglip"]  # symmetric InfoNCE (open_clip ClipLoss) or sigmoid (SigLipLoss)
 
@@ -109,6 +109,10 @@ class TrainConfig:
     # [image_centering] table: the trained model's image embeddings lose part of their mean over the run's
     # training images (mmembed.image_centering), refitted before dev scoring and export; a base's own is kept
     image_centering: Optional[ImageCenteringConfig] = None
+    # [feature_readout] table: the trained model's image embeddings add a direct read-out of the tower's pooled
+    # features (mmembed.feature_readout), fitted on the run's pictures before dev scoring and export; a base's own
+    # is kept (and refitted)
+    feature_readout: Optional[FeatureReadoutConfig] = None
     # distillation from a text teacher (mmembed.training.teacher.TEACHERS, e.g. "e5") on the sources with
     # distill = true: loss += distill_weight * KL(teacher || student) of the in-batch similarity
     # distributions, the teacher's cosines divided by distill_temperature (e5's cosines of one-language
@@ -165,6 +169,8 @@ class TrainConfig:
             data["label_prior"] = _sub(LabelPriorConfig, data["label_prior"], f"{where} [label_prior]")
         if data.get("image_centering") is not None:
             data["image_centering"] = _sub(ImageCenteringConfig, data["image_centering"], f"{where} [image_centering]")
+        if data.get("feature_readout") is not None:
+            data["feature_readout"] = _sub(FeatureReadoutConfig, data["feature_readout"], f"{where} [feature_readout]")
         cfg = _sub(cls, data, where)  # unknown fields and __post_init__'s checks, named with the file
         if not cfg.sources:
             raise ValueError(f"{where}: no [[sources]]: nothing to train on")

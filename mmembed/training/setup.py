@@ -109,6 +109,9 @@ def build_model(cfg: TrainConfig) -> MMEmbedModel:
     if cfg.image_centering is not None:
         model.config.image_centering = cfg.image_centering
         model.add_image_centering()  # fitted on the training images before dev scoring and export
+    if cfg.feature_readout is not None:
+        model.config.feature_readout = cfg.feature_readout
+        model.add_feature_readout()  # fitted on the training pictures before dev scoring and export
     model.config.name = cfg.name
     # the base's description ("untrained ... the training starting point") no longer holds
     model.config.description = f"{cfg.name}: trained by `mmembed train` from {cfg.base!r} ({cfg.steps} steps asked)."

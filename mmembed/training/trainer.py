@@ -9,6 +9,7 @@ global batch; open_clip's loss gathers features with gradients, and gradients ar
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -28,6 +29,7 @@ from .embedder import PairEmbedder
 from .losses import LossConfig, contrastive_loss, distill_loss, embedding_distill_loss, rank_world
 from .memory import release_freed_memory
 from .pairs import MixtureSampler, group_pairs, pairs_from_manifest, partners_from_negatives
+from .readout import fit_feature_readout
 from .setup import build_model, build_sources, check_batch_fits, set_trainable
 from .step import grad_cache_step, plain_step
 from .teacher import (TeacherError, TeacherMap, TeacherTable, build_teacher_table, fit_teacher_map, load_teacher_map,
@@ -288,6 +290,7 @@ class Trainer:
         try:
             if any(d.anchor_kind == "image" for d in self.dev_sets):
                 refresh_label_embeddings(self.model)  # image dev sets are scored as users will see them
+                self._fit_feature_readout()
                 self._fit_image_centering()
             return {d.spec.name: dev_metrics(self.model, d) for d in self.dev_sets}
         finally:
@@ -349,9 +352,21 @@ class Trainer:
         run_folder.check_export_target(Path(folder))
         self.model.eval()
         refresh_label_embeddings(self.model)
+        self._fit_feature_readout()
         self._fit_image_centering()
         card = run_folder.training_card(Path(folder), self.cfg, self.step, self.identity)
         return save_model(self.model, folder, card_extra=card + card_extra if card else card_extra)
+
+    def _fit_feature_readout(self) -> None:
+        """Refit the feature read-out on this run's pictures (it follows the text side it is fitted against)."""
+        if self.model.feature_readout is None:
+            return
+        if not any(p.image is not None or p.features is not None for src in self.sources
+                   for langs in src.by_concept.values() for pairs in langs.values() for p in pairs):
+            logger.warning("feature read-out: this run's sources hold no pictures, so the base's read-out is kept")
+            return
+        report = fit_feature_readout(self.model, self.sources, seed=self.cfg.seed, progress=self.progress)
+        self._log({"step": self.step, "feature_readout": dataclasses.asdict(report)})
 
     def _fit_image_centering(self) -> None:
         """Refit the centering mean on this run's training images (it follows the trained image side)."""

@@ -1,0 +1,157 @@
+"""Feature read-out: image embeddings plus a direct map of the tower's pooled features (mmembed.feature_readout)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import mmembed
+from mmembed.config import FeatureReadoutConfig
+from mmembed.data.manifest import PairRecord, write_manifest
+from mmembed.feature_readout import FeatureReadout, pooled_features
+from mmembed.model import MMEmbedModel
+from mmembed.serialization import trained_state_dict
+from mmembed.training.config import SourceSpec, TrainConfig
+from mmembed.training.pairs import group_pairs, pairs_from_manifest
+from mmembed.training.readout import fit_feature_readout, readout_pictures
+from mmembed.training.trainer import Trainer
+
+SWATCHES = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220), "yellow": (240, 220, 0),
+            "black": (0, 0, 0), "white": (255, 255, 255), "purple": (128, 0, 128), "orange": (255, 140, 0)}
+FIT = FeatureReadoutConfig(weight=1.0, fit_steps=150, fit_batch_size=8, fit_lr=3e-2, fit_captions_per_image=2)
+
+
+@pytest.fixture(scope="module")
+def swatches(tmp_path_factory) -> Path:
+    """Colour swatches (8 pictures) named in English, German and French: a manifest of image-text pairs."""
+    root = tmp_path_factory.mktemp("swatches")
+    (root / "images").mkdir()
+    german = {"red": "rot", "green": "grün", "blue": "blau", "yellow": "gelb", "black": "schwarz", "white": "weiß",
+              "purple": "lila", "orange": "orange"}
+    recs = []
+    for name, rgb in SWATCHES.items():
+        Image.new("RGB", (24, 24), rgb).save(root / "images" / f"{name}.png")
+        for lang, cap in (("en", f"a {name} square"), ("de", f"ein {german[name]}es Quadrat"), ("fr", f"{name} (fr)")):
+            recs.append(PairRecord(concept=f"color:{name}", caption=cap, lang=lang, image=f"images/{name}.png", kind="name"))
+    write_manifest(root / "train.jsonl", recs)
+    return root
+
+
+def _model(cfg: FeatureReadoutConfig = FIT) -> MMEmbedModel:
+    config = mmembed.get_config("tiny-random")
+    config.image_trained = True
+    config.feature_readout = cfg
+    return MMEmbedModel(config)
+
+
+def _sources(swatches: Path):
+    return [group_pairs("swatches", pairs_from_manifest(swatches / "train.jsonl"))]
+
+
+def _images(swatches: Path) -> list[Path]:
+    return [swatches / "images" / f"{name}.png" for name in SWATCHES]
+
+
+def test_the_readout_adds_a_unit_vector_of_the_standardized_pooled_features_and_renormalizes():
+    readout = FeatureReadout(FeatureReadoutConfig(weight=0.5), in_channels=4, dim=3)
+    maps = torch.arange(2 * 4 * 2 * 2, dtype=torch.float32).reshape(2, 4, 2, 2)  # (n, C, h, w)
+    torch.testing.assert_close(pooled_features(maps), maps.mean(dim=(2, 3)))
+    emb = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), dim=-1)
+    torch.testing.assert_close(readout(emb, maps), emb)  # unfitted: zero map, so nothing is added
+    with torch.no_grad():
+        readout.map.weight.copy_(torch.eye(3, 4))
+        readout.feature_mean.fill_(1.0)
+        readout.feature_std.fill_(2.0)
+    direction = torch.nn.functional.normalize((maps.mean(dim=(2, 3)) - 1.0)[:, :3] / 2.0, dim=-1)
+    torch.testing.assert_close(readout(emb, maps), torch.nn.functional.normalize(emb + 0.5 * direction, dim=-1))
+
+
+def test_readout_pictures_are_each_picture_once_with_a_sample_of_its_captions(swatches):
+    pictures = readout_pictures(_sources(swatches), captions_per_image=2, seed=0)
+    assert sorted(Path(p.image).stem for p in pictures) == sorted(SWATCHES)
+    assert all(len(p.captions) == 2 and len(set(p.captions)) == 2 for p in pictures)
+    assert readout_pictures(_sources(swatches), captions_per_image=2, seed=0) == pictures  # seeded
+
+
+def test_fitting_finds_each_swatch_from_its_caption_and_moves_only_images_alone(swatches):
+    model = _model()
+    texts = ["a red square", "ein blaues Quadrat"]
+    before_text = model.encode_text(texts)
+    before_images = model.encode_image(_images(swatches))
+    report = fit_feature_readout(model, _sources(swatches), seed=0)
+    assert report.pictures == 8 and report.captions == 16 and report.steps == 150
+    assert report.train_r1 >= 0.75, report  # 8 solid colours: the read-out alone tells them apart
+    np.testing.assert_array_equal(model.encode_text(texts), before_text)  # texts never pass through it
+    after_images = model.encode_image(_images(swatches))
+    assert not np.allclose(after_images, before_images, atol=1e-3)
+    fused = (Image.open(_images(swatches)[0]), "a red square")
+    mixed = model.encode([texts[0], _images(swatches)[0], fused])
+    np.testing.assert_allclose(mixed[1], after_images[0], atol=1e-5)  # an image alone: read out
+    module, model.feature_readout = model.feature_readout, None
+    try:
+        np.testing.assert_allclose(mixed[2], model.encode([fused])[0], atol=1e-5)  # image + caption: not
+        np.testing.assert_allclose(model.encode_image(_images(swatches)), before_images, atol=1e-6)
+    finally:
+        model.feature_readout = module
+    again = _model()
+    fit_feature_readout(again, _sources(swatches), seed=0)
+    np.testing.assert_array_equal(again.encode_image(_images(swatches)), after_images)  # the same seed, the same fit
+
+
+def test_the_readout_is_saved_loaded_and_switched_off_as_off(swatches, tmp_path):
+    model = _model(FeatureReadoutConfig(weight=0.7, hidden=16, fit_steps=20, fit_batch_size=8))
+    fit_feature_readout(model, _sources(swatches))
+    assert {"feature_readout.feature_mean", "feature_readout.map.0.weight"} <= set(trained_state_dict(model))
+    model.save(tmp_path / "saved")
+    loaded = mmembed.load(str(tmp_path / "saved"))
+    assert loaded.config.feature_readout == model.config.feature_readout
+    np.testing.assert_array_equal(loaded.encode_image(_images(swatches)), model.encode_image(_images(swatches)))
+    loaded.feature_readout = None
+    loaded.save(tmp_path / "off")
+    off = mmembed.load(str(tmp_path / "off"))
+    assert off.feature_readout is None and json.loads((tmp_path / "off" / "config.json").read_text())["feature_readout"] is None
+
+
+def test_a_readout_only_recipe_fits_it_at_export_and_leaves_the_rest_of_the_base(swatches, tmp_path):
+    base = _model(FeatureReadoutConfig())  # no read-out fitted yet ...
+    base.config.feature_readout = None
+    base.feature_readout = None
+    base.save(tmp_path / "base")
+    cfg = TrainConfig(base=str(tmp_path / "base"), out=str(tmp_path / "run"), name="with-readout", steps=0,
+                      batch_size=8, freeze_lora=True, freeze_text_side=True, feature_readout=FIT, seed=1,
+                      sources=[SourceSpec(name="swatches", path=str(swatches / "train.jsonl"))])
+    trainer = Trainer(cfg, progress=False)
+    trainer.run()
+    trainer.export(tmp_path / "export")
+    out = mmembed.load(str(tmp_path / "export"))
+    assert out.config.feature_readout == FIT
+    base = mmembed.load(str(tmp_path / "base"))
+    np.testing.assert_array_equal(out.encode_text(["a red square"]), base.encode_text(["a red square"]))
+    state, base_state = trained_state_dict(out), trained_state_dict(base)
+    assert all(torch.equal(state[k], v) for k, v in base_state.items())  # ... and nothing else moved
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    fitted = [r["feature_readout"] for r in log if "feature_readout" in r]
+    assert len(fitted) == 1 and fitted[0]["pictures"] == 8 and fitted[0]["train_r1"] >= 0.75
+
+
+@pytest.mark.parametrize("bad, match", [(dict(weight=-1.0), "weight must be >= 0"), (dict(hidden=-2), "hidden must be >= 0")])
+def test_bad_readout_settings_are_named(bad, match):
+    with pytest.raises(ValueError, match=match):
+        _model(FeatureReadoutConfig(**bad))
+
+
+def test_fitting_needs_a_readout_and_two_pictures(swatches):
+    with pytest.raises(ValueError, match="has no feature read-out to fit"):
+        fit_feature_readout(MMEmbedModel(mmembed.get_config("tiny-random")), _sources(swatches))
+    one = [group_pairs("one", [p for p in pairs_from_manifest(swatches / "train.jsonl") if "red" in p.image])]
+    with pytest.raises(ValueError, match="needs at least 2 pictures"):
+        fit_feature_readout(_model(), one)
+    cfg = mmembed.get_config("tiny-random")
+    cfg.image_tower = None
+    cfg.feature_readout = FeatureReadoutConfig()
+    with pytest.raises(ValueError, match="feature_readout needs an image tower"):
+        MMEmbedModel(cfg)
