@@ -163,6 +163,9 @@ class FeatureReadoutConfig:
     and the fit settings were chosen on the dev sets (adapters/*/README.md)."""
 
     weight: float = 1.0  # read-out (a unit vector) added with this weight before re-normalizing
+    # true: the weight is scaled by 1 - the tower's top ImageNet probability, so a picture its classifier is sure
+    # of (a photograph, where the label prior speaks) gets little read-out and an emoji or drawing most of it
+    confidence_gate: bool = False
     hidden: int = 0  # 0: a linear map; > 0: an MLP with one hidden layer of this width
     fit_steps: int = 600  # steps of the fit (mmembed.training.readout), on cached features and text embeddings
     fit_batch_size: int = 1024  # pictures per step, each with one of its captions (in-batch negatives)

@@ -154,7 +154,9 @@ def _apply_feature_readout(model, emb, idx, img_idx, features, items) -> torch.T
         return emb
     where = {i: b for b, i in enumerate(idx)}
     at = torch.tensor([where[img_idx[r]] for r in rows], device=emb.device)
-    return model.feature_readout.on_rows(emb, at, features[rows])
+    gated = model.feature_readout.cfg.confidence_gate
+    logits = model.image_tower.forward_head(features[rows]) if gated else None  # (n, K)
+    return model.feature_readout.on_rows(emb, at, features[rows], logits)
 
 
 def _apply_image_centering(model, emb, idx, items) -> torch.Tensor:

@@ -10,6 +10,7 @@ embedding takes both:
     pooled (n, C)    = mean of the tower's feature map over its h x w positions
     readout (n, D)   = normalize(W @ ((pooled - mu) / sigma) + b)       (or a one-hidden-layer MLP)
     embedding (n, D) = normalize(e_image + weight * readout)
+    weight           = cfg.weight, or cfg.weight * (1 - top ImageNet probability) with the confidence gate
 
 Texts never pass through it, so every text embedding, and every index of texts, stays as it was. It applies to
 images alone, as the label prior does (a fused image + caption input is left to the backbone). W, b, mu and sigma are
@@ -17,6 +18,8 @@ saved with the model; `mmembed.training.readout.fit_feature_readout` fits them a
 embeddings of the training captions (the trainer does it before dev scoring and export).
 """
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 from torch import nn
@@ -49,16 +52,24 @@ class FeatureReadout(nn.Module):
         x = (pooled.float() - self.feature_mean) / self.feature_std
         return nn.functional.normalize(self.map(x), dim=-1)
 
-    def forward(self, image_emb: torch.Tensor, feature_maps: torch.Tensor) -> torch.Tensor:
-        """(n, D) L2-normalized image embeddings, (n, C, h, w) the tower's feature maps -> (n, D) L2-normalized."""
+    def forward(self, image_emb: torch.Tensor, feature_maps: torch.Tensor,
+                logits: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(n, D) L2-normalized image embeddings, (n, C, h, w) the tower's feature maps and, for the confidence
+        gate, (n, K) its classifier's logits -> (n, D) L2-normalized."""
         readout = self.read(pooled_features(feature_maps))
-        return nn.functional.normalize(image_emb.float() + self.cfg.weight * readout, dim=-1)
+        weight = torch.full((len(readout), 1), self.cfg.weight, device=readout.device)  # (n, 1)
+        if self.cfg.confidence_gate:
+            if logits is None:
+                raise ValueError("feature_readout.confidence_gate needs the tower's classifier logits")
+            weight = weight * (1 - logits.float().softmax(dim=-1).amax(dim=-1, keepdim=True))
+        return nn.functional.normalize(image_emb.float() + weight * readout, dim=-1)
 
-    def on_rows(self, emb: torch.Tensor, rows: torch.Tensor | list[int], feature_maps: torch.Tensor) -> torch.Tensor:
+    def on_rows(self, emb: torch.Tensor, rows: torch.Tensor | list[int], feature_maps: torch.Tensor,
+                logits: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(b, D) embeddings -> a copy with the read-out added to `rows` only (images alone); `feature_maps`
-        (len(rows), C, h, w) follow `rows`."""
+        (len(rows), C, h, w) and `logits` (len(rows), K) follow `rows`."""
         out = emb.clone()
-        out[rows] = self(emb[rows], feature_maps).to(emb.dtype)
+        out[rows] = self(emb[rows], feature_maps, logits).to(emb.dtype)
         return out
 
 

@@ -20,6 +20,7 @@ WEIGHTS = [0.0, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0]
 def main() -> None:
     ap = sweep_arguments(__doc__.splitlines()[0])
     ap.add_argument("--weights", default=",".join(map(str, WEIGHTS)))
+    ap.add_argument("--gate", choices=["off", "on", "both"], default="off", help="the confidence gate")
     args = ap.parse_args()
 
     model = mmembed.load(args.model)
@@ -27,13 +28,16 @@ def main() -> None:
     if readout is None:
         ap.error(f"{args.model} has no feature read-out (config.feature_readout is None)")
 
-    def setting(weight: float):
+    def setting(weight: float, gate: bool):
         def apply() -> None:
             model.feature_readout = readout if weight else None
-            readout.cfg = dataclasses.replace(readout.cfg, weight=weight)
-        return f"{weight:g}", apply
+            readout.cfg = dataclasses.replace(readout.cfg, weight=weight, confidence_gate=gate)
+        return f"{weight:g}" + (", gated" if gate and weight else ""), apply
 
-    image_setting_sweep(model, args.data, [setting(float(w)) for w in args.weights.split(",")],
+    gates = {"off": [False], "on": [True], "both": [False, True]}[args.gate]
+    weights = [float(w) for w in args.weights.split(",")]
+    settings = [setting(w, g) for g in gates for w in weights if w or g == gates[0]]
+    image_setting_sweep(model, args.data, settings,
                         langs=args.langs.split(","), limit=args.limit, header="read-out weight")
 
 

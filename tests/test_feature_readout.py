@@ -70,6 +70,19 @@ def test_the_readout_adds_a_unit_vector_of_the_standardized_pooled_features_and_
     torch.testing.assert_close(readout(emb, maps), torch.nn.functional.normalize(emb + 0.5 * direction, dim=-1))
 
 
+def test_the_confidence_gate_gives_a_picture_the_classifier_is_sure_of_little_readout():
+    readout = FeatureReadout(FeatureReadoutConfig(weight=1.0, confidence_gate=True), in_channels=3, dim=3)
+    with torch.no_grad():
+        readout.map.weight.copy_(torch.eye(3))
+    maps = torch.tensor([[0.0, 0.0, 5.0], [0.0, 0.0, 5.0]])[:, :, None, None]  # (2, C, 1, 1): read-out = e_z
+    emb = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    logits = torch.tensor([[20.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])  # sure (p ~ 1) / unsure (p = 0.25)
+    out = readout(emb, maps, logits)
+    torch.testing.assert_close(out[0], emb[0], atol=1e-6, rtol=0)  # weight ~ 1 - 1
+    torch.testing.assert_close(out[1], torch.nn.functional.normalize(torch.tensor([1.0, 0.0, 0.75]), dim=0))
+    with pytest.raises(ValueError, match="confidence_gate needs the tower's classifier logits"):
+        readout(emb, maps)
+
 def test_readout_pictures_are_each_picture_once_with_a_sample_of_its_captions(swatches):
     pictures = readout_pictures(_sources(swatches), captions_per_image=2, seed=0)
     assert sorted(Path(p.image).stem for p in pictures) == sorted(SWATCHES)
@@ -126,7 +139,8 @@ def test_a_readout_only_recipe_fits_it_at_export_and_leaves_the_rest_of_the_base
                       sources=[SourceSpec(name="swatches", path=str(swatches / "train.jsonl"))])
     trainer = Trainer(cfg, progress=False)
     trainer.run()
-    trainer.export(tmp_path / "export")
+    trainer.export(tmp_path / "run" / "final")
+    trainer.export(tmp_path / "export")  # as `mmembed train --export`: the second export reuses the fit
     out = mmembed.load(str(tmp_path / "export"))
     assert out.config.feature_readout == FIT
     base = mmembed.load(str(tmp_path / "base"))

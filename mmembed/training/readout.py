@@ -68,13 +68,17 @@ def readout_pictures(sources: Sequence[PairSource], captions_per_image: int, see
     return out
 
 
-def pooled_training_features(model: MMEmbedModel, pictures: Sequence[ReadoutPicture], batch_size: int = 64) -> torch.Tensor:
+def pooled_training_features(model: MMEmbedModel, pictures: Sequence[ReadoutPicture], batch_size: int = 64,
+                             progress: bool = False) -> torch.Tensor:
     """(n, C) pooled tower features of the pictures: files through the frozen tower, feature rows as they are."""
+    from tqdm.auto import tqdm
+
     channels = tower_channels(model.image_tower)
     out = torch.empty(len(pictures), channels)
     files = [i for i, p in enumerate(pictures) if p.image is not None]
     with torch.inference_mode():
-        for s in range(0, len(files), batch_size):
+        for s in tqdm(range(0, len(files), batch_size), desc="read-out: tower features", unit="batch",
+                      disable=not progress):
             idx = files[s : s + batch_size]
             pixels = model.pixels([pictures[i].image for i in idx])
             out[idx] = pooled_features(model.image_features(pixels)).cpu()
@@ -103,7 +107,7 @@ def fit_feature_readout(model: MMEmbedModel, sources: Sequence[PairSource], *, s
     pictures = readout_pictures(sources, cfg.fit_captions_per_image, seed)
     if len(pictures) < 2:
         raise ValueError(f"fitting the feature read-out needs at least 2 pictures in the run's sources, got {len(pictures)}")
-    feats = pooled_training_features(model, pictures)  # (n, C)
+    feats = pooled_training_features(model, pictures, progress=progress)  # (n, C)
     texts = sorted({c for p in pictures for c in p.captions})
     text_emb = model.encode_text(texts, as_tensor=True, progress=progress).float()  # (m, D)
     row = {t: i for i, t in enumerate(texts)}

@@ -75,6 +75,7 @@ class Trainer:
         # language stops the run before step 1; only rank 0 scores them
         self.dev_sets = [load_dev_set(d) for d in cfg.dev]
         self._centering_images: Optional[list[str]] = None  # training image paths, listed at the first centering fit
+        self._readout_fitted_at: Optional[int] = None  # the step the read-out was last fitted at (export twice: once)
         self.step = 0
         if self.rank == 0:  # records past the resumed step are trained (and logged) again; a fresh run logs anew
             run_folder.restart_log(self.out, resumed_step if latest else None)
@@ -359,13 +360,14 @@ class Trainer:
 
     def _fit_feature_readout(self) -> None:
         """Refit the feature read-out on this run's pictures (it follows the text side it is fitted against)."""
-        if self.model.feature_readout is None:
+        if self.model.feature_readout is None or self._readout_fitted_at == self.step:
             return
         if not any(p.image is not None or p.features is not None for src in self.sources
                    for langs in src.by_concept.values() for pairs in langs.values() for p in pairs):
             logger.warning("feature read-out: this run's sources hold no pictures, so the base's read-out is kept")
             return
         report = fit_feature_readout(self.model, self.sources, seed=self.cfg.seed, progress=self.progress)
+        self._readout_fitted_at = self.step  # nothing it depends on changes until the next step
         self._log({"step": self.step, "feature_readout": dataclasses.asdict(report)})
 
     def _fit_image_centering(self) -> None:
