@@ -152,6 +152,19 @@ def test_a_readout_only_recipe_fits_it_at_export_and_leaves_the_rest_of_the_base
     assert len(fitted) == 1 and fitted[0]["pictures"] == 8 and fitted[0]["train_r1"] >= 0.75
 
 
+def test_a_fine_tune_without_a_readout_table_keeps_the_base_readout(swatches, tmp_path):
+    base = _model(FeatureReadoutConfig(fit_steps=20, fit_batch_size=8))
+    fit_feature_readout(base, _sources(swatches))
+    base.save(tmp_path / "base")
+    cfg = TrainConfig(base=str(tmp_path / "base"), out=str(tmp_path / "run"), name="fine-tuned", steps=2, batch_size=4,
+                      freeze_lora=True, seed=1, sources=[SourceSpec(name="two", path=str(swatches / "train.jsonl"),
+                                                                    langs=["en"])])
+    trainer = Trainer(cfg, progress=False)
+    trainer.run()
+    out = trainer.export(tmp_path / "export")
+    tuned, kept = mmembed.load(str(out)).feature_readout.state_dict(), base.feature_readout.state_dict()
+    assert kept.keys() == tuned.keys() and all(torch.equal(kept[k], tuned[k]) for k in kept)
+
 @pytest.mark.parametrize("bad, match", [(dict(weight=-1.0), "weight must be >= 0"), (dict(hidden=-2), "hidden must be >= 0")])
 def test_bad_readout_settings_are_named(bad, match):
     with pytest.raises(ValueError, match=match):

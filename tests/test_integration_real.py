@@ -101,7 +101,8 @@ def test_default_model_is_the_shipped_adapter_and_finds_pictures():
     from mmembed.data.builders.sources import NOTO_EMOJI
 
     model = mmembed.load()
-    assert model.name == "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img" and model.config.image_trained and model.config.lora is not None
+    assert model.name == "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout" and model.config.image_trained
+    assert model.config.lora is not None and model.feature_readout is not None
     renderer = EmojiRenderer(NOTO_EMOJI.require())
     images = [renderer.render(cp) for cp in ["\U0001F34E", "\U0001F436", "\U0001F697"]]  # apple, dog, car
     queries = ["a red apple", "ein Hund", "一辆汽车"]  # en, de, zh

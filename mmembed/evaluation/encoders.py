@@ -61,7 +61,9 @@ class MMEmbedEncoder:
         return {"kind": "mmembed", "description": cfg.description, "dim": self.model.dim,
                 "pooling": cfg.pooling.kind, "backbone": cfg.backbone.name_or_path,
                 "visual_tokens": cfg.projector.num_visual_tokens if "image" in self.modalities else None,
-                "label_prior": None if getattr(self.model, "label_prior", None) is None else dataclasses.asdict(self.model.label_prior.cfg)}
+                "label_prior": None if getattr(self.model, "label_prior", None) is None else dataclasses.asdict(self.model.label_prior.cfg),
+                "feature_readout": None if getattr(self.model, "feature_readout", None) is None
+                else dataclasses.asdict(self.model.feature_readout.cfg)}
 
 
 @dataclass(frozen=True)

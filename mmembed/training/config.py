@@ -110,8 +110,8 @@ class TrainConfig:
     # training images (mmembed.image_centering), refitted before dev scoring and export; a base's own is kept
     image_centering: Optional[ImageCenteringConfig] = None
     # [feature_readout] table: the trained model's image embeddings add a direct read-out of the tower's pooled
-    # features (mmembed.feature_readout), fitted on the run's pictures before dev scoring and export; a base's own
-    # is kept (and refitted)
+    # features (mmembed.feature_readout), fitted on the run's pictures before dev scoring and export. Without the
+    # table a base's read-out is kept unchanged (fitting it to a small fine-tuning set would spoil it)
     feature_readout: Optional[FeatureReadoutConfig] = None
     # distillation from a text teacher (mmembed.training.teacher.TEACHERS, e.g. "e5") on the sources with
     # distill = true: loss += distill_weight * KL(teacher || student) of the in-batch similarity

@@ -359,8 +359,9 @@ class Trainer:
         return save_model(self.model, folder, card_extra=card + card_extra if card else card_extra)
 
     def _fit_feature_readout(self) -> None:
-        """Refit the feature read-out on this run's pictures (it follows the text side it is fitted against)."""
-        if self.model.feature_readout is None or self._readout_fitted_at == self.step:
+        """Fit the feature read-out on this run's pictures when the recipe has a [feature_readout] table. Without
+        one, a base's read-out is kept as it is: a fine-tune on a few hundred pairs would fit it to those."""
+        if self.model.feature_readout is None or self.cfg.feature_readout is None or self._readout_fitted_at == self.step:
             return
         if not any(p.image is not None or p.features is not None for src in self.sources
                    for langs in src.by_concept.values() for pairs in langs.values() for p in pairs):
