@@ -4,9 +4,10 @@ Whole path = decode + letterbox (PIL) -> EfficientNet-Lite0 (fp32) -> projector 
 (the config's dtype, printed; LoRA attached as the trained model runs) -> pooling, through
 `model.encode_image`. The
 projector is untrained: `image_trained=True` is set for this SPEED-ONLY run (the embeddings
-are noise). A breakdown times the stages separately on the same batch. A last line times the
-label prior (mmembed/label_prior.py: the tower's classifier + top-k label mix) at 4 tokens, with
-and without it in one process, best of 2 alternating runs.
+are noise). A breakdown times the stages separately on the same batch. The last lines time the
+add-ons of image embeddings at 4 tokens in one process, best of 2 alternating runs: none, the label prior
+(mmembed/label_prior.py: the tower's classifier + top-k label mix), and the prior plus the gated feature read-out
+(mmembed/feature_readout.py), the shipped model's image path.
 
     flock /tmp/mmembed-heavy.lock python benchmarks/bench_images.py [--images 64] [--batch 32]
 """
@@ -33,32 +34,38 @@ def sample_images(n: int) -> list:
     return [rng.integers(0, 255, (256, 256, 3), dtype=np.uint8) for _ in range(n)]
 
 
-def build(config: str, tokens: int, label_prior: bool = False):
+def build(config: str, tokens: int, label_prior: bool = False, feature_readout: bool = False):
     import mmembed
-    from mmembed.config import LabelPriorConfig
+    from mmembed.config import FeatureReadoutConfig, LabelPriorConfig
     from mmembed.model import MMEmbedModel
 
     cfg = mmembed.get_config(config)
     cfg.projector.num_visual_tokens = tokens
     cfg.image_trained = True  # speed only: the projector is random
     cfg.label_prior = LabelPriorConfig() if label_prior else None  # zero label embeddings: same compute
+    # the shipped read-out's shape (linear, gated); unfitted weights cost the same
+    cfg.feature_readout = FeatureReadoutConfig(weight=0.25, confidence_gate=True) if feature_readout else None
     return MMEmbedModel(cfg)
 
 
-def label_prior_overhead(config: str, images, batch: int) -> None:
-    model = build(config, 4, label_prior=True)
-    prior = model.label_prior
+def addon_overhead(config: str, images, batch: int) -> None:
+    """Images/s at 4 tokens without add-ons, with the label prior, and with the prior and the gated feature read-out
+    (the shipped model's image path), in one process, best of 2 alternating runs."""
+    model = build(config, 4, label_prior=True, feature_readout=True)
+    prior, readout = model.label_prior, model.feature_readout
+    settings = {"none": (None, None), "label prior": (prior, None), "label prior + read-out": (prior, readout)}
     model.encode_image(images[:batch], batch_size=batch)  # warm-up
-    best = {"with": float("inf"), "without": float("inf")}
+    best = dict.fromkeys(settings, float("inf"))
     for _ in range(2):
-        for name in best:
-            model.label_prior = prior if name == "with" else None
+        for name, (p, r) in settings.items():
+            model.label_prior, model.feature_readout = p, r
             t = time.perf_counter()
             model.encode_image(images, batch_size=batch)
             best[name] = min(best[name], time.perf_counter() - t)
     n = len(images)
-    print(f"label prior at 4 tokens: {n / best['with']:.1f} images/s with, {n / best['without']:.1f} without "
-          f"(time ratio {best['with'] / best['without']:.3f})")
+    for name in settings:
+        print(f"add-ons at 4 tokens, {name}: {n / best[name]:.1f} images/s (time ratio to none "
+              f"{best[name] / best['none']:.3f})")
 
 
 def stage_times(model, images, batch: int) -> dict[str, float]:
@@ -83,7 +90,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--config", default="gemma3-270m-mm-untrained", help="registered config (tiny-random: smoke test)")
-    parser.add_argument("--tokens", default=",".join(map(str, TOKENS)), help="visual token counts, comma-separated")
+    parser.add_argument("--tokens", default=",".join(map(str, TOKENS)), help="visual token counts, comma-separated "
+                        "(empty: only the add-on line)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     images = sample_images(args.images)
@@ -93,7 +101,7 @@ def main() -> None:
           f"load average at start {os.getloadavg()[0]:.1f}")
     print(f"{'tokens':>6} {'dtype':>9} {'lora':>4} {'seq len':>7} {'load s':>7} {'images/s':>9} {'ms/img':>7} | "
           f"{'preproc':>8} {'tower':>8} {'backbone':>9} (ms/img)")
-    for k in (int(x) for x in args.tokens.split(",")):
+    for k in (int(x) for x in args.tokens.split(",") if x):
         t = time.perf_counter()
         model = build(args.config, k)
         load = time.perf_counter() - t
@@ -110,7 +118,7 @@ def main() -> None:
               f"{1000 * stages['preprocess']:>8.1f} {1000 * stages['tower+projector']:>8.1f} "
               f"{1000 * stages['backbone+pool']:>9.1f}")
         del model
-    label_prior_overhead(args.config, images, args.batch)
+    addon_overhead(args.config, images, args.batch)
 
 
 if __name__ == "__main__":
