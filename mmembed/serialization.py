@@ -5,6 +5,7 @@ the hub at load time. No pickle anywhere. Writes are atomic (temp folder + renam
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -49,6 +50,8 @@ def saved_config(model) -> dict:
         config["image_centering"] = None
     if getattr(model, "feature_readout", None) is None:
         config["feature_readout"] = None
+    else:  # the live settings (a weight changed on the module), so the fingerprint follows them
+        config["feature_readout"] = dataclasses.asdict(model.feature_readout.cfg)
     return config
 
 

@@ -1,6 +1,7 @@
 """Feature read-out: image embeddings plus a direct map of the tower's pooled features (mmembed.feature_readout)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -123,6 +124,11 @@ def test_the_readout_is_saved_loaded_and_switched_off_as_off(swatches, tmp_path)
     loaded = mmembed.load(str(tmp_path / "saved"))
     assert loaded.config.feature_readout == model.config.feature_readout
     np.testing.assert_array_equal(loaded.encode_image(_images(swatches)), model.encode_image(_images(swatches)))
+    from mmembed.serialization import model_fingerprint
+
+    before = model_fingerprint(loaded)
+    loaded.feature_readout.cfg = dataclasses.replace(loaded.feature_readout.cfg, weight=0.5)  # README's knob
+    assert model_fingerprint(loaded) != before  # a collection refuses vectors made at another weight
     loaded.feature_readout = None
     loaded.save(tmp_path / "off")
     off = mmembed.load(str(tmp_path / "off"))
