@@ -123,10 +123,8 @@ def run_items(
                     features = model.image_features(pixels)  # (n_img, c, h, w)
                     visual = model.project_features(features)
                 emb = model([items[i].plan for i in idx], visual)  # (b, D)
-                if features is not None and model.label_prior is not None:
-                    emb = _apply_label_prior(model, emb, idx, [i for i, _ in imgs], features, items)
-                if features is not None and model.feature_readout is not None:
-                    emb = _apply_feature_readout(model, emb, idx, [i for i, _ in imgs], features, items)
+                if features is not None and (model.label_prior is not None or model.feature_readout is not None):
+                    emb = _apply_image_addons(model, emb, idx, [i for i, _ in imgs], features, items)
                 if features is not None and model.image_centering is not None:
                     emb = _apply_image_centering(model, emb, idx, items)
                 out[idx] = emb.float().cpu()  # the model may sit on a GPU
@@ -135,28 +133,23 @@ def run_items(
     return out
 
 
-def _apply_label_prior(model, emb, idx, img_idx, features, items) -> torch.Tensor:
-    """Label prior on the rows of `emb` (batch order `idx`) that are images alone; `features` rows follow `img_idx`."""
+def _apply_image_addons(model, emb, idx, img_idx, features, items) -> torch.Tensor:
+    """Label prior, then feature read-out, on the rows of `emb` (batch order `idx`) that are images alone; `features`
+    rows follow `img_idx`. The tower's classifier logits (the prior's labels, the read-out's gate) are computed once."""
     rows = [r for r, i in enumerate(img_idx) if items[i].image_alone]
     if not rows:
         return emb
     where = {i: b for b, i in enumerate(idx)}
     at = torch.tensor([where[img_idx[r]] for r in rows], device=emb.device)
-    logits = model.image_tower.forward_head(features[rows])  # (n, C)
-    return model.label_prior.on_rows(emb, at, logits)
-
-
-def _apply_feature_readout(model, emb, idx, img_idx, features, items) -> torch.Tensor:
-    """Feature read-out on the rows of `emb` (batch order `idx`) that are images alone; `features` rows follow
-    `img_idx`."""
-    rows = [r for r, i in enumerate(img_idx) if items[i].image_alone]
-    if not rows:
-        return emb
-    where = {i: b for b, i in enumerate(idx)}
-    at = torch.tensor([where[img_idx[r]] for r in rows], device=emb.device)
-    gated = model.feature_readout.cfg.confidence_gate
-    logits = model.image_tower.forward_head(features[rows]) if gated else None  # (n, K)
-    return model.feature_readout.on_rows(emb, at, features[rows], logits)
+    maps = features[rows]  # (n, c, h, w)
+    readout = model.feature_readout
+    needs_logits = model.label_prior is not None or (readout is not None and readout.cfg.confidence_gate)
+    logits = model.image_tower.forward_head(maps) if needs_logits else None  # (n, K)
+    if model.label_prior is not None:
+        emb = model.label_prior.on_rows(emb, at, logits)
+    if readout is not None:
+        emb = readout.on_rows(emb, at, maps, logits)
+    return emb
 
 
 def _apply_image_centering(model, emb, idx, items) -> torch.Tensor:
