@@ -52,17 +52,22 @@ class FeatureReadout(nn.Module):
         x = (pooled.float() - self.feature_mean) / self.feature_std
         return nn.functional.normalize(self.map(x), dim=-1)
 
+    def weights(self, n: int, logits: Optional[torch.Tensor], device: torch.device | str) -> torch.Tensor:
+        """(n, 1) the read-out's weight per picture: cfg.weight, times 1 - the top probability of the classifier's
+        (n, K) `logits` with the confidence gate."""
+        weight = torch.full((n, 1), self.cfg.weight, device=device)
+        if self.cfg.confidence_gate:
+            if logits is None:
+                raise ValueError("feature_readout.confidence_gate needs the tower's classifier logits")
+            weight = weight * (1 - logits.float().softmax(dim=-1).amax(dim=-1, keepdim=True)).to(device)
+        return weight
+
     def forward(self, image_emb: torch.Tensor, feature_maps: torch.Tensor,
                 logits: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(n, D) L2-normalized image embeddings, (n, C, h, w) the tower's feature maps and, for the confidence
         gate, (n, K) its classifier's logits -> (n, D) L2-normalized."""
         readout = self.read(pooled_features(feature_maps))
-        weight = torch.full((len(readout), 1), self.cfg.weight, device=readout.device)  # (n, 1)
-        if self.cfg.confidence_gate:
-            if logits is None:
-                raise ValueError("feature_readout.confidence_gate needs the tower's classifier logits")
-            weight = weight * (1 - logits.float().softmax(dim=-1).amax(dim=-1, keepdim=True))
-        return nn.functional.normalize(image_emb.float() + weight * readout, dim=-1)
+        return add_readout(image_emb, readout, self.weights(len(readout), logits, readout.device))
 
     def on_rows(self, emb: torch.Tensor, rows: torch.Tensor | list[int], feature_maps: torch.Tensor,
                 logits: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -71,6 +76,11 @@ class FeatureReadout(nn.Module):
         out = emb.clone()
         out[rows] = self(emb[rows], feature_maps, logits).to(emb.dtype)
         return out
+
+
+def add_readout(image_emb: torch.Tensor, readout: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(n, D) embeddings, (n, D) read-outs, (n, 1) weights -> (n, D) normalize(e + weight * readout)."""
+    return nn.functional.normalize(image_emb.float() + weight * readout, dim=-1)
 
 
 def pooled_features(feature_maps: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from mmembed.model import MMEmbedModel
 from mmembed.serialization import trained_state_dict
 from mmembed.training.config import SourceSpec, TrainConfig
 from mmembed.training.pairs import group_pairs, pairs_from_manifest
-from mmembed.training.readout import fit_feature_readout, readout_pictures
+from mmembed.training.readout import backbone_image_embeddings, fit_feature_readout, readout_fit_data, readout_pictures
 from mmembed.training.trainer import Trainer
 
 SWATCHES = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220), "yellow": (240, 220, 0),
@@ -116,6 +116,56 @@ def test_fitting_finds_each_swatch_from_its_caption_and_moves_only_images_alone(
     np.testing.assert_array_equal(again.encode_image(_images(swatches)), after_images)  # the same seed, the same fit
 
 
+def test_a_sum_target_fit_aligns_the_embedding_the_readout_makes_with_the_backbone_path(swatches):
+    cfg = dataclasses.replace(FIT, weight=2.0, fit_target="sum")
+    model = _model(cfg)
+    sources = _sources(swatches)
+    data = readout_fit_data(model, sources, captions_per_image=2, seed=0, image_embeddings=True)
+    assert data.features.shape[0] == data.logits.shape[0] == data.image_emb.shape[0] == 8
+    # e: what encode_image gives without the read-out (an unfitted read-out adds nothing)
+    files = [i for i, p in enumerate(data.pictures) if p.image is not None]
+    np.testing.assert_allclose(data.image_emb[files].numpy(),
+                               model.encode_image([data.pictures[i].image for i in files]), atol=1e-5)
+    report = fit_feature_readout(model, sources, seed=0, data=data)
+    assert report.train_r1 >= 0.75, report  # measured on normalize(e + 2 * readout), what inference gives
+    sums = model.encode_image([data.pictures[i].image for i in files], as_tensor=True)
+    texts = model.encode_text([data.pictures[i].captions[0] for i in files], as_tensor=True)
+    assert (texts @ sums.T).argmax(dim=1).eq(torch.arange(len(files))).float().mean() >= 0.75
+    again = _model(cfg)
+    fit_feature_readout(again, sources, seed=0)  # computing its own data: the same fit
+    np.testing.assert_array_equal(again.encode_image(_images(swatches)), model.encode_image(_images(swatches)))
+
+
+def test_a_sum_target_fit_needs_the_backbone_embeddings(swatches):
+    model = _model(dataclasses.replace(FIT, fit_target="sum"))
+    data = readout_fit_data(model, _sources(swatches), captions_per_image=2, seed=0, image_embeddings=False)
+    with pytest.raises(ValueError, match="fit_target = 'sum' needs the pictures' backbone embeddings"):
+        fit_feature_readout(model, _sources(swatches), data=data)
+
+
+def test_backbone_embeddings_of_feature_rows_are_the_trainers(swatches, tmp_path):
+    from mmembed.data.feature_table import write_feature_table
+    from mmembed.data.manifest import FeatureRef
+    from mmembed.training.embedder import PairEmbedder
+    from mmembed.vision import tower_channels
+
+    model = _model(dataclasses.replace(FIT, fit_target="sum"))
+    rows = 4 * torch.rand(3, tower_channels(model.image_tower), generator=torch.Generator().manual_seed(0))
+    write_feature_table(tmp_path / "protos.safetensors", {"features": rows}, ["a", "b", "c"])
+    write_manifest(tmp_path / "train.jsonl", [PairRecord(concept=f"wordnet:{n}", caption=f"a photo of {n}", lang="en",
+                                                         kind="name", features=FeatureRef("protos.safetensors", "features", i))
+                                              for i, n in enumerate("abc")])
+    sources = _sources(swatches) + [group_pairs("protos", pairs_from_manifest(tmp_path / "train.jsonl"))]
+    data = readout_fit_data(model, sources, captions_per_image=2, seed=0, image_embeddings=True)
+    refs = [p.features for p in data.pictures if p.features is not None]
+    assert len(data.pictures) == 11 and len(refs) == 3
+    torch.testing.assert_close(data.features[-3:], rows)  # feature rows as they are
+    with torch.no_grad():
+        expected = PairEmbedder(model).feature_anchors(refs).float()
+    torch.testing.assert_close(data.image_emb[-3:], expected, atol=1e-5, rtol=0)
+    assert fit_feature_readout(model, sources, data=data).pictures == 11
+
+
 def test_the_readout_is_saved_loaded_and_switched_off_as_off(swatches, tmp_path):
     model = _model(FeatureReadoutConfig(weight=0.7, hidden=16, fit_steps=20, fit_batch_size=8))
     fit_feature_readout(model, _sources(swatches))
@@ -171,7 +221,8 @@ def test_a_fine_tune_without_a_readout_table_keeps_the_base_readout(swatches, tm
     tuned, kept = mmembed.load(str(out)).feature_readout.state_dict(), base.feature_readout.state_dict()
     assert kept.keys() == tuned.keys() and all(torch.equal(kept[k], tuned[k]) for k in kept)
 
-@pytest.mark.parametrize("bad, match", [(dict(weight=-1.0), "weight must be >= 0"), (dict(hidden=-2), "hidden must be >= 0")])
+@pytest.mark.parametrize("bad, match", [(dict(weight=-1.0), "weight must be >= 0"), (dict(hidden=-2), "hidden must be >= 0"),
+                                        (dict(fit_target="both"), "fit_target must be one of 'readout', 'sum'")])
 def test_bad_readout_settings_are_named(bad, match):
     with pytest.raises(ValueError, match=match):
         _model(FeatureReadoutConfig(**bad))

@@ -66,7 +66,7 @@ def dev_metrics(model, dev: DevSet | DevSpec) -> dict[str, float]:
     if isinstance(dev, DevSpec):
         dev = load_dev_set(dev)
     if dev.anchor_kind == "features":
-        anchor_emb = _encode_feature_anchors(model, dev.anchors)
+        anchor_emb = encode_feature_anchors(model, dev.anchors)
     elif dev.anchor_kind == "image":
         anchor_emb = model.encode_image(dev.anchors)
     else:
@@ -86,7 +86,7 @@ def _anchor(manifest, record):
     return str(resolve_image(manifest, record)) if record.image else record.text
 
 
-def _encode_feature_anchors(model, refs, chunk: int = 32) -> np.ndarray:
+def encode_feature_anchors(model, refs, chunk: int = 32) -> np.ndarray:
     """(n, D) float32 embeddings of feature-table rows (no encode_* API takes features)."""
     from .embedder import PairEmbedder
 

@@ -1,10 +1,12 @@
 """Fitting the feature read-out (mmembed.feature_readout) on a run's image-text pairs.
 
-The tower is frozen and the read-out never touches text, so everything the fit needs is computed once: each training
-picture's pooled features (n, C) and the model's own embeddings of up to `fit_captions_per_image` of its captions.
-Then `fit_steps` steps of symmetric InfoNCE (open_clip's ClipLoss, learnable temperature) between the read-out of a
-batch of pictures and one caption of each, pictures drawn by source weight as the run draws its pairs. On 2 CPU
-cores the steps take seconds; embedding the captions is the cost (about one text encode per caption).
+The tower is frozen and the read-out never touches text, so everything the fit needs is computed once
+(`ReadoutFitData`): each training picture's pooled features (n, C), its tower's classifier logits (the gate), the
+model's own embeddings of up to `fit_captions_per_image` of its captions and, for `fit_target = "sum"`, the backbone
+path's embedding of the picture. Then `fit_steps` steps of symmetric InfoNCE (open_clip's ClipLoss, learnable
+temperature) between a batch of pictures and one caption of each, pictures drawn by source weight as the run draws
+its pairs; a picture is its read-out alone ("readout") or the embedding the read-out makes with the backbone path
+("sum"). On 2 CPU cores the steps take seconds; embedding the captions (and the pictures, for "sum") is the cost.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import torch
 
 from ..data.feature_table import load_feature_table
 from ..data.manifest import FeatureRef
-from ..feature_readout import pooled_features
+from ..feature_readout import add_readout, pooled_features
 from ..model import MMEmbedModel
 from ..vision import tower_channels
 from .pairs import PairSource
@@ -43,8 +45,20 @@ class ReadoutFitReport:
     captions: int
     steps: int
     loss: float  # mean of the last 10 steps
-    train_r1: float  # picture -> its first caption, R@1 among up to 1,000 training pictures (read-out alone)
+    train_r1: float  # caption -> its picture, R@1 among up to 1,000 training pictures (as fitted: alone or summed)
     seconds: float
+
+
+@dataclass(frozen=True)
+class ReadoutFitData:
+    """What a fit needs, computed once (a weight sweep refits on the same data)."""
+
+    pictures: list[ReadoutPicture]
+    features: torch.Tensor  # (n, C) pooled tower features
+    logits: torch.Tensor  # (n, K) the tower's classifier on them: the confidence gate's input
+    text_emb: torch.Tensor  # (m, D) the model's embeddings of the sampled captions
+    caption_rows: list[list[int]]  # per picture, its captions' rows of text_emb
+    image_emb: Optional[torch.Tensor]  # (n, D) the backbone path's embeddings (label prior on files): "sum" only
 
 
 def readout_pictures(sources: Sequence[PairSource], captions_per_image: int, seed: int) -> list[ReadoutPicture]:
@@ -93,10 +107,56 @@ def pooled_training_features(model: MMEmbedModel, pictures: Sequence[ReadoutPict
     return out
 
 
+def readout_fit_data(model: MMEmbedModel, sources: Sequence[PairSource], *, captions_per_image: int, seed: int,
+                     image_embeddings: bool, progress: bool = False) -> ReadoutFitData:
+    """Everything a read-out fit on `sources` needs; `image_embeddings` also embeds each picture through the
+    backbone path (the "sum" target's e)."""
+    pictures = readout_pictures(sources, captions_per_image, seed)
+    if len(pictures) < 2:
+        raise ValueError(f"fitting the feature read-out needs at least 2 pictures in the run's sources, got {len(pictures)}")
+    feats = pooled_training_features(model, pictures, progress=progress)  # (n, C)
+    device = model.logit_scale.device
+    with torch.inference_mode():  # the head reads the global pool of a map: a 1 x 1 map of the pooled features
+        logits = torch.cat([model.image_tower.forward_head(part.to(device)[:, :, None, None]).float().cpu()
+                            for part in feats.split(1024)])  # (n, K)
+    texts = sorted({c for p in pictures for c in p.captions})
+    text_emb = model.encode_text(texts, as_tensor=True, progress=progress).float()  # (m, D)
+    row = {t: i for i, t in enumerate(texts)}
+    caption_rows = [[row[c] for c in p.captions] for p in pictures]
+    image_emb = backbone_image_embeddings(model, pictures, progress=progress) if image_embeddings else None
+    return ReadoutFitData(pictures, feats, logits, text_emb, caption_rows, image_emb)
+
+
+def backbone_image_embeddings(model: MMEmbedModel, pictures: Sequence[ReadoutPicture],
+                              progress: bool = False) -> torch.Tensor:
+    """(n, D) the pictures' embeddings without the read-out: files as encode_image gives them (label prior
+    included), feature rows as the trainer embeds them."""
+    from .devset import encode_feature_anchors
+
+    out = torch.empty(len(pictures), model.dim)
+    files = [i for i, p in enumerate(pictures) if p.image is not None]
+    rows = [i for i, p in enumerate(pictures) if p.image is None]
+    readout, model.feature_readout = model.feature_readout, None
+    try:
+        if files:
+            out[files] = model.encode_image([pictures[i].image for i in files], as_tensor=True, progress=progress).float()
+    finally:
+        model.feature_readout = readout
+    if rows:
+        was_training = model.training
+        model.eval()
+        try:
+            out[rows] = torch.from_numpy(encode_feature_anchors(model, [pictures[i].features for i in rows]))
+        finally:
+            model.train(was_training)
+    return out
+
+
 def fit_feature_readout(model: MMEmbedModel, sources: Sequence[PairSource], *, seed: int = 0,
-                        progress: bool = False) -> ReadoutFitReport:
+                        progress: bool = False, data: Optional[ReadoutFitData] = None) -> ReadoutFitReport:
     """Fit the model's feature read-out on the pictures of `sources` against the model's text embeddings of their
-    captions. The model's other parts are not changed."""
+    captions (`data`: computed beforehand by readout_fit_data, e.g. once for several weights). The model's other
+    parts are not changed."""
     from open_clip.loss import ClipLoss
 
     readout = model.feature_readout
@@ -104,16 +164,22 @@ def fit_feature_readout(model: MMEmbedModel, sources: Sequence[PairSource], *, s
         raise ValueError(f"model {model.name!r} has no feature read-out to fit (config.feature_readout is None)")
     cfg = readout.cfg
     t0 = time.time()
-    pictures = readout_pictures(sources, cfg.fit_captions_per_image, seed)
-    if len(pictures) < 2:
-        raise ValueError(f"fitting the feature read-out needs at least 2 pictures in the run's sources, got {len(pictures)}")
-    feats = pooled_training_features(model, pictures, progress=progress)  # (n, C)
-    texts = sorted({c for p in pictures for c in p.captions})
-    text_emb = model.encode_text(texts, as_tensor=True, progress=progress).float()  # (m, D)
-    row = {t: i for i, t in enumerate(texts)}
-    caption_rows = [[row[c] for c in p.captions] for p in pictures]
+    summed = cfg.fit_target == "sum"
+    if data is None:
+        data = readout_fit_data(model, sources, captions_per_image=cfg.fit_captions_per_image, seed=seed,
+                                image_embeddings=summed, progress=progress)
+    if summed and data.image_emb is None:
+        raise ValueError("feature_readout.fit_target = 'sum' needs the pictures' backbone embeddings "
+                         "(readout_fit_data(..., image_embeddings=True))")
+    pictures, feats, text_emb, caption_rows = data.pictures, data.features, data.text_emb, data.caption_rows
 
     device = readout.feature_std.device
+    weight = readout.weights(len(pictures), data.logits, device)  # (n, 1): the weight each picture gets at inference
+
+    def embed(idx: torch.Tensor) -> torch.Tensor:  # (b,) picture rows -> (b, D) as fitted
+        z = readout.read(feats[idx].to(device))
+        return add_readout(data.image_emb[idx].to(device), z, weight[idx]) if summed else z
+
     readout.feature_mean.copy_(feats.mean(dim=0).to(device))
     readout.feature_std.copy_((feats.std(dim=0) + 1e-6).to(device))
     with torch.random.fork_rng(devices=[]):  # a refit starts afresh, the same for the same seed (the zero init
@@ -126,17 +192,16 @@ def fit_feature_readout(model: MMEmbedModel, sources: Sequence[PairSource], *, s
     optimizer = torch.optim.AdamW(params, lr=cfg.fit_lr, weight_decay=cfg.fit_weight_decay)
     loss_fn = ClipLoss()
     by_source = [torch.tensor([i for i, p in enumerate(pictures) if p.source == s]) for s in range(len(sources))]
-    weights = torch.tensor([src.weight if len(by_source[s]) else 0.0 for s, src in enumerate(sources)])
+    source_weights = torch.tensor([src.weight if len(by_source[s]) else 0.0 for s, src in enumerate(sources)])
     batch = min(cfg.fit_batch_size, len(pictures))
     losses = []
     readout.train()
     with torch.enable_grad():
         for _ in range(cfg.fit_steps):
-            idx = _draw(by_source, weights, batch, gen)  # (b,) distinct picture rows
+            idx = _draw(by_source, source_weights, batch, gen)  # (b,) distinct picture rows
             cap = torch.tensor([caption_rows[i][int(torch.randint(len(caption_rows[i]), (1,), generator=gen))]
                                 for i in idx.tolist()])
-            z = readout.read(feats[idx].to(device))  # (b, D)
-            loss = loss_fn(z, text_emb[cap].to(device), logit_scale.exp().clamp(max=100))
+            loss = loss_fn(embed(idx), text_emb[cap].to(device), logit_scale.exp().clamp(max=100))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -144,11 +209,11 @@ def fit_feature_readout(model: MMEmbedModel, sources: Sequence[PairSource], *, s
     readout.eval()
     with torch.inference_mode():
         n = min(1000, len(pictures))
-        z = readout.read(feats[:n].to(device))
+        z = embed(torch.arange(n))
         t = text_emb[[caption_rows[i][0] for i in range(n)]].to(device)
         sims = t @ z.T  # (n, n): caption -> pictures
         train_r1 = float((sims.argmax(dim=1) == torch.arange(n, device=device)).float().mean())
-    report = ReadoutFitReport(len(pictures), len(texts), cfg.fit_steps, sum(losses[-10:]) / max(1, len(losses[-10:])),
+    report = ReadoutFitReport(len(pictures), len(text_emb), cfg.fit_steps, sum(losses[-10:]) / max(1, len(losses[-10:])),
                               train_r1, time.time() - t0)
     logger.info("feature read-out fitted: %s", report)
     return report
