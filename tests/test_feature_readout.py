@@ -141,6 +141,18 @@ def test_a_sum_target_fit_needs_the_backbone_embeddings(swatches):
     data = readout_fit_data(model, _sources(swatches), captions_per_image=2, seed=0, image_embeddings=False)
     with pytest.raises(ValueError, match="fit_target = 'sum' needs the pictures' backbone embeddings"):
         fit_feature_readout(model, _sources(swatches), data=data)
+    np.testing.assert_allclose(backbone_image_embeddings(model, data.pictures).numpy(),
+                               model.encode_image([p.image for p in data.pictures]), atol=1e-5)  # computed on its own
+
+
+def test_a_sum_target_fit_is_refused_for_a_model_that_centres_images(swatches):
+    from mmembed.config import ImageCenteringConfig
+
+    model = _model(dataclasses.replace(FIT, fit_target="sum"))
+    model.config.image_centering = ImageCenteringConfig()
+    model.add_image_centering()
+    with pytest.raises(ValueError, match="fit_target = 'sum' is not supported with it"):
+        fit_feature_readout(model, _sources(swatches), seed=0)
 
 
 def test_backbone_embeddings_of_feature_rows_are_the_trainers(swatches, tmp_path):

@@ -165,6 +165,11 @@ def fit_feature_readout(model: MMEmbedModel, sources: Sequence[PairSource], *, s
     cfg = readout.cfg
     t0 = time.time()
     summed = cfg.fit_target == "sum"
+    if summed and model.image_centering is not None:
+        # centering applies after the read-out at inference, so e from encode_image (already centred) is not the e
+        # the read-out is added to; the shipped models have no centering, so this is refused, not emulated
+        raise ValueError(f"model {model.name!r} centres its image embeddings (image_centering); feature_readout."
+                         "fit_target = 'sum' is not supported with it: use fit_target = 'readout'")
     if data is None:
         data = readout_fit_data(model, sources, captions_per_image=cfg.fit_captions_per_image, seed=seed,
                                 image_embeddings=summed, progress=progress)
