@@ -12,7 +12,7 @@ pictures of its sources (features and embeddings computed once). With `fit_targe
 weight and the gate, so each row refits:
 
     python scripts/readout_weight_sweep.py adapters/gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout \
-        --refit results/readout-sum-dev/sum.toml --gate on -d ...
+        --refit results/readout-fit-dev/sum.toml --gate on -d ...
 """
 from __future__ import annotations
 

@@ -18,23 +18,23 @@ from pathlib import Path
 import numpy as np
 
 import mmembed
-from mmembed.data.manifest import read_manifest, resolve_image
+from mmembed.evaluation.data import load_eval_data
 
 LANGS = "en,de,fr,es,zh,ja,ar,hi,sw,ru"
 
 
 def test_pairs(folders: list[str], langs: set[str]) -> tuple[list[str], dict[str, Path], dict[tuple[str, str], str]]:
-    """(concepts, concept -> image, (concept, lang) -> the first name caption) over the folders' test splits."""
+    """(concepts, concept -> image, (concept, lang) -> the first name caption) over the folders' test splits, read
+    and checked as `mmembed eval` reads them."""
     images: dict[str, Path] = {}
     names: dict[tuple[str, str], str] = {}
-    for folder in folders:
-        manifest = Path(folder) / "test.jsonl"
-        for r in read_manifest(manifest):
-            if r.image is None:
+    for dataset in load_eval_data(folders, "test", limit=None, seed=0):
+        for r in dataset.records:
+            if r.image_path is None:
                 continue
-            images.setdefault(r.concept, resolve_image(manifest, r))
-            if r.lang in langs and r.kind == "name":
-                names.setdefault((r.concept, r.lang), r.caption)
+            images.setdefault(r.record.concept, r.image_path)
+            if r.record.lang in langs and r.record.kind == "name":
+                names.setdefault((r.record.concept, r.record.lang), r.record.caption)
     return sorted(images), images, names
 
 
