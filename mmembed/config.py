@@ -17,6 +17,11 @@ BackboneSource = Literal["packaged", "pretrained", "random"]
 PoolingKind = Literal["last_token", "mean", "weighted_mean", "latent_attention"]
 AttentionKind = Literal["causal", "bidirectional"]
 PaddingSide = Literal["left", "right"]
+# what an image is in a retrieval: a DOCUMENT (what a search index holds, what text queries rank) or a QUERY (an
+# image whose texts are ranked: image -> text, zero-shot labels, an image as a search query). Image add-ons may
+# treat the two differently (FeatureReadoutConfig.query_weight); texts have instructions for the same purpose.
+ImageRole = Literal["document", "query"]
+IMAGE_ROLES: tuple[str, ...] = typing.get_args(ImageRole)
 
 
 @functools.cache
@@ -163,6 +168,10 @@ class FeatureReadoutConfig:
     and the fit settings were chosen on the dev sets (adapters/*/README.md)."""
 
     weight: float = 1.0  # read-out (a unit vector) added with this weight before re-normalizing
+    # the weight for an image that is a QUERY (ImageRole); None: `weight`, which is then every image's. Why two: a
+    # large weight helps rank the texts of one image, but across an index the pictures that get much read-out (the
+    # gate differs per picture) rise for every text query and become hubs (session 36, results/readout-fit-dev)
+    query_weight: Optional[float] = None
     # true: the weight is scaled by 1 - the tower's top ImageNet probability, so a picture its classifier is sure
     # of (a photograph, where the label prior speaks) gets little read-out and an emoji or drawing most of it
     confidence_gate: bool = False

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .config import IMAGE_ROLES, ImageRole
 from .text_frontend import SequencePlan
 from .tokenizer import unicode_problem
 
@@ -73,6 +74,13 @@ def _check_images(images) -> list:
     return list(images)
 
 
+def _check_role(role) -> ImageRole:
+    if role not in IMAGE_ROLES:
+        raise EncodeInputError(f"role must be 'document' (an image a search ranks: the default) or 'query' (an image "
+                               f"whose texts are ranked: image -> text, zero-shot labels), got {role!r}")
+    return role
+
+
 def _require_images(model: "MMEmbedModel") -> None:
     if model.image_tower is None or not model.config.image_trained:
         raise RuntimeError(
@@ -96,8 +104,10 @@ def run_items(
     *,
     batch_size: int = 32,
     progress: Optional[bool] = None,
+    role: ImageRole = "document",
 ) -> torch.Tensor:
-    """Embed items in token-length-sorted batches; returns (n, D) float32 in the input order."""
+    """Embed items in token-length-sorted batches; returns (n, D) float32 in the input order. `role` is what the
+    images alone among them are (config.ImageRole): image add-ons may weigh a query image differently."""
     if not _is_int(batch_size) or batch_size < 1:
         raise EncodeInputError(f"batch_size must be a positive int, got {batch_size!r}")
     batch_size = int(batch_size)
@@ -124,7 +134,7 @@ def run_items(
                     visual = model.project_features(features)
                 emb = model([items[i].plan for i in idx], visual)  # (b, D)
                 if features is not None and (model.label_prior is not None or model.feature_readout is not None):
-                    emb = _apply_image_addons(model, emb, idx, [i for i, _ in imgs], features, items)
+                    emb = _apply_image_addons(model, emb, idx, [i for i, _ in imgs], features, items, role)
                 if features is not None and model.image_centering is not None:
                     emb = _apply_image_centering(model, emb, idx, items)
                 out[idx] = emb.float().cpu()  # the model may sit on a GPU
@@ -133,7 +143,7 @@ def run_items(
     return out
 
 
-def _apply_image_addons(model, emb, idx, img_idx, features, items) -> torch.Tensor:
+def _apply_image_addons(model, emb, idx, img_idx, features, items, role: ImageRole) -> torch.Tensor:
     """Label prior, then feature read-out, on the rows of `emb` (batch order `idx`) that are images alone; `features`
     rows follow `img_idx`. The tower's classifier logits (the prior's labels, the read-out's gate) are computed once."""
     rows = [r for r, i in enumerate(img_idx) if items[i].image_alone]
@@ -148,7 +158,7 @@ def _apply_image_addons(model, emb, idx, img_idx, features, items) -> torch.Tens
     if model.label_prior is not None:
         emb = model.label_prior.on_rows(emb, at, logits)
     if readout is not None:
-        emb = readout.on_rows(emb, at, maps, logits)
+        emb = readout.on_rows(emb, at, maps, logits, role)
     return emb
 
 
@@ -188,14 +198,16 @@ def encode_image(
     instruction: Optional[str] = None,
     progress: Optional[bool] = None,
     as_tensor: bool = False,
+    role: ImageRole = "document",
 ):
     images = _check_images(images)
     _check_instruction(instruction)
+    role = _check_role(role)
     if images:
         _require_images(model)
     plans = model.text.image_plans(len(images), model.num_visual_tokens, instruction) if images else []
     items = [Item(p, img, image_alone=True) for p, img in zip(plans, images)]
-    emb = run_items(model, items, batch_size=batch_size, progress=progress)
+    emb = run_items(model, items, batch_size=batch_size, progress=progress, role=role)
     return _finish(emb, model, dim, as_tensor)
 
 
@@ -212,16 +224,18 @@ def encode_mixed(
     instruction: Optional[str] = None,
     progress: Optional[bool] = None,
     as_tensor: bool = False,
+    role: ImageRole = "document",
 ):
     """Mixed inputs in one call. A `str` is TEXT; an image is a pathlib.Path, PIL image or array;
     an `(image, text)` tuple is a fused image+text embedding. (A file path given as a plain str is
-    text: wrap it in pathlib.Path to mean the image file.)"""
+    text: wrap it in pathlib.Path to mean the image file.) `role` is what its images alone are."""
     if isinstance(items, tuple) and len(items) == 2 and _is_image(items[0]) and isinstance(items[1], str):
         raise EncodeInputError("a bare (image, text) tuple is ambiguous: pass [(image, text)] for one fused "
                                "embedding, or [image, text] for two")
     if not isinstance(items, (list, tuple)):
         raise EncodeInputError(f"expected a list of items, got {type(items).__name__}")
     _check_instruction(instruction)
+    role = _check_role(role)
     built: list[Optional[Item]] = [None] * len(items)
     text_idx, texts, fused_idx, fused_texts, fused_imgs = [], [], [], [], []
     for i, x in enumerate(items):
@@ -247,5 +261,5 @@ def encode_mixed(
         built[i] = Item(plan)
     for i, plan, img in zip(fused_idx, model.text.fused_plans(fused_texts, model.num_visual_tokens, instruction), fused_imgs):
         built[i] = Item(plan, img)
-    emb = run_items(model, built, batch_size=batch_size, progress=progress)  # type: ignore[arg-type]
+    emb = run_items(model, built, batch_size=batch_size, progress=progress, role=role)  # type: ignore[arg-type]
     return _finish(emb, model, dim, as_tensor)

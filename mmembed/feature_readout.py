@@ -10,7 +10,9 @@ embedding takes both:
     pooled (n, C)    = mean of the tower's feature map over its h x w positions
     readout (n, D)   = normalize(W @ ((pooled - mu) / sigma) + b)       (or a one-hidden-layer MLP)
     embedding (n, D) = normalize(e_image + weight * readout)
-    weight           = cfg.weight, or cfg.weight * (1 - top ImageNet probability) with the confidence gate
+    weight           = w, or w * (1 - top ImageNet probability) with the confidence gate
+    w                = cfg.weight for an image that is a document (what an index holds), cfg.query_weight (if set)
+                       for an image that is a query (its texts are ranked: image -> text, zero-shot labels)
 
 Texts never pass through it, so every text embedding, and every index of texts, stays as it was. It applies to
 images alone, as the label prior does (a fused image + caption input is left to the backbone). W, b, mu and sigma are
@@ -24,7 +26,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .config import FeatureReadoutConfig
+from .config import IMAGE_ROLES, FeatureReadoutConfig, ImageRole
 
 
 class FeatureReadout(nn.Module):
@@ -32,6 +34,8 @@ class FeatureReadout(nn.Module):
         super().__init__()
         if cfg.weight < 0:
             raise ValueError(f"feature_readout.weight must be >= 0, got {cfg.weight}")
+        if cfg.query_weight is not None and cfg.query_weight < 0:
+            raise ValueError(f"feature_readout.query_weight must be >= 0 or None (None: weight), got {cfg.query_weight}")
         if cfg.hidden < 0:
             raise ValueError(f"feature_readout.hidden must be >= 0 (0: a linear map), got {cfg.hidden}")
         self.cfg = cfg
@@ -52,10 +56,18 @@ class FeatureReadout(nn.Module):
         x = (pooled.float() - self.feature_mean) / self.feature_std
         return nn.functional.normalize(self.map(x), dim=-1)
 
-    def weights(self, n: int, logits: Optional[torch.Tensor], device: torch.device | str) -> torch.Tensor:
-        """(n, 1) the read-out's weight per picture: cfg.weight, times 1 - the top probability of the classifier's
-        (n, K) `logits` with the confidence gate."""
-        weight = torch.full((n, 1), self.cfg.weight, device=device)
+    def role_weight(self, role: ImageRole) -> float:
+        """The weight before the gate for pictures in `role`: query_weight for queries when it is set, else weight."""
+        if role not in IMAGE_ROLES:
+            raise ValueError(f"image role must be one of {IMAGE_ROLES}, got {role!r}")
+        query = role == "query" and self.cfg.query_weight is not None
+        return self.cfg.query_weight if query else self.cfg.weight
+
+    def weights(self, n: int, logits: Optional[torch.Tensor], device: torch.device | str,
+                role: ImageRole = "document") -> torch.Tensor:
+        """(n, 1) the read-out's weight per picture: role_weight(role), times 1 - the top probability of the
+        classifier's (n, K) `logits` with the confidence gate."""
+        weight = torch.full((n, 1), self.role_weight(role), device=device)
         if self.cfg.confidence_gate:
             if logits is None:
                 raise ValueError("feature_readout.confidence_gate needs the tower's classifier logits")
@@ -63,18 +75,18 @@ class FeatureReadout(nn.Module):
         return weight
 
     def forward(self, image_emb: torch.Tensor, feature_maps: torch.Tensor,
-                logits: Optional[torch.Tensor] = None) -> torch.Tensor:
+                logits: Optional[torch.Tensor] = None, role: ImageRole = "document") -> torch.Tensor:
         """(n, D) L2-normalized image embeddings, (n, C, h, w) the tower's feature maps and, for the confidence
-        gate, (n, K) its classifier's logits -> (n, D) L2-normalized."""
+        gate, (n, K) its classifier's logits -> (n, D) L2-normalized, for pictures in `role`."""
         readout = self.read(pooled_features(feature_maps))
-        return add_readout(image_emb, readout, self.weights(len(readout), logits, readout.device))
+        return add_readout(image_emb, readout, self.weights(len(readout), logits, readout.device, role))
 
     def on_rows(self, emb: torch.Tensor, rows: torch.Tensor | list[int], feature_maps: torch.Tensor,
-                logits: Optional[torch.Tensor] = None) -> torch.Tensor:
+                logits: Optional[torch.Tensor] = None, role: ImageRole = "document") -> torch.Tensor:
         """(b, D) embeddings -> a copy with the read-out added to `rows` only (images alone); `feature_maps`
         (len(rows), C, h, w) and `logits` (len(rows), K) follow `rows`."""
         out = emb.clone()
-        out[rows] = self(emb[rows], feature_maps, logits).to(emb.dtype)
+        out[rows] = self(emb[rows], feature_maps, logits, role).to(emb.dtype)
         return out
 
 

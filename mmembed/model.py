@@ -224,14 +224,16 @@ class MMEmbedModel(nn.Module):
 
     def encode_image(self, images, **kwargs):
         """(n, dim) embeddings of images: paths, PIL images or numpy arrays ((h, w[, 3|4]) uint8, uint16, or float in
-        [0, 1] or [0, 255]). Same keywords as encode_text. A bad image raises ImageInputError naming its index."""
+        [0, 1] or [0, 255]). Same keywords as encode_text, and role: 'document' (the default: images a search ranks)
+        or 'query' (images whose texts are ranked: labelling, zero-shot; config.ImageRole). A bad image raises
+        ImageInputError naming its index."""
         from .encoding import encode_image
 
         return encode_image(self, images, **kwargs)
 
     def encode(self, items, **kwargs):
         """(n, dim) embeddings of a mixed list: a str is text, a pathlib.Path / PIL image / array is an image, an
-        (image, text) tuple is one fused embedding. Same keywords as encode_text."""
+        (image, text) tuple is one fused embedding. Same keywords as encode_image."""
         from .encoding import encode_mixed
 
         return encode_mixed(self, items, **kwargs)

@@ -60,7 +60,7 @@ def main() -> None:
     def setting(weight: float, gate: bool):
         def apply() -> None:
             model.feature_readout = readout if weight else None
-            readout.cfg = dataclasses.replace(readout.cfg, weight=weight, confidence_gate=gate)
+            readout.cfg = dataclasses.replace(readout.cfg, weight=weight, query_weight=None, confidence_gate=gate)  # both roles
             if per_row and weight:
                 refit()
         return f"{weight:g}" + (", gated" if gate and weight else ""), apply

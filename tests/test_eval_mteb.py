@@ -20,6 +20,10 @@ class Spy:
         self.calls.append(("text", kw.get("instruction"), len(texts)))
         return self.model.encode_text(texts, **kw)
 
+    def encode_image(self, images, **kw):
+        self.calls.append(("image", kw.get("role"), len(images)))
+        return self.model.encode_image(images, **kw)
+
 
 @pytest.fixture(scope="module")
 def model():
@@ -44,6 +48,17 @@ def test_sentences_in_array_out_with_roles(model):
     assert np.allclose(enc.similarity_pairwise(q, q), 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="prompt_type must be"):
         enc.encode(["x"], prompt_type="passage")
+
+
+def test_images_an_mteb_task_queries_with_are_query_images(model):
+    from PIL import Image
+
+    spy = Spy(model)
+    enc = MTEBEncoder(spy)
+    batch = [{"image": [Image.new("RGB", (32, 32), "red")]}]
+    for prompt_type in ("query", "document", None):
+        enc.encode(batch, prompt_type=prompt_type)
+    assert spy.calls == [("image", "query", 1), ("image", "document", 1), ("image", "document", 1)]
 
 
 def test_mteb_batches_are_accepted(model):

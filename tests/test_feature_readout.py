@@ -13,6 +13,7 @@ from PIL import Image
 import mmembed
 from mmembed.config import FeatureReadoutConfig
 from mmembed.data.manifest import PairRecord, write_manifest
+from mmembed.encoding import EncodeInputError
 from mmembed.feature_readout import FeatureReadout, pooled_features
 from mmembed.model import MMEmbedModel
 from mmembed.serialization import trained_state_dict
@@ -233,7 +234,41 @@ def test_a_fine_tune_without_a_readout_table_keeps_the_base_readout(swatches, tm
     tuned, kept = mmembed.load(str(out)).feature_readout.state_dict(), base.feature_readout.state_dict()
     assert kept.keys() == tuned.keys() and all(torch.equal(kept[k], tuned[k]) for k in kept)
 
+def test_a_query_image_gets_the_query_weight_and_a_document_image_the_weight(swatches, tmp_path):
+    gated = dataclasses.replace(FIT, weight=0.25, query_weight=1.5, confidence_gate=True)
+    model = _model(gated)
+    fit_feature_readout(model, _sources(swatches), seed=0)
+    images = _images(swatches)
+    document, query = model.encode_image(images), model.encode_image(images, role="query")
+    np.testing.assert_array_equal(model.encode_image(images, role="document"), document)  # the default role
+    assert not np.allclose(document, query, atol=1e-3)
+    # each role is the read-out added with that role's weight: the same as a one-weight model at that weight
+    for weight, expected in ((0.25, document), (1.5, query)):
+        model.feature_readout.cfg = dataclasses.replace(gated, weight=weight, query_weight=None)
+        for role in ("document", "query"):  # without query_weight, both roles get the weight
+            np.testing.assert_allclose(model.encode_image(images, role=role), expected, atol=1e-5)
+    model.feature_readout.cfg = gated
+    mixed = model.encode(["a red square", images[0]], role="query")
+    np.testing.assert_allclose(mixed[1], query[0], atol=1e-5)
+    np.testing.assert_array_equal(mixed[0], model.encode_text(["a red square"])[0])  # texts have no image role
+    model.save(tmp_path / "saved")
+    loaded = mmembed.load(str(tmp_path / "saved"))
+    assert loaded.config.feature_readout.query_weight == 1.5
+    np.testing.assert_array_equal(loaded.encode_image(images, role="query"), query)
+
+
+def test_an_image_role_outside_document_and_query_is_named(swatches):
+    model = _model()
+    for call in (lambda: model.encode_image(_images(swatches)[:1], role="passage"),
+                 lambda: model.encode([_images(swatches)[0]], role=None)):
+        with pytest.raises(EncodeInputError, match="role must be 'document' .* or 'query' .* got 'passage'|got None"):
+            call()
+    with pytest.raises(ValueError, match="image role must be one of"):
+        model.feature_readout.weights(1, None, "cpu", role="passage")
+
+
 @pytest.mark.parametrize("bad, match", [(dict(weight=-1.0), "weight must be >= 0"), (dict(hidden=-2), "hidden must be >= 0"),
+                                        (dict(query_weight=-0.5), "query_weight must be >= 0 or None"),
                                         (dict(fit_target="both"), "fit_target must be one of 'readout', 'sum'")])
 def test_bad_readout_settings_are_named(bad, match):
     with pytest.raises(ValueError, match=match):

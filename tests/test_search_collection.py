@@ -224,3 +224,24 @@ def test_a_regular_file_is_not_a_collection(tmp_path, create):
     with pytest.raises(CollectionNotFoundError, match="is a regular file, not a collection folder"):
         Collection(path, model=tiny_model(), create=create)
     assert path.read_text() == "not a table"
+
+
+def test_an_image_query_is_embedded_as_a_query_and_indexed_images_as_documents(tmp_path):
+    import torch
+
+    from mmembed.config import FeatureReadoutConfig
+
+    model = tiny_model()
+    model.config.feature_readout = FeatureReadoutConfig(weight=0.25, query_weight=2.0)
+    model.add_feature_readout()
+    with torch.no_grad():  # a non-zero read-out (an unfitted one adds nothing in either role)
+        model.feature_readout.map.weight.normal_(generator=torch.Generator().manual_seed(0))
+    col = Collection(tmp_path / "c.lance", model=model)
+    pic = write_png(tmp_path / "p.png", 0)
+    (doc_id,) = col.add_images([pic])
+    document, query = model.encode_image([pic])[0], model.encode_image([pic], role="query")[0]
+    assert not np.allclose(document, query, atol=1e-3)
+    np.testing.assert_allclose(col.vectors([doc_id])[0], document, atol=1e-6)
+    np.testing.assert_allclose(col.query_vector(Path(pic)), query, atol=1e-6)
+    hit = col.search(Path(pic), k=1)[0]
+    assert hit.document.id == doc_id and hit.score == pytest.approx(float(document @ query), abs=1e-5)

@@ -25,7 +25,8 @@ class Encoder(Protocol):
     def encode_text(self, texts: Sequence[str], role: Role) -> np.ndarray:  # (n, d) float32, unit rows
         ...
 
-    def encode_images(self, paths: Sequence[str]) -> np.ndarray:  # (n, d) float32, unit rows
+    # (n, d) float32, unit rows; `role` is the images' side of the task (t2i: documents; i2t, zero-shot: queries)
+    def encode_images(self, paths: Sequence[str], role: Role = "document") -> np.ndarray:
         ...
 
     def describe(self) -> dict[str, Any]:  # JSON-able facts for the results file
@@ -53,8 +54,8 @@ class MMEmbedEncoder:
     def encode_text(self, texts: Sequence[str], role: Role) -> np.ndarray:
         return self.model.encode_text(list(texts), batch_size=self.batch_size, instruction=self.instructions.get(role))
 
-    def encode_images(self, paths: Sequence[str]) -> np.ndarray:
-        return self.model.encode_image([Path(p) for p in paths], batch_size=self.batch_size)
+    def encode_images(self, paths: Sequence[str], role: Role = "document") -> np.ndarray:
+        return self.model.encode_image([Path(p) for p in paths], batch_size=self.batch_size, role=role)
 
     def describe(self) -> dict[str, Any]:
         cfg = self.model.config

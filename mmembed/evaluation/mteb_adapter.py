@@ -91,7 +91,9 @@ class MTEBEncoder:
         batch_size = int(kwargs.get("batch_size", self.batch_size))
         kind, items = _collect(inputs)
         if kind == "image":
-            return self.model.encode_image(items, batch_size=batch_size, instruction=instruction)
+            # an image the task ranks texts for (prompt_type query) is a query image (config.ImageRole)
+            role = "query" if _role(prompt_type) == "query" else "document"
+            return self.model.encode_image(items, batch_size=batch_size, instruction=instruction, role=role)
         return self.model.encode_text(items, batch_size=batch_size, instruction=instruction)
 
     @staticmethod

@@ -68,13 +68,13 @@ class Embedder:
 
     def embed(self, side: Side) -> np.ndarray:
         """(n, d) float32 unit rows for the side's items, in order."""
-        role = side.role if side.modality == "text" else "-"  # images have no role
+        role = side.role  # an image too: a model may embed a query image differently (config.ImageRole)
         todo = list(dict.fromkeys(it for it in side.items if (side.modality, role, it) not in self.cache))
         if todo:
             if side.modality == "text":
-                fresh = self.encoder.encode_text(todo, side.role)
+                fresh = self.encoder.encode_text(todo, role)
             else:
-                fresh = self.encoder.encode_images(todo)
+                fresh = self.encoder.encode_images(todo, role)
             for item, row in zip(todo, np.asarray(fresh, dtype=np.float32)):
                 self.cache[side.modality, role, item] = row
         return np.stack([self.cache[side.modality, role, it] for it in side.items])

@@ -213,7 +213,7 @@ class Collection:
             if query.shape[0] != self.dim:
                 raise ModelMismatchError(f"query vector has {query.shape[0]} dims; collection {self.path!r} stores {self.dim}")
             return query.astype(np.float32)
-        return self.model.encode_image([query], dim=self.dim)[0]
+        return self.model.encode_image([query], dim=self.dim, role="query")[0]
 
     # ---- writing ------------------------------------------------------------------------------
     def _arrow(self, docs: Sequence[Document], vectors: np.ndarray):

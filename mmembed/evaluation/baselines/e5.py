@@ -19,7 +19,7 @@ class E5Encoder:
     def encode_text(self, texts: Sequence[str], role: Role) -> np.ndarray:
         return e5_embed(self.e5, texts, role)
 
-    def encode_images(self, paths: Sequence[str]) -> np.ndarray:
+    def encode_images(self, paths: Sequence[str], role: Role = "document") -> np.ndarray:
         raise RuntimeError("e5 embeds text only")
 
     def describe(self) -> dict[str, Any]:

@@ -51,7 +51,8 @@ class ImageNetLabelEncoder:
     def encode_text(self, texts: Sequence[str], role: Role) -> np.ndarray:
         return e5_embed(self.e5, texts, role)
 
-    def encode_images(self, paths: Sequence[str]) -> np.ndarray:
+    def encode_images(self, paths: Sequence[str], role: Role = "document") -> np.ndarray:
+        # the captions are embedded as passages in either role, as this baseline always has been
         return e5_embed(self.e5, self.captions(paths), "document")
 
     def describe(self) -> dict[str, Any]:

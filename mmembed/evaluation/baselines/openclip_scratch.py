@@ -158,7 +158,7 @@ class OpenClipScratchEncoder:
         return torch.cat(out).float().numpy() if out else np.zeros((0, self.cfg.embed_dim), np.float32)
 
     @torch.inference_mode()
-    def encode_images(self, paths: Sequence[str]) -> np.ndarray:
+    def encode_images(self, paths: Sequence[str], role: Role = "document") -> np.ndarray:  # symmetric: role unused
         out = [self.model.encode_image(_pixels(paths[s : s + 256], self.cfg.image_size).float(), normalize=True)
                for s in range(0, len(paths), 256)]
         return torch.cat(out).float().numpy() if out else np.zeros((0, self.cfg.embed_dim), np.float32)
