@@ -101,13 +101,18 @@ def test_default_model_is_the_shipped_adapter_and_finds_pictures():
     from mmembed.data.builders.sources import NOTO_EMOJI
 
     model = mmembed.load()
-    assert model.name == "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout" and model.config.image_trained
+    assert model.name == "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles" and model.config.image_trained
     assert model.config.lora is not None and model.feature_readout is not None
+    assert (model.config.feature_readout.weight, model.config.feature_readout.query_weight) == (0.25, 1.5)
     renderer = EmojiRenderer(NOTO_EMOJI.require())
     images = [renderer.render(cp) for cp in ["\U0001F34E", "\U0001F436", "\U0001F697"]]  # apple, dog, car
     queries = ["a red apple", "ein Hund", "一辆汽车"]  # en, de, zh
-    sim = model.similarity(model.encode_text(queries), model.encode_image(images))
+    texts = model.encode_text(queries)
+    sim = model.similarity(texts, model.encode_image(images))
     assert (sim.argmax(1) == np.arange(3)).all(), sim
+    # as queries (the read-out at its query weight) each picture finds its own caption among the three
+    by_image = model.similarity(model.encode_image(images, role="query"), texts)
+    assert (by_image.argmax(1) == np.arange(3)).all(), by_image
     small = model.encode_text(queries, dim=128)  # a trained Matryoshka dim
     assert small.shape == (3, 128)
 
