@@ -183,7 +183,8 @@ class FeatureReadoutConfig:
     fit_captions_per_image: int = 8  # captions per picture embedded for the fit (a seeded sample)
     # what the fit aligns with the captions: "readout" the read-out alone; "sum" the image embedding it makes,
     # normalize(e + weight * readout) with e the backbone path's embedding, so it learns what e lacks (it then
-    # depends on the weight and the gate, and the backbone path embeds every training picture once more)
+    # depends on the weight, the document one, and the gate, and the backbone path embeds every training picture
+    # once more)
     fit_target: Literal["readout", "sum"] = "readout"
 
     def __post_init__(self) -> None:

@@ -20,6 +20,21 @@ def tiny_model():
     return mmembed.load("tiny-random")
 
 
+def roles_model(weight: float = 0.25, query_weight: float = 2.0):
+    """The tiny model with a feature read-out (random, non-zero: an unfitted one adds nothing) whose query images get
+    another weight than documents, so the two roles give different image vectors."""
+    import torch
+
+    from mmembed.config import FeatureReadoutConfig
+
+    model = tiny_model()
+    model.config.feature_readout = FeatureReadoutConfig(weight=weight, query_weight=query_weight)
+    model.add_feature_readout()
+    with torch.no_grad():
+        model.feature_readout.map.weight.normal_(generator=torch.Generator().manual_seed(0))
+    return model
+
+
 def write_png(path: Path, seed: int, size: tuple[int, int] = (40, 56)) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     pixels = np.random.default_rng(seed).integers(0, 255, (*size, 3), dtype=np.uint8)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from search_fixtures import VectorsOnly, clustered, tiny_model, write_png
+from search_fixtures import VectorsOnly, clustered, roles_model, tiny_model, write_png
 
 import mmembed
 from mmembed.registry import UnknownModelError
@@ -227,15 +227,7 @@ def test_a_regular_file_is_not_a_collection(tmp_path, create):
 
 
 def test_an_image_query_is_embedded_as_a_query_and_indexed_images_as_documents(tmp_path):
-    import torch
-
-    from mmembed.config import FeatureReadoutConfig
-
-    model = tiny_model()
-    model.config.feature_readout = FeatureReadoutConfig(weight=0.25, query_weight=2.0)
-    model.add_feature_readout()
-    with torch.no_grad():  # a non-zero read-out (an unfitted one adds nothing in either role)
-        model.feature_readout.map.weight.normal_(generator=torch.Generator().manual_seed(0))
+    model = roles_model()
     col = Collection(tmp_path / "c.lance", model=model)
     pic = write_png(tmp_path / "p.png", 0)
     (doc_id,) = col.add_images([pic])

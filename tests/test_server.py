@@ -18,7 +18,7 @@ import numpy as np
 import openai
 import pytest
 from PIL import Image
-from search_fixtures import tiny_model, write_png
+from search_fixtures import roles_model, tiny_model, write_png
 
 from mmembed.search.collection import Collection
 from mmembed.search.server import BackgroundServer, create_app
@@ -85,6 +85,32 @@ def test_images_as_data_urls(client):
     img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8))
     r = client.embeddings.create(model="tiny-random", input=[data_url(img), "text too"])
     np.testing.assert_allclose(r.data[0].embedding, tiny_model().encode_image([img])[0], atol=1e-5)
+
+
+def test_query_images_are_embedded_as_queries(tmp_path):
+    model = roles_model()
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 255, (30, 40, 3), dtype=np.uint8))
+    document, query = model.encode_image([img])[0], model.encode_image([img], role="query")[0]
+    assert not np.allclose(document, query, atol=1e-3)
+    col = Collection(tmp_path / "c.lance", model=model)
+    (doc_id,) = col.add_images([write_png(tmp_path / "p.png", 3)])
+    with BackgroundServer(create_app(model, col, SETTINGS)) as url:
+        def embed(**extra):
+            r = httpx.post(url + "/v1/embeddings", json={"input": [data_url(img), "text"], **extra}, timeout=60)
+            assert r.status_code == 200, r.text
+            return [np.array(d["embedding"], dtype=np.float32) for d in r.json()["data"]]
+
+        for extra, expected in (({}, document), ({"input_type": "document"}, document), ({"input_type": "query"}, query)):
+            got = embed(**extra)
+            np.testing.assert_allclose(got[0], expected, atol=1e-5)
+            np.testing.assert_allclose(got[1], model.encode_text(["text"])[0], atol=1e-5)  # texts have no role
+        r = httpx.post(url + "/v1/embeddings", json={"input": ["x"], "input_type": "passage"}, timeout=60)
+        assert r.status_code == 422 and "input_type" in r.json()["error"]["message"]
+        r = httpx.post(url + "/v1/search", json={"query": data_url(img), "k": 1}, timeout=60)
+        assert r.status_code == 200, r.text
+        hit = r.json()["data"][0]
+        stored = col.vectors([doc_id])[0]
+        assert hit["id"] == doc_id and hit["score"] == pytest.approx(float(stored @ query), abs=1e-4)
 
 
 def test_server_never_opens_a_path_a_client_sends(client, tmp_path, monkeypatch):

@@ -1,7 +1,8 @@
 """`mmembed serve`: an OpenAI-compatible embeddings server (FastAPI + uvicorn) with search.
 
     POST /v1/embeddings  {"input": "text" | ["text", "data:image/png;base64,..."], "model": ...,
-                          "dimensions": 256, "encoding_format": "float" | "base64"}
+                          "dimensions": 256, "encoding_format": "float" | "base64",
+                          "input_type": "document" | "query"}   (what the images are: config.ImageRole)
     POST /v1/search      {"query": "ein roter Apfel", "k": 10, "language": "en", "where": "...",
                           "lexical_weight": 0.15, "query_lang": "de"}
     GET  /health
@@ -17,6 +18,7 @@ import base64
 import socket
 import threading
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -29,11 +31,25 @@ def model_supports_images(model) -> bool:
     return model.image_tower is not None and bool(model.config.image_trained)
 
 
+@dataclass(frozen=True)
+class QueryImage:
+    """An image that is a query (a search by image, or input_type "query"): the batcher carries it beside documents
+    and the encoder embeds it with role="query" (config.ImageRole)."""
+
+    image: Any
+
+
 def make_encoder(model, batch_size: int = 32):
-    """The blocking function the batcher runs: mixed texts / PIL images -> vectors + token counts."""
+    """The blocking function the batcher runs: mixed texts / PIL images / QueryImages -> vectors + token counts."""
 
     def encode(items: list[Any]) -> Encoded:
-        vectors = model.encode(items, batch_size=batch_size)  # str: text; PIL image: image
+        queries = [i for i, x in enumerate(items) if isinstance(x, QueryImage)]
+        rest = sorted(set(range(len(items))) - set(queries))
+        vectors = np.empty((len(items), model.dim), dtype=np.float32)
+        if rest:
+            vectors[rest] = model.encode([items[i] for i in rest], batch_size=batch_size)  # str: text; PIL: image
+        if queries:
+            vectors[queries] = model.encode_image([items[i].image for i in queries], batch_size=batch_size, role="query")
         texts = [x for x in items if isinstance(x, str)]
         lengths = iter(len(ids) for ids in model.tokenizer.encode_batch(texts)) if texts else iter(())
         tokens = [next(lengths) if isinstance(x, str) else model.num_visual_tokens for x in items]
@@ -141,6 +157,8 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
     async def embeddings(req: EmbeddingRequest):
         check_model(req.model)
         items = [decode_input(x, i, settings, images_ok) for i, x in enumerate(input_list(req.input, settings))]
+        if req.input_type == "query":
+            items = [x if isinstance(x, str) else QueryImage(x) for x in items]
         out = await batcher.embed(items)
         vectors = _truncate(out.vectors, req.dimensions, model.dim)
         used = int(sum(out.tokens))
@@ -182,8 +200,9 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
             raise InputError(422, f"gloss_weight must be a finite number >= 0, got {req.gloss_weight}", "gloss_weight")
         query = decode_input(req.query, 0, settings, images_ok, param="query")
         glossary, gloss = await gloss_of(req, query)
-        texts = [query] if gloss is None else [query, gloss]
-        vectors = (await batcher.embed(texts)).vectors[:, : collection.dim]  # (1 or 2, dim)
+        item = query if isinstance(query, str) else QueryImage(query)  # an image searched with is a query image
+        items = [item] if gloss is None else [item, gloss]
+        vectors = (await batcher.embed(items)).vectors[:, : collection.dim]  # (1 or 2, dim)
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         vector = vectors[0]
         if gloss is not None:

@@ -53,6 +53,9 @@ class EmbeddingRequest(BaseModel):
     model: Optional[str] = None
     dimensions: Optional[int] = Field(None, description="Matryoshka truncation (renormalized)")
     encoding_format: Literal["float", "base64"] = "float"
+    input_type: Literal["document", "query"] = Field(
+        "document", description="what the input images are: documents (to be searched; the default) or queries "
+        "(their texts are ranked: labelling, zero-shot); a model may embed the two differently. Texts: unaffected")
     user: Optional[str] = None
 
     _numbers = field_validator("dimensions", mode="before")(_no_bool)
