@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 import typer
 from PIL import Image
-from search_fixtures import make_corpus, tiny_model
+from search_fixtures import make_corpus, roles_model, tiny_model, write_png
 from typer.testing import CliRunner
 
 from mmembed.search import cli as search_cli
@@ -77,6 +77,18 @@ def test_indexing_nothing_is_an_error_that_leaves_no_collection(app, tmp_path):
     result = run(app, "index", tmp_path / "empty", "-c", existing, "-m", "tiny-random")
     assert result.exit_code == 1 and existing.is_dir()  # an existing collection is left as it was
     assert run(app, "search", "apple", "-c", existing).exit_code == 0
+
+
+def test_encode_embeds_images_in_the_role_asked(app, tmp_path):
+    model = roles_model()
+    model.save(tmp_path / "roles")
+    pic = write_png(tmp_path / "p.png", 5)
+    npy = tmp_path / "v.npy"
+    for extra, role in (([], "document"), (["--image-role", "query"], "query")):
+        assert run(app, "encode", pic, "--out", npy, "-m", tmp_path / "roles", *extra).exit_code == 0
+        np.testing.assert_allclose(np.load(npy), model.encode_image([pic], role=role), atol=1e-5)
+    bad = run(app, "encode", pic, "--out", npy, "-m", tmp_path / "roles", "--image-role", "passage")
+    assert bad.exit_code == 1 and "--image-role 'passage': use one of document, query" in " ".join(bad.output.split())
 
 
 def test_encode_writes_npy_and_parquet(app, tmp_path):

@@ -227,10 +227,12 @@ def encode_cmd(
     dim: Annotated[Optional[int], typer.Option(help="Matryoshka truncation.")] = None,
     batch_size: Annotated[int, typer.Option(help="Inputs per model call.")] = 32,
     text: Annotated[bool, typer.Option("--text", help="Treat every input as literal text, even if a file has that name.")] = False,
+    image_role: Annotated[str, typer.Option("--image-role", help="What the images are: 'document' (to be searched) or 'query' (to be labelled: their texts are ranked); a model may embed the two differently.")] = "document",
 ) -> None:
     """Embed inputs and write the vectors to .npy or .parquet."""
     from rich.console import Console
 
+    from ..config import IMAGE_ROLES
     from ..registry import load
     from .export import FORMATS, encode_inputs, write_vectors
 
@@ -238,10 +240,12 @@ def encode_cmd(
         raise ValueError(f"--out {out}: unknown format {out.suffix or '(none)'}; use one of {', '.join(FORMATS)}")
     _positive("--batch-size", batch_size)
     _check_dim(dim)
+    if image_role not in IMAGE_ROLES:
+        raise ValueError(f"--image-role {image_role!r}: use one of {', '.join(IMAGE_ROLES)}")
     check_output_file("--out", out)
     loaded = load(model)
     _check_dim(dim, loaded.dim)
-    encoded = encode_inputs(loaded, inputs, dim=dim, batch_size=batch_size, literal_text=text)
+    encoded = encode_inputs(loaded, inputs, dim=dim, batch_size=batch_size, literal_text=text, image_role=image_role)
     console = Console()
     if encoded.vectors.shape[0] == 0:  # like `mmembed index`: an empty folder or a typo is an error, not a 0-row file
         _print_skipped(console, encoded.skipped, 50)

@@ -84,7 +84,7 @@ def _repeated_ids(docs: list[Document], locations: list[str], show: int = 5) -> 
 
 
 def encode_inputs(model, inputs: Union[str, Iterable[str]], *, dim: Optional[int] = None, batch_size: int = 32,
-                  literal_text: bool = False, progress: bool = True) -> Encoded:
+                  literal_text: bool = False, progress: bool = True, image_role: str = "document") -> Encoded:
     from tqdm.auto import tqdm
 
     found = read_inputs(inputs, literal_text)
@@ -95,7 +95,7 @@ def encode_inputs(model, inputs: Union[str, Iterable[str]], *, dim: Optional[int
     parts: list[np.ndarray] = []
     group = 4 * batch_size
     for s in tqdm(range(0, len(docs), group), desc="encode", unit="group", disable=not progress or len(docs) <= group):
-        out = embed_group(model, docs[s : s + group], dim, batch_size)  # keeps the order, less skipped images
+        out = embed_group(model, docs[s : s + group], dim, batch_size, image_role)  # keeps the order, less skipped images
         kept += out.documents
         parts.append(out.vectors)
         skipped += out.skipped

@@ -129,8 +129,9 @@ def _decoded(path: str):
     return img if img.width * img.height <= SMALL_IMAGE_PIXELS else path
 
 
-def embed_group(model, docs: Sequence[Document], dim: int, batch_size: int) -> EmbeddedBatch:
-    """Embed a group of documents with `model`, keeping their order; unreadable images are skipped, not raised."""
+def embed_group(model, docs: Sequence[Document], dim: int, batch_size: int, role: str = "document") -> EmbeddedBatch:
+    """Embed a group of documents with `model`, keeping their order; unreadable images are skipped, not raised.
+    `role` is what the images are (config.ImageRole): documents for an index, queries for labelling them."""
     from ..images import ImageInputError
 
     def skip(d: Document, err: Exception) -> None:
@@ -152,12 +153,12 @@ def embed_group(model, docs: Sequence[Document], dim: int, batch_size: int) -> E
         vectors[text_rows] = model.encode_text([docs[i].text for i in text_rows], batch_size=batch_size, dim=dim)
     if image_rows:
         try:
-            vectors[image_rows] = model.encode_image(images, batch_size=batch_size, dim=dim)
+            vectors[image_rows] = model.encode_image(images, batch_size=batch_size, dim=dim, role=role)
         except ImageInputError:  # a file changed between the check and the encode: go one by one
             ok = []
             for i, img in zip(image_rows, images):
                 try:
-                    vectors[i] = model.encode_image([img], dim=dim)[0]
+                    vectors[i] = model.encode_image([img], dim=dim, role=role)[0]
                     ok.append(i)
                 except ImageInputError as err:
                     skip(docs[i], err)
