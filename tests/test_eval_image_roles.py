@@ -1,5 +1,6 @@
 """Images are embedded in the role their task gives them: t2i galleries as documents, i2t and zero-shot images as
-queries (config.ImageRole), and the eval's cache keeps the two apart."""
+queries (config.ImageRole), and the eval's cache keeps the two apart; an encoder whose roles do not differ embeds
+each image once."""
 from __future__ import annotations
 
 from collections import Counter
@@ -18,7 +19,8 @@ class RecordingEncoder:
     name = "recording"
     modalities = frozenset({"text", "image"})
 
-    def __init__(self):
+    def __init__(self, roles_differ: bool = True):
+        self.image_roles_differ = roles_differ
         self.image_calls: list[tuple[str, int]] = []
 
     def _vectors(self, items, role):
@@ -51,3 +53,27 @@ def test_galleries_are_documents_and_image_queries_are_queries_each_embedded_onc
     query = embedder.embed(images["i2t"])
     assert not np.allclose(document[: len(query)], query)  # the cache did not hand one role the other's vectors
     assert len(encoder.image_calls) == 2
+
+
+def test_an_encoder_whose_roles_do_not_differ_embeds_each_image_once(tmp_path):
+    tasks, _ = build_tasks(["t2i", "i2t", "zeroshot"], find_datasets(make_eval_data(tmp_path) / "shapes"))
+    encoder = RecordingEncoder(roles_differ=False)
+    embedder = Embedder(encoder)
+    for task in tasks:
+        score_task(embedder, task)
+    assert encoder.image_calls == [("document", 8)]
+
+
+def test_an_mmembed_model_says_whether_its_roles_differ():
+    from mmembed.config import FeatureReadoutConfig
+    from mmembed.evaluation.encoders import MMEmbedEncoder
+    from mmembed.feature_readout import FeatureReadout
+
+    class Model:
+        feature_readout = None
+
+    model = Model()
+    assert not MMEmbedEncoder(model).image_roles_differ
+    for query_weight, differ in ((None, False), (0.25, False), (1.5, True)):
+        model.feature_readout = FeatureReadout(FeatureReadoutConfig(weight=0.25, query_weight=query_weight), 4, 3)
+        assert MMEmbedEncoder(model).image_roles_differ is differ

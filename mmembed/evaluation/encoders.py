@@ -25,7 +25,8 @@ class Encoder(Protocol):
     def encode_text(self, texts: Sequence[str], role: Role) -> np.ndarray:  # (n, d) float32, unit rows
         ...
 
-    # (n, d) float32, unit rows; `role` is the images' side of the task (t2i: documents; i2t, zero-shot: queries)
+    # (n, d) float32, unit rows; `role` is the images' side of the task (t2i: documents; i2t, zero-shot: queries),
+    # given only by an encoder with `image_roles_differ` true (else "document": the images are embedded once)
     def encode_images(self, paths: Sequence[str], role: Role = "document") -> np.ndarray:
         ...
 
@@ -53,6 +54,12 @@ class MMEmbedEncoder:
 
     def encode_text(self, texts: Sequence[str], role: Role) -> np.ndarray:
         return self.model.encode_text(list(texts), batch_size=self.batch_size, instruction=self.instructions.get(role))
+
+    @property
+    def image_roles_differ(self) -> bool:
+        """A read-out with its own query weight embeds query images differently (the eval then embeds both)."""
+        readout = getattr(self.model, "feature_readout", None)
+        return readout is not None and readout.role_weight("query") != readout.role_weight("document")
 
     def encode_images(self, paths: Sequence[str], role: Role = "document") -> np.ndarray:
         return self.model.encode_image([Path(p) for p in paths], batch_size=self.batch_size, role=role)

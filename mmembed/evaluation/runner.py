@@ -68,7 +68,7 @@ class Embedder:
 
     def embed(self, side: Side) -> np.ndarray:
         """(n, d) float32 unit rows for the side's items, in order."""
-        role = side.role  # an image too: a model may embed a query image differently (config.ImageRole)
+        role = side.role if side.modality == "text" or _image_roles_differ(self.encoder) else "document"
         todo = list(dict.fromkeys(it for it in side.items if (side.modality, role, it) not in self.cache))
         if todo:
             if side.modality == "text":
@@ -78,6 +78,12 @@ class Embedder:
             for item, row in zip(todo, np.asarray(fresh, dtype=np.float32)):
                 self.cache[side.modality, role, item] = row
         return np.stack([self.cache[side.modality, role, it] for it in side.items])
+
+
+def _image_roles_differ(encoder: Encoder) -> bool:
+    """Whether the encoder embeds a query image differently from a document image (config.ImageRole); when not,
+    images are embedded once and shared by every task."""
+    return bool(getattr(encoder, "image_roles_differ", False))
 
 
 def similarity(embedder: Embedder, task: EvalTask, glossing: Optional["QueryGlossing"] = None) -> np.ndarray:
