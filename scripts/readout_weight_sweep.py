@@ -4,7 +4,8 @@
         -d data/build/emoji -d data/build/clipart -d data/build/tuxpaint -d data/build/gcompris
 
 The model must have a fitted read-out (mmembed/feature_readout.py; `mmembed train` fits it at export). Weight 0 is
-the model without it. The read-out is applied inside encode_image, so images are embedded again per weight; texts,
+the model without it. Each row gives images in both roles the row's weight (a model's `query_weight` is cleared), so
+the i2t columns tell a query weight and the t2i columns a document weight (session 37). The read-out is applied inside encode_image, so images are embedded again per weight; texts,
 which it never touches, once.
 
 With `--refit RECIPE` the read-out is refitted first, with the recipe's [feature_readout] fit settings on the
