@@ -238,6 +238,14 @@ class MMEmbedModel(nn.Module):
 
         return encode_mixed(self, items, **kwargs)
 
+    def classify(self, images, labels, **kwargs):
+        """Zero-shot labelling: per image, its top_k of `labels` (texts in any language) as LabelScore(label, score),
+        best first; images are embedded as queries. Keywords: top_k=1, template ("a photo of a {}"), batch_size,
+        progress (mmembed/classify.py)."""
+        from .classify import classify
+
+        return classify(self, images, labels, **kwargs)
+
     @staticmethod
     def similarity(a, b):
         """Cosine similarity (n_a, n_b) of two sets of L2-normalized embeddings: numpy or torch (a torch result

@@ -113,6 +113,8 @@ def test_default_model_is_the_shipped_adapter_and_finds_pictures():
     # as queries (the read-out at its query weight) each picture finds its own caption among the three
     by_image = model.similarity(model.encode_image(images, role="query"), texts)
     assert (by_image.argmax(1) == np.arange(3)).all(), by_image
+    labels = model.classify(images, ["Apfel", "Hund", "Auto", "Haus", "Baum"])  # zero-shot, German labels
+    assert [row[0].label for row in labels] == ["Apfel", "Hund", "Auto"], labels
     small = model.encode_text(queries, dim=128)  # a trained Matryoshka dim
     assert small.shape == (3, 128)
 
