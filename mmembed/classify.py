@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
-from .encoding import EncodeInputError, _check_texts, _is_int
+from .encoding import EncodeInputError, check_texts, is_int
 
 if TYPE_CHECKING:
     from .model import MMEmbedModel
@@ -30,7 +30,7 @@ class LabelScore:
 def _check_labels(labels, template: Optional[str]) -> list[str]:
     if isinstance(labels, str):
         raise EncodeInputError(f"labels must be a list of strings, got one string {labels!r:.60}; wrap it in a list")
-    labels = _check_texts(labels, "label")
+    labels = check_texts(labels, "label")
     if not labels:
         raise EncodeInputError("labels is empty: give at least one label to rank")
     for i, label in enumerate(labels):
@@ -50,7 +50,7 @@ def classify(model: "MMEmbedModel", images: Sequence, labels: Sequence[str], *, 
              template: Optional[str] = None, batch_size: int = 32, progress: Optional[bool] = None) -> list[list[LabelScore]]:
     """Per image (in input order), its `top_k` labels, best first (ties keep the labels' order)."""
     labels = _check_labels(labels, template)
-    if not _is_int(top_k) or not 1 <= top_k <= len(labels):
+    if not is_int(top_k) or not 1 <= top_k <= len(labels):
         raise EncodeInputError(f"top_k must be an int in 1..{len(labels)} (the number of labels), got {top_k!r}")
     texts = [template.replace("{}", label) for label in labels] if template else labels
     label_emb = model.encode_text(texts, batch_size=batch_size, progress=progress)  # (L, D)

@@ -42,12 +42,12 @@ def _check_unicode(text: str, where: str) -> None:
         raise EncodeInputError(f"{where} {problem}")
 
 
-def _is_int(x) -> bool:
+def is_int(x) -> bool:
     """An int or numpy integer, not a bool."""
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
-def _check_texts(texts, what: str = "text") -> list[str]:
+def check_texts(texts, what: str = "text") -> list[str]:
     if isinstance(texts, str):
         texts = [texts]
     if not isinstance(texts, (list, tuple)):
@@ -92,7 +92,7 @@ def _require_images(model: "MMEmbedModel") -> None:
 
 def _finish(emb: torch.Tensor, model: "MMEmbedModel", dim: Optional[int], as_tensor: bool):
     if dim is not None:
-        if not _is_int(dim) or not 0 < dim <= model.dim:
+        if not is_int(dim) or not 0 < dim <= model.dim:
             raise EncodeInputError(f"dim must be an int in 1..{model.dim}, got {dim!r}")
         emb = torch.nn.functional.normalize(emb[:, :int(dim)], dim=-1)  # Matryoshka: truncate, renormalize
     return emb if as_tensor else emb.numpy()
@@ -108,7 +108,7 @@ def run_items(
 ) -> torch.Tensor:
     """Embed items in token-length-sorted batches; returns (n, D) float32 in the input order. `role` is what the
     images alone among them are (config.ImageRole): image add-ons may weigh a query image differently."""
-    if not _is_int(batch_size) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise EncodeInputError(f"batch_size must be a positive int, got {batch_size!r}")
     batch_size = int(batch_size)
     n = len(items)
@@ -182,7 +182,7 @@ def encode_text(
     progress: Optional[bool] = None,
     as_tensor: bool = False,
 ):
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     _check_instruction(instruction)
     plans = model.text.text_plans(texts, instruction)
     emb = run_items(model, [Item(p) for p in plans], batch_size=batch_size, progress=progress)
