@@ -66,6 +66,10 @@ def model_fingerprint(model) -> str:
     import hashlib
 
     config = {k: v for k, v in saved_config(model).items() if k not in FINGERPRINT_IGNORES}
+    if config.get("feature_readout"):
+        # a query image's weight shapes no stored vector (an index holds documents), and leaving it out keeps the
+        # fingerprints of models saved before the field existed (collections record them)
+        config["feature_readout"] = {k: v for k, v in config["feature_readout"].items() if k != "query_weight"}
     h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode("utf-8"))
     for key, value in sorted(trained_state_dict(model).items()):
         if not model.config.image_trained and key.startswith(("projector.", "image_tower.")):

@@ -190,6 +190,9 @@ def test_the_readout_is_saved_loaded_and_switched_off_as_off(swatches, tmp_path)
     from mmembed.serialization import model_fingerprint
 
     before = model_fingerprint(loaded)
+    # a query image's weight shapes no stored vector (an index holds documents): a collection keeps the model
+    loaded.feature_readout.cfg = dataclasses.replace(loaded.feature_readout.cfg, query_weight=1.5)
+    assert model_fingerprint(loaded) == before
     loaded.feature_readout.cfg = dataclasses.replace(loaded.feature_readout.cfg, weight=0.5)  # README's knob
     assert model_fingerprint(loaded) != before  # a collection refuses vectors made at another weight
     loaded.feature_readout = None

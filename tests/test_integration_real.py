@@ -119,6 +119,14 @@ def test_default_model_is_the_shipped_adapter_and_finds_pictures():
     assert small.shape == (3, 128)
 
 
+def test_the_fingerprints_collections_recorded_for_the_read_out_models_stay_as_they_were():
+    """Collections record a model's fingerprint and refuse another: adding a config field (query_weight, session 37)
+    must not change the fingerprint of a model saved before it existed (37b's, recorded in session 36)."""
+    from mmembed.serialization import model_fingerprint
+
+    assert model_fingerprint(mmembed.load("gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout")) == "0c0e9a20eb657539"
+
+
 def test_default_model_finds_real_photos(tmp_path):
     """Real photographs (the eval-only `photos` set): an English name finds its photo (the card says
     t2i R@1 en 70%, R@5 100%); this guards it."""
