@@ -56,20 +56,24 @@ def saved_config(model) -> dict:
 
 
 FINGERPRINT_IGNORES = ("name", "description", "version")  # labels: they do not change a single vector
+# config fields added after models that have them were saved: (section, field, the value the older saves implied).
+# A model whose field holds that value also matches the fingerprint computed before the field existed, which
+# collections indexed then recorded (legacy_fingerprints).
+FINGERPRINT_LATER_FIELDS = (("feature_readout", "fit_target", "readout"),)  # session 36
 
 
-def model_fingerprint(model) -> str:
-    """16 hex digits that change whenever the model's embeddings could: any trained tensor or any config
-    field that shapes vectors (prompt, pooling, LoRA, label prior...). The same weights loaded by name or by
-    path, or saved under another name, share it. Collections record it, so vectors of a retrained or
-    changed model are never mixed with the old ones (same name and version or not)."""
-    import hashlib
-
+def _fingerprint_config(model) -> dict:
     config = {k: v for k, v in saved_config(model).items() if k not in FINGERPRINT_IGNORES}
     if config.get("feature_readout"):
         # a query image's weight shapes no stored vector (an index holds documents), and leaving it out keeps the
-        # fingerprints of models saved before the field existed (collections record them)
+        # fingerprints of models saved before the field existed
         config["feature_readout"] = {k: v for k, v in config["feature_readout"].items() if k != "query_weight"}
+    return config
+
+
+def _hash(config: dict, model) -> str:
+    import hashlib
+
     h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode("utf-8"))
     for key, value in sorted(trained_state_dict(model).items()):
         if not model.config.image_trained and key.startswith(("projector.", "image_tower.")):
@@ -81,6 +85,26 @@ def model_fingerprint(model) -> str:
         h.update(f"{key}|{tuple(value.shape)}|".encode("utf-8"))
         h.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def model_fingerprint(model) -> str:
+    """16 hex digits that change whenever the model's embeddings could: any trained tensor or any config
+    field that shapes vectors (prompt, pooling, LoRA, label prior...). The same weights loaded by name or by
+    path, or saved under another name, share it. Collections record it, so vectors of a retrained or
+    changed model are never mixed with the old ones (same name and version or not)."""
+    return _hash(_fingerprint_config(model), model)
+
+
+def legacy_fingerprints(model) -> list[str]:
+    """The fingerprints older versions of mmembed computed for this same model, before fields it has at their implied
+    value were added (FINGERPRINT_LATER_FIELDS); a collection that recorded one of them holds this model's vectors."""
+    config, older = _fingerprint_config(model), []
+    for section, name, implied in FINGERPRINT_LATER_FIELDS:
+        part = config.get(section)
+        if isinstance(part, dict) and part.get(name) == implied:
+            config = {**config, section: {k: v for k, v in part.items() if k != name}}
+            older.append(_hash(config, model))
+    return older
 
 
 def model_card(model, extra: str = "") -> str:

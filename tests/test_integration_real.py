@@ -120,11 +120,13 @@ def test_default_model_is_the_shipped_adapter_and_finds_pictures():
 
 
 def test_the_fingerprints_collections_recorded_for_the_read_out_models_stay_as_they_were():
-    """Collections record a model's fingerprint and refuse another: adding a config field (query_weight, session 37)
-    must not change the fingerprint of a model saved before it existed (37b's, recorded in session 36)."""
-    from mmembed.serialization import model_fingerprint
+    """Collections record a model's fingerprint and refuse another: a config field added later (fit_target in session
+    36, query_weight in session 37) must not lock out collections indexed before it existed (37b's, sessions 35 and 36)."""
+    from mmembed.serialization import legacy_fingerprints, model_fingerprint
 
-    assert model_fingerprint(mmembed.load("gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout")) == "0c0e9a20eb657539"
+    model = mmembed.load("gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout")
+    assert model_fingerprint(model) == "0c0e9a20eb657539"  # session 36's
+    assert legacy_fingerprints(model) == ["1ec9acfa57cab7dc"]  # session 35's, before fit_target existed
 
 
 def test_default_model_finds_real_photos(tmp_path):

@@ -237,3 +237,23 @@ def test_an_image_query_is_embedded_as_a_query_and_indexed_images_as_documents(t
     np.testing.assert_allclose(col.query_vector(Path(pic)), query, atol=1e-6)
     hit = col.search(Path(pic), k=1)[0]
     assert hit.document.id == doc_id and hit.score == pytest.approx(float(document @ query), abs=1e-5)
+
+
+def test_a_collection_that_recorded_an_older_fingerprint_of_the_same_model_accepts_it():
+    """A config field added later (fit_target, session 36) at the value older saves implied: the fingerprint an older
+    mmembed computed (without the field) is still this model's; any other fingerprint is refused."""
+    import dataclasses
+
+    from mmembed.search.info import CollectionInfo
+    from mmembed.serialization import legacy_fingerprints, model_fingerprint
+
+    model = roles_model()
+    (older,) = legacy_fingerprints(model)
+    assert older != model_fingerprint(model)
+    info = CollectionInfo.for_model(model)
+    dataclasses.replace(info, fingerprint=older).check_model(model, "c.lance")  # accepted
+    with pytest.raises(ModelMismatchError, match="embeds differently"):
+        dataclasses.replace(info, fingerprint="0123456789abcdef").check_model(model, "c.lance")
+    model.feature_readout.cfg = dataclasses.replace(model.feature_readout.cfg, fit_target="sum")
+    assert legacy_fingerprints(model) == []  # "sum" did not exist before the field: no older fingerprint
+    assert legacy_fingerprints(tiny_model()) == []  # no read-out, nothing added later

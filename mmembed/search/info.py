@@ -17,6 +17,14 @@ FORMAT_VERSION = 1
 METADATA_KEY = b"mmembed"
 
 
+def _legacy_fingerprints(model) -> list[str]:
+    """What older mmembed versions fingerprinted this model as (serialization.legacy_fingerprints); none for a
+    stand-in without weights."""
+    from ..serialization import legacy_fingerprints
+
+    return legacy_fingerprints(model) if hasattr(model, "state_dict") else []
+
+
 def fingerprint_of(model) -> Optional[str]:
     """The model's fingerprint; None for a stand-in that only stores ready-made vectors (no weights to hash)."""
     if not hasattr(model, "state_dict"):
@@ -83,7 +91,7 @@ class CollectionInfo:
                 f"Use model={self.model!r} or index into a new collection."
             )
         now = fingerprint_of(model) if self.fingerprint is not None else None
-        if now is not None and now != self.fingerprint:
+        if now is not None and now != self.fingerprint and self.fingerprint not in _legacy_fingerprints(model):
             raise ModelMismatchError(
                 f"collection {where} holds vectors of model {self.model!r} as it was when they were embedded "
                 f"(fingerprint {self.fingerprint}); the {model.name!r} given now embeds differently (fingerprint "
