@@ -55,19 +55,28 @@ def saved_config(model) -> dict:
     return config
 
 
-FINGERPRINT_IGNORES = ("name", "description", "version")  # labels: they do not change a single vector
-# config fields added after models that have them were saved: (section, field, the value the older saves implied).
+# fields that do not change a stored vector: labels, and a query image's read-out weight (an index holds documents);
+# "section.field" for a field of a config section
+FINGERPRINT_IGNORES = ("name", "description", "version", "feature_readout.query_weight")
+# config fields added after models that have them were saved: ("section.field", the value the older saves implied).
 # A model whose field holds that value also matches the fingerprint computed before the field existed, which
 # collections indexed then recorded (legacy_fingerprints).
-FINGERPRINT_LATER_FIELDS = (("feature_readout", "fit_target", "readout"),)  # session 36
+FINGERPRINT_LATER_FIELDS = (("feature_readout.fit_target", "readout"),)  # session 36
+
+
+def _without(config: dict, path: str) -> dict:
+    """`config` without the field at `path` ("field" or "section.field"; a section that is None has none)."""
+    section, _, name = path.rpartition(".")
+    if not section:
+        return {k: v for k, v in config.items() if k != path}
+    part = config.get(section)
+    return {**config, section: {k: v for k, v in part.items() if k != name}} if isinstance(part, dict) else config
 
 
 def _fingerprint_config(model) -> dict:
-    config = {k: v for k, v in saved_config(model).items() if k not in FINGERPRINT_IGNORES}
-    if config.get("feature_readout"):
-        # a query image's weight shapes no stored vector (an index holds documents), and leaving it out keeps the
-        # fingerprints of models saved before the field existed
-        config["feature_readout"] = {k: v for k, v in config["feature_readout"].items() if k != "query_weight"}
+    config = saved_config(model)
+    for path in FINGERPRINT_IGNORES:
+        config = _without(config, path)
     return config
 
 
@@ -99,10 +108,10 @@ def legacy_fingerprints(model) -> list[str]:
     """The fingerprints older versions of mmembed computed for this same model, before fields it has at their implied
     value were added (FINGERPRINT_LATER_FIELDS); a collection that recorded one of them holds this model's vectors."""
     config, older = _fingerprint_config(model), []
-    for section, name, implied in FINGERPRINT_LATER_FIELDS:
-        part = config.get(section)
-        if isinstance(part, dict) and part.get(name) == implied:
-            config = {**config, section: {k: v for k, v in part.items() if k != name}}
+    for path, implied in FINGERPRINT_LATER_FIELDS:
+        section, _, name = path.rpartition(".")
+        if (config.get(section) or {}).get(name) == implied:
+            config = _without(config, path)
             older.append(_hash(config, model))
     return older
 

@@ -44,11 +44,13 @@ def make_encoder(model, batch_size: int = 32):
 
     def encode(items: list[Any]) -> Encoded:
         queries = [i for i, x in enumerate(items) if isinstance(x, QueryImage)]
-        rest = sorted(set(range(len(items))) - set(queries))
-        vectors = np.empty((len(items), model.dim), dtype=np.float32)
-        if rest:
-            vectors[rest] = model.encode([items[i] for i in rest], batch_size=batch_size)  # str: text; PIL: image
-        if queries:
+        if not queries:  # the common case: one call, as before query images existed
+            vectors = model.encode(items, batch_size=batch_size)  # str: text; PIL image: image
+        else:
+            rest = [i for i, x in enumerate(items) if not isinstance(x, QueryImage)]
+            vectors = np.empty((len(items), model.dim), dtype=np.float32)
+            if rest:
+                vectors[rest] = model.encode([items[i] for i in rest], batch_size=batch_size)
             vectors[queries] = model.encode_image([items[i].image for i in queries], batch_size=batch_size, role="query")
         texts = [x for x in items if isinstance(x, str)]
         lengths = iter(len(ids) for ids in model.tokenizer.encode_batch(texts)) if texts else iter(())
