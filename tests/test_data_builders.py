@@ -16,7 +16,7 @@ from mmembed.data.builders.cldr import city_from_zone_id, read_annotations, read
 from mmembed.data.builders.cldr_lexicon import build_lexicon, singular
 from mmembed.data.builders.concepts import Concept, assign_split, select
 from mmembed.data.builders.django_po import PLACEHOLDER, sentence_concept_id
-from mmembed.data.builders.langcodes import to_cldr
+from mmembed.data.builders.langcodes import in_own_script, to_cldr
 from mmembed.data.manifest import SPLITS, read_manifest
 
 TEN = ["en", "de", "fr", "es", "zh", "ja", "ar", "hi", "sw", "ru"]
@@ -381,6 +381,17 @@ def test_locale_codes_follow_cldr():
     assert to_cldr("sr@latin") == "sr_Latn" and to_cldr("de") == "de"
     assert PLACEHOLDER.search("Delete %(name)s?") and PLACEHOLDER.search("Page {page}")
     assert not PLACEHOLDER.search("Enter a valid date, 100% sure.")
+
+
+@pytest.mark.parametrize("text, lang, expected", [
+    ("ஓர் ஆப்பிள்", "ta", True), ("´Õ ¾À¡ø¦ÀðÊ", "ta", False),  # TSCII read as Latin-1
+    ("बिज्जू", "hi", True), ("Jack-o’-lantern", "mk", False), ("tqhk,vn", "fa", False),
+    ("一只獾", "zh", True), ("りんご", "ja", True), ("DVD プレーヤー", "ja", True),
+    ("A badger", "de", True), ("A badger", "sw", True),  # Latin-script languages are not checked
+    ("123 / 2", "ru", True),  # no letters: nothing to say
+])
+def test_in_own_script(text, lang, expected):
+    assert in_own_script(text, lang) is expected
 
 
 def test_cli_list_and_build(tmp_path):

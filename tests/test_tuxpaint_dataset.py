@@ -32,7 +32,8 @@ def fake_stamps(tmp_path, monkeypatch) -> Path:
     root = tmp_path / "stamps"
     _stamp(root, "animals/badger", "A badger.\nde.utf8=Ein Dachs.\nzh_CN.utf8=一只獾。\nhi.utf8=बिज्जू|\n"
                                    "sw.utf8=A badger.\nen_GB.utf8=A badger.\n\nnot a translation line\n")
-    _stamp(root, "food/apple", "An apple.\nde.utf8=Ein   Apfel.\nzh_TW.utf8=蘋果。\n", rgba=(20, 160, 20, 255))
+    _stamp(root, "food/apple", "An apple.\nde.utf8=Ein   Apfel.\nzh_TW.utf8=蘋果。\n"
+                               "ta.utf8=´Õ ¬ôÀ¢û.\nta.utf8=ஓர் ஆப்பிள்.\nfa.utf8=dfn.\n", rgba=(20, 160, 20, 255))
     _stamp(root, "food/apple_copy", "An Apple.\nde.utf8=Noch ein Apfel.\n")  # repeats 'An apple'
     _stamp(root, "symbols/alphabets/english/a", "The letter A.\nde.utf8=Der Buchstabe A.\n")
     _stamp(root, "town/house", "A house.\nde.utf8=Ein Haus.\n", image="svg")
@@ -60,13 +61,15 @@ def test_fake_build_keeps_one_stamp_per_description_and_reports_the_rest(fake_st
                                         "no_english_description": 1, "unparsed_lines": 1}
     assert card["stats"]["duplicate_descriptions_dropped"] == ["food/apple_copy"]
     assert card["stats"]["untranslated_copies"] == {"sw": 1}  # the Swahili line was English
+    # Tamil in the TSCII font encoding read as Latin-1, Persian typed on a Latin keyboard: dropped
+    assert card["stats"]["wrong_script"] == {"fa": 1, "ta": 1}
     by = defaultdict(dict)
     for r in records:
         by[r.concept][r.lang] = r.caption
         assert r.license == tuxpaint.LICENSE and r.kind == "description" and r.split in SPLITS
     assert by["tuxpaint:animals/badger"] == {"en": "A badger", "de": "Ein Dachs", "zh": "一只獾", "hi": "बिज्जू",
                                              "en_GB": "A badger"}
-    assert by["tuxpaint:food/apple"] == {"en": "An apple", "de": "Ein Apfel", "zh_Hant": "蘋果"}
+    assert by["tuxpaint:food/apple"] == {"en": "An apple", "de": "Ein Apfel", "zh_Hant": "蘋果", "ta": "ஓர் ஆப்பிள்"}
     im = Image.open(out / "images/animals/badger.png")
     assert im.mode == "RGB" and max(im.size) == 224 and im.getpixel((0, 0)) == (255, 255, 255)  # on white
 

@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 from mmembed.data.builders import sources
 from mmembed.data.builders.clipart import check_max_side, write_flat_image
 from mmembed.data.builders.concepts import Concept, lang_allowed, parse_langs, select
-from mmembed.data.builders.langcodes import to_cldr
+from mmembed.data.builders.langcodes import in_own_script, to_cldr
 from mmembed.data.builders.output import DatasetCard, staging_dir, write_dataset
 
 NAME = "tuxpaint"
@@ -108,7 +108,7 @@ def unique_descriptions(stamps: list[Stamp]) -> tuple[list[Stamp], list[str]]:
 
 
 def _concept(stamp: Stamp, rel: str, source: str, lang_set: Optional[frozenset[str]],
-             untranslated: Counter) -> Concept:
+             untranslated: Counter, wrong_script: Counter) -> Concept:
     concept = Concept(f"{NAME}:{stamp.id}", image=rel)
     concept.add(stamp.english, "en", "description", source)
     for locale, text in stamp.translations:
@@ -116,6 +116,9 @@ def _concept(stamp: Stamp, rel: str, source: str, lang_set: Optional[frozenset[s
         # untranslated copy, not a caption in that language
         if not locale.startswith("en") and text.casefold() == stamp.english.casefold():
             untranslated[locale] += 1
+            continue
+        if not in_own_script(text, locale):
+            wrong_script[locale] += 1  # e.g. every Tamil line: TSCII bytes read as Latin-1
             continue
         concept.add(text, locale, "description", source)
     concept.captions = [c for c in concept.captions if lang_allowed(c.lang, lang_set)]
@@ -140,11 +143,12 @@ def build(
     unique, duplicates = unique_descriptions(found)
     stamps = select(unique, lambda s: s.id, limit)
     untranslated: Counter = Counter()
+    wrong_script: Counter = Counter()
     with staging_dir(out) as tmp:
         records = []
         for stamp in stamps:
             rel = write_flat_image(stamp.image, tmp, stamp.id, max_side)
-            records.extend(_concept(stamp, rel, source, lang_set, untranslated).records(LICENSE))
+            records.extend(_concept(stamp, rel, source, lang_set, untranslated, wrong_script).records(LICENSE))
         if not records:
             raise ValueError(f"no caption of any Tux Paint stamp is in langs={sorted(lang_set or [])}")
         card = DatasetCard(
@@ -161,11 +165,16 @@ def build(
                 "English description repeats an earlier one (stats).",
                 "A translation equal to the English line in a non-English locale is an "
                 "untranslated copy and is dropped (stats.untranslated_copies).",
+                "A translation without one letter of its language's script is dropped "
+                "(stats.wrong_script): every Tamil line is in the TSCII font encoding read as "
+                "Latin-1 ('´Õ ¾À¡ø¦ÀðÊ'), and a few lines elsewhere are English names or text "
+                "typed on the wrong keyboard layout.",
             ],
             stats={"stamps_described": len(found) + sum(n for k, n in skipped.items() if k != "unparsed_lines"),
                    "stamps": len(stamps), "skipped": dict(sorted(skipped.items())),
                    "duplicate_descriptions_dropped": duplicates,
-                   "untranslated_copies": dict(sorted(untranslated.items()))},
+                   "untranslated_copies": dict(sorted(untranslated.items())),
+                   "wrong_script": dict(sorted(wrong_script.items()))},
         )
         write_dataset(tmp, records, card, langs=lang_set)
     return Path(out)
