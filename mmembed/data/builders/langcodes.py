@@ -1,10 +1,12 @@
-"""Locale codes of Django and pycountry, mapped onto CLDR's spelling.
+"""Locale codes of Django and pycountry, mapped onto CLDR's spelling; and whether a text is in its language's script.
 
 CLDR (and so the emoji/clip-art datasets) writes Simplified Chinese as `zh` and scripts as
 `_Hant`/`_Latn`; Django and the iso-codes catalogs in pycountry use `zh_Hans`, `zh_CN`,
 `sr@latin`, ... The same language must carry the same code in every dataset.
 """
 from __future__ import annotations
+
+import unicodedata
 
 _TO_CLDR = {
     "zh_Hans": "zh",
@@ -48,8 +50,6 @@ def in_own_script(text: str, lang: str) -> bool:
     """False when `lang` (CLDR-style code) is written in a non-Latin script and `text` has letters
     but not one of that script ('´Õ ¾À¡ø¦ÀðÊ' as Tamil); True otherwise, also for languages whose
     script is not listed and for text without letters ('123')."""
-    import unicodedata
-
     script = _SCRIPTS.get(lang)
     if script is None:
         return True
