@@ -33,11 +33,10 @@ def _check_labels(labels, template: Optional[str]) -> list[str]:
     labels = check_texts(labels, "label")
     if not labels:
         raise EncodeInputError("labels is empty: give at least one label to rank")
+    seen: dict[str, int] = {}
     for i, label in enumerate(labels):
         if not label.strip():
             raise EncodeInputError(f"label #{i} is empty or blank")
-    seen: dict[str, int] = {}
-    for i, label in enumerate(labels):
         if label in seen:
             raise EncodeInputError(f"label #{i} {label!r} repeats label #{seen[label]}: give each label once")
         seen[label] = i

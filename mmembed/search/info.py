@@ -17,14 +17,6 @@ FORMAT_VERSION = 1
 METADATA_KEY = b"mmembed"
 
 
-def _legacy_fingerprints(model) -> list[str]:
-    """What older mmembed versions fingerprinted this model as (serialization.legacy_fingerprints); none for a
-    stand-in without weights."""
-    from ..serialization import legacy_fingerprints
-
-    return legacy_fingerprints(model) if hasattr(model, "state_dict") else []
-
-
 def fingerprint_of(model) -> Optional[str]:
     """The model's fingerprint; None for a stand-in that only stores ready-made vectors (no weights to hash)."""
     if not hasattr(model, "state_dict"):
@@ -90,8 +82,11 @@ class CollectionInfo:
                 f"model {model.name!r} (version {model.config.version}, dim {model.dim}) embeds into another space. "
                 f"Use model={self.model!r} or index into a new collection."
             )
+        from ..serialization import legacy_fingerprints
+
         now = fingerprint_of(model) if self.fingerprint is not None else None
-        if now is not None and now != self.fingerprint and self.fingerprint not in _legacy_fingerprints(model):
+        # now is None for a stand-in without weights; older code's fingerprints of the same model are accepted too
+        if now is not None and now != self.fingerprint and self.fingerprint not in legacy_fingerprints(model):
             raise ModelMismatchError(
                 f"collection {where} holds vectors of model {self.model!r} as it was when they were embedded "
                 f"(fingerprint {self.fingerprint}); the {model.name!r} given now embeds differently (fingerprint "
