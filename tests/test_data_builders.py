@@ -244,7 +244,7 @@ def test_unknown_dataset_or_option_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="option skin_tones=1"):
         build_dataset("emoji", tmp_path / "x", skin_tones=1)
     assert not (tmp_path / "x").exists()
-    assert set(DATASETS) == {"emoji", "clipart", "parallel", "cldr-terms", "iso-names", "gettext-ui",
+    assert set(DATASETS) == {"emoji", "clipart", "parallel", "cldr-terms", "iso-names", "gettext-ui", "gettext-ood",
                              "imagenet-prototypes", "photos", "debian-photos", "tuxpaint", "gcompris", "freedict"}
 
 
@@ -462,4 +462,51 @@ def test_gettext_ui_missing_catalog_names_its_package(tmp_path, monkeypatch):
     monkeypatch.setattr(sources, "GETTEXT_UI", (dataclasses.replace(first, path=tmp_path / "de" / "x" / "gtk20.mo"), *rest))
     with pytest.raises(MissingSourceError, match=re.escape(f"apt-get install {first.package}")):
         build_dataset("gettext-ui", tmp_path / "out", limit=1)
+    assert not (tmp_path / "out").exists()
+
+
+def _fake_ood_catalogs(root: Path) -> tuple:
+    """A stand-in evaluation-only package with German, Hindi and British English catalogs of one domain."""
+    import polib
+
+    entries = [("Refresh the list of available packages now", {"de": "Liste der verfügbaren Pakete jetzt auffrischen",
+                                                               "hi": "उपलब्ध पैकेजों की सूची अभी ताज़ा करें"}),
+               ("command -- the (optional) command to explain!", {"de": "BEFEHL", "hi": "आदेश"}),  # glib20's, recased
+               ("enter a valid email address", {"de": "Gültige E-Mail-Adresse eingeben", "hi": "ईमेल"}),  # Django's
+               ("_Open", {"de": "Ö_ffnen", "hi": "खोलें"}),  # short
+               ("Installing %s now, please wait", {"de": "Installiere %s", "hi": "%s"})]  # placeholder
+    for lang in ("de", "hi", "en_GB"):
+        mo = polib.POFile()
+        mo.metadata = {"Content-Type": "text/plain; charset=UTF-8"}
+        for english, translations in entries:
+            mo.append(polib.POEntry(msgid=english, msgstr=translations.get(lang, english)))
+        folder = root / lang / "LC_MESSAGES"
+        folder.mkdir(parents=True)
+        mo.save_as_mofile(str(folder / "fakekit.mo"))
+    return (sources.GettextCatalog("fakekit", root / "de" / "LC_MESSAGES" / "fakekit.mo", "fakekit catalogs", "GPL-2+",
+                                   domain="fakekit", in_system_deps=False),)
+
+
+def test_gettext_ood_is_all_test_and_drops_sentences_a_training_source_holds(tmp_path, monkeypatch):
+    """The out-of-domain sentence test: every record in TEST, English locales skipped, Django's rules applied, and
+    a sentence whose English is in a gettext-ui or Django catalog (case and punctuation aside) dropped."""
+    monkeypatch.setattr(sources, "GETTEXT_OOD", _fake_ood_catalogs(tmp_path / "locale"))
+    out = build_dataset("gettext-ood", tmp_path / "out")
+    records = _records(out)
+    assert records["train"] == [] and records["dev"] == []
+    test = records["test"]
+    assert {(r.text, r.lang) for r in test} == {("Refresh the list of available packages now", "de"),
+                                                ("Refresh the list of available packages now", "hi")}
+    assert all(r.split == "test" and r.concept == sentence_concept_id(r.text) and r.kind == "sentence" for r in test)
+    assert {r.source for r in test} == {"fakekit unknown (fakekit.mo)"}
+    card = json.loads((out / "card.json").read_text(encoding="utf-8"))
+    assert card["stats"]["skipped"] == {"English sentence in a training source": 4, "placeholder": 2, "short": 2}
+    assert card["counts"]["concepts"]["test"] == 1
+
+
+def test_gettext_ood_names_the_package_to_install_and_not_the_setup_script(tmp_path, monkeypatch):
+    fake = _fake_ood_catalogs(tmp_path / "locale")
+    monkeypatch.setattr(sources, "GETTEXT_OOD", (dataclasses.replace(fake[0], path=tmp_path / "nowhere.mo"),))
+    with pytest.raises(MissingSourceError, match=r"install it with `apt-get install fakekit`$"):
+        build_dataset("gettext-ood", tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -114,3 +114,58 @@ def test_a_config_that_is_not_json_is_named(tmp_path):
     result = CliRunner().invoke(app, ["soup", str(tmp_path / "soup"), str(a), str(broken)])
     assert result.exit_code == 1 and "broken/config.json" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "soup").exists()
+
+
+def _colour_manifest(root):
+    from PIL import Image
+
+    from mmembed.data.manifest import PairRecord, write_manifest
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    records = []
+    for name, rgb in {"red": (220, 20, 20), "blue": (20, 20, 220), "green": (20, 200, 20)}.items():
+        Image.new("RGB", (24, 24), rgb).save(root / "images" / f"{name}.png")
+        records.append(PairRecord(concept=f"color:{name}", caption=f"a {name} square", lang="en",
+                                  image=f"images/{name}.png", kind="name"))
+    write_manifest(root / "train.jsonl", records)
+    return root / "train.jsonl"
+
+
+def _soup_recipe(tmp_path, base, soup):
+    from mmembed.training.config import SourceSpec, TrainConfig
+
+    return TrainConfig(base=str(base), soup=[str(m) for m in soup], out=str(tmp_path / "run"), name="souped", steps=0,
+                       batch_size=2, freeze_lora=True, freeze_text_side=True, seed=1,
+                       sources=[SourceSpec(name="colours", path=str(_colour_manifest(tmp_path / "colours")))])
+
+
+def test_a_recipe_with_a_soup_and_no_steps_exports_the_soup_itself(tmp_path):
+    """`soup = [...]` in a recipe makes the soup of base and those models the starting point, so a shipped soup
+    retrains in one command (`mmembed train RECIPE --export adapters/NAME`) to the tensors `mmembed soup` writes."""
+    from mmembed.training.trainer import Trainer
+
+    a, b = _run(tmp_path / "a", 1, text_too=True), _run(tmp_path / "b", 2, text_too=True)
+    average_models([a, b], tmp_path / "soup")
+    trainer = Trainer(_soup_recipe(tmp_path, a, [b]), progress=False)
+    trainer.run()
+    trainer.export(tmp_path / "exported")
+    expected, exported = (load_file(str(f / "model.safetensors")) for f in (tmp_path / "soup", tmp_path / "exported"))
+    assert set(exported) == set(expected)
+    for key in expected:
+        torch.testing.assert_close(exported[key], expected[key], atol=1e-6, rtol=1e-5)
+    model = load_model(tmp_path / "exported")
+    assert model.config.name == "souped" and "from the soup of" in model.config.description
+    assert str(b) in model.config.description
+    assert "the soup of" in (tmp_path / "exported" / "README.md").read_text()
+
+
+def test_a_recipe_whose_soup_is_not_runs_of_its_base_stops_before_a_run_folder_is_written(tmp_path):
+    from mmembed.training.trainer import Trainer
+
+    a = _run(tmp_path / "a", 1, text_too=True)
+    other_rank = _run(tmp_path / "r8", 3, text_too=True, lora_r=8)
+    with pytest.raises(SoupError, match=r"r8 is not a run of the same model.*lora\.r \(4 vs 8\)"):
+        Trainer(_soup_recipe(tmp_path, a, [other_rank]), progress=False)
+    with pytest.raises(SoupError, match="nowhere: not a saved mmembed model"):
+        Trainer(_soup_recipe(tmp_path, a, [tmp_path / "nowhere"]), progress=False)
+    assert not (tmp_path / "run").exists()

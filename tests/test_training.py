@@ -648,13 +648,15 @@ RECIPES = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.to
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_committed_recipe_parses_and_names_real_inputs(recipe):
     """Every shipped recipe must retrain in one command: it parses, its base is a registered model or a
-    committed adapter, and every source/dev set is a split of a dataset `mmembed data build` makes."""
+    committed adapter (and so is every model of its soup), and every source/dev set is a split of a dataset `mmembed data build` makes."""
     from mmembed.data.builders import DATASETS
     from mmembed.registry import list_models
 
     root = recipe.parent.parent
     cfg = TrainConfig.from_toml(recipe)
     assert cfg.base in list_models() or (root / cfg.base / "config.json").is_file(), cfg.base
+    for model in cfg.soup:  # a soup's other models are committed too
+        assert (root / model / "config.json").is_file(), model
     assert cfg.name == recipe.stem  # `--export adapters/NAME` and the recipe file share the name
     for specs, split in ((cfg.sources, "train.jsonl"), (cfg.dev, "dev.jsonl")):  # test splits never train or select
         for spec in specs:

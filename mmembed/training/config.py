@@ -66,6 +66,9 @@ class DevSpec:
 @dataclass
 class TrainConfig:
     base: str = "gemma3-270m-mm-untrained"  # registered name or saved folder to start from
+    # saved models averaged uniformly with `base` into the starting point (a model soup, mmembed.training.soup:
+    # runs of one base, e.g. two recipes fine-tuned from it); with steps = 0 the recipe exports the soup itself
+    soup: list[str] = field(default_factory=list)
     out: str = "runs/mm"
     name: str = "gemma3-270m-mm"  # the trained model's name (its folder under adapters/ when shipped)
     sources: list[SourceSpec] = field(default_factory=list)
@@ -221,6 +224,10 @@ class TrainConfig:
                              f"and {self.distill_temperature}")
         if self.loss != "clip":
             raise ValueError(f"{where}: distillation needs loss = 'clip' (in-batch softmax), got {self.loss!r}")
+
+    def start(self) -> str:
+        """What the run starts from, in words for cards and descriptions: the base, or the soup it heads."""
+        return f"the soup of {', '.join(repr(m) for m in [self.base, *self.soup])}" if self.soup else repr(self.base)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -232,7 +232,7 @@ def training_card(folder: Path, cfg: TrainConfig, step: int, identity: RunIdenti
         return ""
     sources = ", ".join(f"{s.name} ({s.path}, {identity.data.get(s.name, {}).get('pairs', '?')} pairs)"
                         for s in cfg.sources)
-    return (f"\n## Training\n\n`mmembed train` from {cfg.base!r}: {step} of {cfg.steps} steps, batch {cfg.batch_size}, "
+    return (f"\n## Training\n\n`mmembed train` from {cfg.start()}: {step} of {cfg.steps} steps, batch {cfg.batch_size}, "
             f"lr {cfg.lr}, loss {cfg.loss}, seed {cfg.seed}; sources: {sources}.\n")
 
 

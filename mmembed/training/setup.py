@@ -76,7 +76,12 @@ def build_model(cfg: TrainConfig) -> MMEmbedModel:
 
     if cfg.freeze_lora and cfg.lora_r is not None:  # before the (slow) load: a config error fails at once
         raise ValueError("freeze_lora keeps the base's LoRA fixed; lora_r would add a new one: set one of them")
-    model = load(cfg.base)
+    if cfg.soup:
+        from .soup import soup_model
+
+        model, _ = soup_model([cfg.base, *cfg.soup])  # the label prior already follows the soup's text side
+    else:
+        model = load(cfg.base)
     if cfg.freeze_text_side and model.projector is None:
         raise ValueError(f"freeze_text_side trains only the image projector, and base {cfg.base!r} has no image tower")
     if cfg.lora_r is not None:
@@ -114,7 +119,7 @@ def build_model(cfg: TrainConfig) -> MMEmbedModel:
         model.add_feature_readout()  # fitted on the training pictures before dev scoring and export
     model.config.name = cfg.name
     # the base's description ("untrained ... the training starting point") no longer holds
-    model.config.description = f"{cfg.name}: trained by `mmembed train` from {cfg.base!r} ({cfg.steps} steps asked)."
+    model.config.description = f"{cfg.name}: trained by `mmembed train` from {cfg.start()} ({cfg.steps} steps asked)."
     return model
 
 

@@ -12,14 +12,18 @@ centering is a fitted mean over training images; the first input's is kept.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
 
 from ..label_prior import refresh_label_embeddings
 from ..serialization import CONFIG, WEIGHTS, load_model, read_config, read_weights, save_model
+
+if TYPE_CHECKING:
+    from ..model import MMEmbedModel
 
 LABEL_TABLE = "label_prior.label_embeddings"
 IMAGE_ONLY_PREFIXES = ("projector.", "image_tower.", "image_centering.", "logit_")  # tensors text never passes
@@ -32,7 +36,7 @@ class SoupError(ValueError):
 
 @dataclass
 class SoupReport:
-    out: Path
+    out: Optional[Path]  # the folder written (average_models); None for a soup made in memory
     models: list[Path]
     tensors: int  # trained tensors in each input
     differ: list[str]  # names of the tensors that are not equal in all inputs
@@ -65,19 +69,17 @@ def _config_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def average_models(models: Sequence[str | Path], out: str | Path) -> SoupReport:
-    """Write the uniform mean of `models` (two or more runs of one base) to the new folder `out`.
+def soup_model(models: Sequence[str | Path]) -> tuple["MMEmbedModel", SoupReport]:
+    """The uniform mean of `models` (two or more runs of one base), loaded, and what was averaged.
 
     Refused, with the input named: fewer than two models, configs that differ in anything that shapes
-    vectors (prompt, pooling, LoRA rank, label prior, ...), other tensor names or shapes, and an `out`
-    that already exists (nothing is overwritten). The folder is written atomically.
+    vectors (prompt, pooling, LoRA rank, label prior, ...) and other tensor names or shapes. The
+    report's `out` is None: nothing is written (`average_models` writes a folder; a recipe's `soup`
+    starts training from the model itself).
     """
     if len(models) < 2:
         raise SoupError(f"a soup needs at least two models, got {len(models)}")
     folders = [resolve_model_folder(m) for m in models]
-    out = Path(out)
-    if out.exists():
-        raise SoupError(f"{out} already exists; give a new folder for the soup (nothing is overwritten)")
     configs = [read_config(f).to_dict() for f in folders]
     first = {k: v for k, v in configs[0].items() if k not in CONFIG_LABELS}
     for folder, config in zip(folders[1:], configs[1:]):
@@ -105,8 +107,18 @@ def average_models(models: Sequence[str | Path], out: str | Path) -> SoupReport:
     refreshed = text_differs and model.label_prior is not None
     if refreshed:
         refresh_label_embeddings(model)
-    model.config.name = out.name
     model.config.description = (f"Uniform weight average (model soup) of {len(folders)} runs of one base: "
                                 f"{', '.join(f.name for f in folders)}.")
+    return model, SoupReport(out=None, models=folders, tensors=len(soup), differ=differ, label_prior_refreshed=refreshed)
+
+
+def average_models(models: Sequence[str | Path], out: str | Path) -> SoupReport:
+    """Write the uniform mean of `models` (two or more runs of one base; `soup_model` says what is refused)
+    to the new folder `out`: refused if it already exists (nothing is overwritten); written atomically."""
+    out = Path(out)
+    if out.exists():
+        raise SoupError(f"{out} already exists; give a new folder for the soup (nothing is overwritten)")
+    model, report = soup_model(models)
+    model.config.name = out.name
     save_model(model, out)
-    return SoupReport(out=out, models=folders, tensors=len(soup), differ=differ, label_prior_refreshed=refreshed)
+    return dataclasses.replace(report, out=out)

@@ -88,6 +88,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("cldr-terms", "mmembed.data.builders.cldr_terms"),
         DatasetSpec("iso-names", "mmembed.data.builders.iso_names"),
         DatasetSpec("gettext-ui", "mmembed.data.builders.gettext_ui"),
+        DatasetSpec("gettext-ood", "mmembed.data.builders.gettext_ood"),
         DatasetSpec("freedict", "mmembed.data.builders.freedict"),
         DatasetSpec("imagenet-prototypes", "mmembed.data.builders.imagenet_prototypes"),
         DatasetSpec("photos", "mmembed.data.builders.photos"),

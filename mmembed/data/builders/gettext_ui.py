@@ -20,7 +20,7 @@ import os
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from mmembed.data.builders import sources
 from mmembed.data.builders.cldr_terms import held_out_names, leaks
@@ -65,25 +65,36 @@ def read_catalog(path: Path, skipped: Counter) -> Iterator[tuple[str, str]]:
         yield clean_ui(entry.msgid), clean_ui(entry.msgstr)
 
 
-def ui_concepts(langs: Optional[frozenset[str]], held_names: set[str], versions: dict[str, str],
-                skipped: Counter) -> list[Concept]:
-    """One concept per distinct English sentence, with every catalog's translation of it; `versions`:
-    package -> installed version (read once, for the records' `source` and the card)."""
+def catalog_concepts(catalogs: Iterable[sources.GettextCatalog], langs: Optional[frozenset[str]],
+                     versions: dict[str, str], skipped: Counter, refuse: Callable[[str], Optional[str]],
+                     split: Optional[str] = None) -> list[Concept]:
+    """One concept per distinct English sentence of `catalogs`, with every catalog's translation of it; `versions`:
+    package -> installed version (read once, for the records' `source` and the card). `refuse(english)` gives the
+    reason a sentence is dropped, or None (asked once per sentence); a drop is counted per entry in `skipped`.
+    `split`: every concept's split (None: the hash of its id)."""
     by_english: dict[str, Concept] = {}
-    leaked: set[str] = set()  # the leak check runs once per English sentence, not once per catalog
-    for catalog in sources.GETTEXT_UI:
+    refused: dict[str, Optional[str]] = {}
+    for catalog in catalogs:
         source = f"{catalog.package} {versions[catalog.package]} ({catalog.domain}.mo)"
         for lang, path in catalog_paths(catalog, langs):
             for english, translated in read_catalog(path, skipped):
                 concept = by_english.get(english)
                 if concept is None:
-                    if english in leaked or leaks(english, held_names):
-                        leaked.add(english)
-                        skipped["name of a held-out language or territory"] += 1
+                    reason = refused[english] if english in refused else refused.setdefault(english, refuse(english))
+                    if reason:
+                        skipped[reason] += 1
                         continue
-                    concept = by_english[english] = Concept(sentence_concept_id(english), text=english, text_lang="en")
+                    concept = by_english[english] = Concept(sentence_concept_id(english), text=english,
+                                                             text_lang="en", split=split)
                 concept.add(translated, lang, "sentence", source)
     return list(by_english.values())
+
+
+def ui_concepts(langs: Optional[frozenset[str]], held_names: set[str], versions: dict[str, str],
+                skipped: Counter) -> list[Concept]:
+    """gettext-ui's concepts: a sentence naming a `parallel` dev/test language or territory is dropped."""
+    return catalog_concepts(sources.GETTEXT_UI, langs, versions, skipped,
+                            lambda english: "name of a held-out language or territory" if leaks(english, held_names) else None)
 
 
 def build(

@@ -6,6 +6,7 @@ Nothing is touched at import time: paths are checked only by `require()`.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import importlib.util
 import subprocess
@@ -38,12 +39,14 @@ class DebianSource:
     def install_hint(self) -> str:
         return f"apt-get install {self.package}"
 
+    # scripts/system-deps.sh installs the package (evaluation-only sources: not); keyword-only, so subclasses'
+    # positional fields keep their places
+    in_system_deps: bool = dataclasses.field(default=True, kw_only=True)
+
     def require(self) -> Path:
         if not self.path.exists():
-            raise MissingSourceError(
-                f"{self.what} not found at {self.path}; install it with `{self.install_hint}` "
-                f"(or run scripts/system-deps.sh)"
-            )
+            also = " (or run scripts/system-deps.sh)" if self.in_system_deps else ""
+            raise MissingSourceError(f"{self.what} not found at {self.path}; install it with `{self.install_hint}`{also}")
         return self.path
 
     def info(self) -> SourceInfo:
@@ -157,7 +160,7 @@ class GettextCatalog(DebianSource):
 
 def _ui_catalog(package: str, domain: str, license: str) -> GettextCatalog:
     return GettextCatalog(package, Path(f"/usr/share/locale/de/LC_MESSAGES/{domain}.mo"),
-                          f"{package} translation catalogs ({domain}.mo)", license, domain)
+                          f"{package} translation catalogs ({domain}.mo)", license, domain=domain)
 
 
 # The UI catalogs of the gettext-ui dataset (licenses as in /usr/share/doc/PACKAGE/copyright; the
@@ -178,6 +181,19 @@ GETTEXT_UI = (
     _ui_catalog("libavahi-common-data", "avahi", "LGPL-2.1+"),
 )
 
+
+
+# The catalogs of the gettext-ood TEST set: UI sentences of other packages, translated by other teams, that no
+# training source reads (mmembed/data/builders/gettext_ood.py). Evaluation only, so setup does not install them
+# (PackageKit and AppStream bring daemons): the builder names the package to install.
+GETTEXT_OOD = tuple(
+    dataclasses.replace(_ui_catalog(package, domain, license), in_system_deps=False)
+    for package, domain, license in (
+        ("packagekit", "PackageKit", "GPL-2+ and LGPL-2.1+"),
+        ("appstream", "appstream", "GPL-2+ and LGPL-2.1+"),
+        ("software-properties-common", "software-properties", "GPL-2+"),
+    )
+)
 
 
 def _freedict(pair: str) -> DebianSource:
