@@ -101,7 +101,7 @@ def test_default_model_is_the_shipped_adapter_and_finds_pictures():
     from mmembed.data.builders.sources import NOTO_EMOJI
 
     model = mmembed.load()
-    assert model.name == "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles" and model.config.image_trained
+    assert model.name == "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui-soup" and model.config.image_trained
     assert model.config.lora is not None and model.feature_readout is not None
     assert (model.config.feature_readout.weight, model.config.feature_readout.query_weight) == (0.25, 1.5)
     renderer = EmojiRenderer(NOTO_EMOJI.require())
@@ -250,24 +250,26 @@ def test_query_glossing_finds_swahili_everyday_words_the_backbone_does_not_know(
 
 
 SENTENCE_MODEL = "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-ui-readout-roles"  # stage 38b
+PREVIOUS_DEFAULT = "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles"  # stage 37e
 
 
-def test_the_sentence_tuned_model_finds_held_out_hindi_ui_sentences_the_default_misses(tmp_path):
-    """Stage 38b's text side was trained with gettext-ui's UI sentences (its card): on 80 held-out TEST sentences,
-    each Hindi translation finds its English sentence among the 80 more often than with the default (37e, whose
-    texts were tuned on names), which still works (session 38 on all 195: 81.0 vs 72.8 hi -> en)."""
+def test_held_out_hindi_ui_sentences_rank_sentence_model_then_default_then_the_previous_default(tmp_path):
+    """Stage 38b's text side was trained with gettext-ui's UI sentences; the default (39a) is a soup of 1/3 38b and 2/3
+    37e, whose texts were tuned on names. On all 195 held-out Hindi TEST sentences, each Hindi translation finds its
+    English sentence among the 195 most often with 38b, then the default, then 37e (the cards: hi -> en 81.0, 77.4,
+    72.8): the soup keeps part of 38b's gain."""
     import json
 
     from mmembed.data.builders import build_dataset
 
     folder = build_dataset("gettext-ui", tmp_path / "ui", langs="hi")
     rows = [json.loads(line) for line in (folder / "test.jsonl").read_text(encoding="utf-8").splitlines()]
-    rows = sorted((r for r in rows if r["lang"] == "hi"), key=lambda r: r["concept"])[:80]
-    assert len(rows) == 80
+    rows = sorted((r for r in rows if r["lang"] == "hi"), key=lambda r: r["concept"])
+    assert len(rows) == 195
 
     def hi_to_en_accuracy(model) -> float:
         sim = model.similarity(model.encode_text([r["caption"] for r in rows]), model.encode_text([r["text"] for r in rows]))
         return float((sim.argmax(1) == np.arange(len(rows))).mean())
 
-    tuned, default = hi_to_en_accuracy(mmembed.load(SENTENCE_MODEL)), hi_to_en_accuracy(mmembed.load())
-    assert tuned >= 0.75 and tuned > default >= 0.5, (tuned, default)
+    tuned, default, previous = (hi_to_en_accuracy(mmembed.load(name)) for name in (SENTENCE_MODEL, None, PREVIOUS_DEFAULT))
+    assert tuned > default > previous >= 0.6, (tuned, default, previous)
