@@ -502,6 +502,7 @@ def test_gettext_ood_is_all_test_and_drops_sentences_a_training_source_holds(tmp
     card = json.loads((out / "card.json").read_text(encoding="utf-8"))
     assert card["stats"]["skipped"] == {"English sentence in a training source": 4, "placeholder": 2, "short": 2}
     assert card["counts"]["concepts"]["test"] == 1
+    assert DATASETS["gettext-ood"].description.startswith("EVAL ONLY")  # `mmembed data list` says it trains nothing
 
 
 def test_gettext_ood_names_the_package_to_install_and_not_the_setup_script(tmp_path, monkeypatch):

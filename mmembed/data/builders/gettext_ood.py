@@ -28,7 +28,7 @@ from mmembed.data.builders.gettext_ui import catalog_concepts, catalog_paths, cl
 from mmembed.data.builders.output import write_text_dataset
 
 NAME = "gettext-ood"
-DESCRIPTION = "English <-> translation pairs, TEST only: UI sentences of packages no training source reads"
+DESCRIPTION = "EVAL ONLY: English <-> translation pairs, UI sentences of packages no training source reads (all test)"
 LICENSE = "per catalog (GPL-2+ and LGPL-2.1+ / GPL-2+; data/gettext-ood.md lists each)"
 TRAINED = "English sentence in a training source"  # the reason such a sentence is dropped
 _NOT_WORD = re.compile(r"[\W_]+")
