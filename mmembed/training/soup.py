@@ -109,7 +109,8 @@ def soup_model(models: Sequence[str | Path]) -> tuple["MMEmbedModel", SoupReport
         refresh_label_embeddings(model)
     model.config.description = (f"Uniform weight average (model soup) of {len(folders)} runs of one base: "
                                 f"{', '.join(f.name for f in folders)}.")
-    return model, SoupReport(out=None, models=folders, tensors=len(soup), differ=differ, label_prior_refreshed=refreshed)
+    report = SoupReport(out=None, models=folders, tensors=len(soup), differ=differ, label_prior_refreshed=refreshed)
+    return model, report
 
 
 def average_models(models: Sequence[str | Path], out: str | Path) -> SoupReport:

@@ -80,9 +80,10 @@ def catalog_concepts(catalogs: Iterable[sources.GettextCatalog], langs: Optional
             for english, translated in read_catalog(path, skipped):
                 concept = by_english.get(english)
                 if concept is None:
-                    reason = refused[english] if english in refused else refused.setdefault(english, refuse(english))
-                    if reason:
-                        skipped[reason] += 1
+                    if english not in refused:  # asked once per sentence, not once per catalog and locale
+                        refused[english] = refuse(english)
+                    if refused[english]:
+                        skipped[refused[english]] += 1
                         continue
                     concept = by_english[english] = Concept(sentence_concept_id(english), text=english,
                                                              text_lang="en", split=split)
@@ -93,8 +94,10 @@ def catalog_concepts(catalogs: Iterable[sources.GettextCatalog], langs: Optional
 def ui_concepts(langs: Optional[frozenset[str]], held_names: set[str], versions: dict[str, str],
                 skipped: Counter) -> list[Concept]:
     """gettext-ui's concepts: a sentence naming a `parallel` dev/test language or territory is dropped."""
-    return catalog_concepts(sources.GETTEXT_UI, langs, versions, skipped,
-                            lambda english: "name of a held-out language or territory" if leaks(english, held_names) else None)
+    def refuse(english: str) -> Optional[str]:
+        return "name of a held-out language or territory" if leaks(english, held_names) else None
+
+    return catalog_concepts(sources.GETTEXT_UI, langs, versions, skipped, refuse)
 
 
 def build(

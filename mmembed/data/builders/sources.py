@@ -46,7 +46,8 @@ class DebianSource:
     def require(self) -> Path:
         if not self.path.exists():
             also = " (or run scripts/system-deps.sh)" if self.in_system_deps else ""
-            raise MissingSourceError(f"{self.what} not found at {self.path}; install it with `{self.install_hint}`{also}")
+            raise MissingSourceError(f"{self.what} not found at {self.path}; "
+                                     f"install it with `{self.install_hint}`{also}")
         return self.path
 
     def info(self) -> SourceInfo:
