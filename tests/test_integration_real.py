@@ -258,17 +258,15 @@ def test_held_out_hindi_ui_sentences_rank_sentence_model_then_default_then_the_p
     37e, whose texts were tuned on names. On all 195 held-out Hindi TEST sentences, each Hindi translation finds its
     English sentence among the 195 most often with 38b, then the default, then 37e (the cards: hi -> en 81.0, 77.4,
     72.8): the soup keeps part of 38b's gain."""
-    import json
-
     from mmembed.data.builders import build_dataset
+    from mmembed.data.manifest import read_manifest
 
     folder = build_dataset("gettext-ui", tmp_path / "ui", langs="hi")
-    rows = [json.loads(line) for line in (folder / "test.jsonl").read_text(encoding="utf-8").splitlines()]
-    rows = sorted((r for r in rows if r["lang"] == "hi"), key=lambda r: r["concept"])
+    rows = sorted((r for r in read_manifest(folder / "test.jsonl") if r.lang == "hi"), key=lambda r: r.concept)
     assert len(rows) == 195
 
     def hi_to_en_accuracy(model) -> float:
-        sim = model.similarity(model.encode_text([r["caption"] for r in rows]), model.encode_text([r["text"] for r in rows]))
+        sim = model.similarity(model.encode_text([r.caption for r in rows]), model.encode_text([r.text for r in rows]))
         return float((sim.argmax(1) == np.arange(len(rows))).mean())
 
     tuned, default, previous = (hi_to_en_accuracy(mmembed.load(name)) for name in (SENTENCE_MODEL, None, PREVIOUS_DEFAULT))
