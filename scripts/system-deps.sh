@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the dataset builders read (mmembed/data/builders/sources.py):
 #   fonts-noto-color-emoji  emoji images        unicode-cldr-core  names/keywords in ~130 locales
+#   fonts-symbola           black-and-white emoji outlines (the eval-only emoji-styles dataset)
 #   openclipart-png/-svg    clip-art drawings and their metadata
 #   tuxpaint-stamps-default photos and drawings with descriptions translated into ~100 languages
 #   gcompris-qt-data        whole-scene photographs with names and descriptions in ~45 languages
@@ -14,7 +15,7 @@
 # Idempotent and quick when everything is installed: apt is only called for missing packages.
 set -euo pipefail
 
-PACKAGES=(fonts-noto-color-emoji unicode-cldr-core openclipart-png openclipart-svg tuxpaint-stamps-default
+PACKAGES=(fonts-noto-color-emoji fonts-symbola unicode-cldr-core openclipart-png openclipart-svg tuxpaint-stamps-default
           gcompris-qt-data scratch palapeli-data fonts-noto-core fonts-wqy-microhei fonts-droid-fallback
           apt at-spi2-common gsettings-desktop-schemas libapt-pkg6.0 libavahi-common-data libgdk-pixbuf2.0-common
           libglib2.0-data libgtk2.0-common libpam-runtime python-apt-common shared-mime-info

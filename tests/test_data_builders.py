@@ -177,6 +177,8 @@ def test_images_are_rgb_and_readable(built, name, max_side):
 @pytest.mark.parametrize("name,attr,hint", [
     ("emoji", "NOTO_EMOJI", "apt-get install fonts-noto-color-emoji"),
     ("emoji", "CLDR", "apt-get install unicode-cldr-core"),
+    ("emoji-styles", "SYMBOLA", "apt-get install fonts-symbola"),
+    ("emoji-styles", "NOTO_EMOJI", "apt-get install fonts-noto-color-emoji"),
     ("clipart", "OPENCLIPART_PNG", "apt-get install openclipart-png"),
     ("clipart", "OPENCLIPART_SVG", "apt-get install openclipart-svg"),
     ("clipart", "NOTO_EMOJI", "apt-get install fonts-noto-color-emoji"),
@@ -244,7 +246,7 @@ def test_unknown_dataset_or_option_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="option skin_tones=1"):
         build_dataset("emoji", tmp_path / "x", skin_tones=1)
     assert not (tmp_path / "x").exists()
-    assert set(DATASETS) == {"emoji", "clipart", "parallel", "cldr-terms", "iso-names", "gettext-ui", "gettext-ood",
+    assert set(DATASETS) == {"emoji", "emoji-styles", "clipart", "parallel", "cldr-terms", "iso-names", "gettext-ui", "gettext-ood",
                              "imagenet-prototypes", "photos", "debian-photos", "tuxpaint", "gcompris", "freedict"}
 
 

@@ -24,6 +24,30 @@ def test_imagenet_label_pipeline_captions_and_embeds(data):
     assert enc.encode_text(["a red circle"], "query").shape == (1, 384)
 
 
+def test_image_feature_baseline_scores_image_to_image_and_skips_text_tasks(tmp_path):
+    """EfficientNet-Lite0 pooled features: unit rows of 1280; on a colour set with two shades per concept it is
+    scored on i2i, and t2i (which needs text) is skipped with the reason."""
+    from eval_fixtures import make_color_data
+
+    from mmembed.evaluation.baselines.image_features import ImageFeatureEncoder
+    from mmembed.evaluation.data import find_datasets
+    from mmembed.evaluation.encoders import EncoderOptions
+    from mmembed.evaluation.runner import run_evaluation
+    from mmembed.evaluation.tasks import build_tasks
+
+    enc = ImageFeatureEncoder(batch_size=2)
+    assert isinstance(enc, Encoder) and enc.modalities == frozenset({"image"})
+    (ds,) = find_datasets(make_color_data(tmp_path, per_concept=2))
+    paths = sorted({r.image_path.as_posix() for r in ds.records})
+    emb = enc.encode_images(paths)
+    assert emb.shape == (len(paths), 1280) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    assert np.allclose(emb[:1], enc.encode_images(paths[:1]), atol=1e-5)  # batch composition changes nothing
+    tasks, _ = build_tasks(["i2i", "t2i"], [ds])
+    results = {r.task: r for r in run_evaluation(["image-features"], tasks, EncoderOptions(batch_size=4)).results}
+    assert results["i2i"].status == "ok" and 0 <= results["i2i"].metrics["R@1"] <= 1
+    assert results["t2i"].status == "skipped: image-features does not embed text"
+
+
 def test_openclip_scratch_trains_and_replays_exactly(data):
     manifests = [data / "shapes" / "train.jsonl"]
     small = ScratchClipConfig(width=64, layers=1, heads=2, embed_dim=32)  # same code, less compute
@@ -57,7 +81,7 @@ def test_compact_tokenizer_maps_unseen_tokens_to_unk():
 
 def test_baseline_names():
     assert expand_baselines("prompteol,e5") == ["gemma3-270m-prompteol", "gemma3-270m-prompteol-mean", "e5"]
-    with pytest.raises(UnknownEncoderError, match="known baselines: e5, imagenet-labels, prompteol, openclip-scratch"):
+    with pytest.raises(UnknownEncoderError, match="known baselines: e5, imagenet-labels, image-features, prompteol, openclip-scratch"):
         expand_baselines("siglip")
 
 

@@ -103,7 +103,7 @@ def test_langs_filter_and_limit_are_deterministic(data):
 
 
 def test_unknown_and_empty_task_names():
-    with pytest.raises(TaskError, match="known tasks: t2i, i2t, zeroshot, bitext, t2t"):
+    with pytest.raises(TaskError, match="known tasks: t2i, i2t, zeroshot, i2i, bitext, t2t"):
         parse_task_names("t2i,retrieval")
     with pytest.raises(TaskError, match="no task given"):
         parse_task_names(" , ")
@@ -155,6 +155,25 @@ def test_every_image_of_a_concept_is_scored(tmp_path):
     assert len(i2t.queries) == 6 and len(i2t.targets) == 2
     assert relevance_from_keys(i2t.queries.keys, i2t.targets.keys).sum(axis=1).tolist() == [1] * 6
     assert sorted(set(i2t.queries.units)) == ["concept:green", "concept:red"]
+
+
+def test_i2i_queries_each_concepts_other_images_against_every_first_image(tmp_path):
+    """3 concepts x 3 images: the first image of each concept is the gallery (3), the other 6 query it; a concept's
+    queries find exactly its own reference. A set with one image per concept has no i2i task, and says why."""
+    from eval_fixtures import make_color_data
+
+    (ds,) = find_datasets(make_color_data(tmp_path / "three", per_concept=3, concepts=("red", "green", "blue")))
+    (task,) = build_tasks(["i2i"], [ds])[0]
+    assert task.id == f"i2i/{ds.name}/all"
+    assert task.queries.modality == task.targets.modality == "image"
+    assert (task.queries.role, task.targets.role) == ("query", "document")  # as a collection search embeds them
+    assert len(task.targets) == 3 and len(task.queries) == 6
+    assert not set(task.queries.items) & set(task.targets.items)
+    assert sorted(item.rsplit("/", 1)[-1] for item in task.targets.items) == ["blue.png", "green.png", "red.png"]
+    assert relevance_from_keys(task.queries.keys, task.targets.keys).sum(axis=1).tolist() == [1] * 6
+    (single,) = find_datasets(make_color_data(tmp_path / "one", per_concept=1))
+    with pytest.raises(TaskError, match="no concept has two or more images"):
+        build_tasks(["i2i"], [single])
 
 
 def test_zeroshot_scores_every_image_and_resamples_concepts(tmp_path):

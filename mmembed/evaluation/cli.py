@@ -217,10 +217,10 @@ def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_cmd(
         model: List[str] = typer.Option([], "--model", "-m", help="Model to score (repeatable): any name `mmembed models` lists, a saved folder, or a baseline name."),
-        tasks: str = typer.Option("t2i,i2t,zeroshot,bitext,t2t", "--tasks", "-t", help="Comma-separated: t2i, i2t, zeroshot, bitext, t2t."),
+        tasks: str = typer.Option("t2i,i2t,zeroshot,bitext,t2t", "--tasks", "-t", help="Comma-separated: t2i, i2t, zeroshot, bitext, t2t, i2i (image -> image; datasets with several images of a concept, e.g. emoji-styles)."),
         data: List[Path] = typer.Option([], "--data", "-d", help="Dataset folder, folder of datasets, or a .jsonl manifest (repeatable)."),
         out: Path = typer.Option(Path("results"), "--out", "-o", help="Folder for results.json, run.json and the PNG plots (an earlier run's files of those names are replaced; nothing else is touched)."),
-        baselines: Optional[str] = typer.Option(None, "--baselines", "-b", help="Comma-separated: e5, imagenet-labels, prompteol, openclip-scratch."),
+        baselines: Optional[str] = typer.Option(None, "--baselines", "-b", help="Comma-separated: e5, imagenet-labels, image-features (images only, for i2i), prompteol, openclip-scratch."),
         limit: Optional[int] = typer.Option(None, "--limit", help="At most N concepts per dataset (drawn with --seed)."),
         langs: Optional[str] = typer.Option(None, "--langs", help="Comma-separated languages to score (default: all present)."),
         seed: int = typer.Option(0, "--seed", help="Seed for --limit sampling, random-init parts and baseline training."),

@@ -111,6 +111,12 @@ def _imagenet_labels(name: str, opts: EncoderOptions) -> Encoder:
     return ImageNetLabelEncoder(batch_size=opts.batch_size)
 
 
+def _image_features(name: str, opts: EncoderOptions) -> Encoder:
+    from .baselines.image_features import ImageFeatureEncoder
+
+    return ImageFeatureEncoder(batch_size=opts.batch_size)
+
+
 def _openclip(name: str, opts: EncoderOptions) -> Encoder:
     from .baselines.openclip_scratch import train_openclip_scratch
 
@@ -122,11 +128,12 @@ def _openclip(name: str, opts: EncoderOptions) -> Encoder:
 BASELINES: dict[str, tuple[str, ...]] = {
     "e5": ("e5",),
     "imagenet-labels": ("imagenet-labels",),
+    "image-features": ("image-features",),
     "prompteol": ("gemma3-270m-prompteol", "gemma3-270m-prompteol-mean"),
     "openclip-scratch": ("openclip-scratch",),
 }
 _BUILDERS: dict[str, Callable[[str, EncoderOptions], Encoder]] = {
-    "e5": _e5, "imagenet-labels": _imagenet_labels, "openclip-scratch": _openclip,
+    "e5": _e5, "imagenet-labels": _imagenet_labels, "image-features": _image_features, "openclip-scratch": _openclip,
 }
 
 

@@ -197,7 +197,7 @@ def preview(embedder: Embedder, task: EvalTask, k: int = 12) -> Optional[Similar
 
 def pick_preview_task(tasks: Sequence[EvalTask]) -> EvalTask:
     """The heatmap shows the same task for every encoder: text -> image in English if there is one."""
-    order = {"t2i": 0, "i2t": 1, "zeroshot": 2, "bitext": 3, "t2t": 4}
+    order = {"t2i": 0, "i2t": 1, "zeroshot": 2, "i2i": 3, "bitext": 4, "t2t": 5}
     return min(tasks, key=lambda t: (order.get(t.kind, 9), t.group not in ("en", "en->en"), t.dataset, t.group))
 
 

@@ -6,6 +6,8 @@ Each task kind turns one dataset into `EvalTask`s, one per language (or language
 A concept may have several images: every one is in the gallery (t2i; any of them answers the
 caption) and every one is a query (i2t, zeroshot).
   zeroshot  image -> class names in L (captions of kind category/class)   accuracy
+  i2i       a concept's other images -> every concept's first image       R@1/5/10, MRR
+            (datasets with several images of a concept, e.g. emoji-styles: outline drawing -> colour emoji)
   bitext    sentence in L <-> its anchor sentence (both directions)        accuracy (Tatoeba style)
   t2t       caption in L -> all anchor texts (or all English captions)     R@1/5/10, MRR
 
@@ -180,6 +182,19 @@ def build_zeroshot(ds: EvalDataset, langs: Optional[frozenset[str]]) -> list[Eva
     return tasks
 
 
+def build_i2i(ds: EvalDataset, langs: Optional[frozenset[str]]) -> list[EvalTask]:
+    """Image -> image: a concept's first image (manifest order) is its reference; each of its other images queries the
+    references of all concepts. Captions play no part, so there is one task per dataset (group 'all')."""
+    images = _images([r for r in ds.records if r.image_path is not None])
+    references = {c: paths[:1] for c, paths in images.items()}
+    others = {c: paths[1:] for c, paths in images.items() if len(paths) > 1}
+    if not others or len(references) < MIN_TARGETS:
+        return []
+    queries = _image_side(sorted(others), others, "query")
+    gallery = _image_side(sorted(references), references, "document")
+    return [EvalTask("i2i", ds.name, "all", queries, gallery)]
+
+
 def build_bitext(ds: EvalDataset, langs: Optional[frozenset[str]]) -> list[EvalTask]:
     """Tatoeba style: the pool is exactly the aligned pairs of the language pair, both directions."""
     text_recs = [r for r in ds.records if r.record.text is not None and r.record.text_lang != r.record.lang]
@@ -238,6 +253,7 @@ TASK_KINDS: dict[str, TaskKind] = {
         TaskKind("t2i", "text -> image retrieval per caption language", "retrieval", build_t2i),
         TaskKind("i2t", "image -> text retrieval per caption language", "retrieval", build_i2t),
         TaskKind("zeroshot", "zero-shot image classification from class names per language", "accuracy", build_zeroshot),
+        TaskKind("i2i", "image -> image: a concept's other images find its first image", "retrieval", build_i2i),
         TaskKind("bitext", "cross-lingual bitext mining, both directions per language pair", "accuracy", build_bitext),
         TaskKind("t2t", "text -> text retrieval from each language into the anchor/English pool", "retrieval", build_t2t),
     )
@@ -278,8 +294,10 @@ def build_tasks(
 def _why_empty(name: str, ds: EvalDataset, langs: Optional[frozenset[str]]) -> str:
     has_images = any(r.image_path is not None for r in ds.records)
     has_texts = any(r.record.text is not None for r in ds.records)
-    if name in ("t2i", "i2t", "zeroshot") and not has_images:
+    if name in ("t2i", "i2t", "zeroshot", "i2i") and not has_images:
         return "no image records"
+    if name == "i2i":
+        return "no concept has two or more images (i2i queries a concept's other images against its first)"
     if name == "bitext" and not has_texts:
         return "no text-anchored (parallel) records"
     if name == "zeroshot" and not any(r.record.kind in LABEL_KINDS for r in ds.records):

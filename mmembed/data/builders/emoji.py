@@ -8,14 +8,17 @@ keyword (kind="keyword") in every locale file; language code = the CLDR file nam
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 from mmembed.data.builders import sources
 from mmembed.data.builders.cldr import Annotation, annotation_locales, read_annotations
-from mmembed.data.builders.concepts import Concept, lang_allowed, langs_select_none, parse_langs, selection_key
+from mmembed.data.builders.concepts import (Concept, LangSelection, lang_allowed, langs_select_none, parse_langs,
+                                            selection_key)
 from mmembed.data.builders.emoji_groups import group_names, read_emoji_groups
 from mmembed.data.builders.output import DatasetCard, staging_dir, write_dataset
+from mmembed.data.builders.sources import SourceInfo
 
 NAME = "emoji"
 DESCRIPTION = "Noto Color Emoji images with CLDR short names, group names and keywords in ~130 locales"
@@ -36,7 +39,8 @@ def has_skin_tone(cp: str) -> bool:
 class EmojiRenderer:
     """Draws one emoji centred on a white square; None when the font has no glyph for it."""
 
-    def __init__(self, font_path: Path, size: int = 160):
+    def __init__(self, font_path: Path, size: int = 160, ink: Optional[tuple[int, int, int]] = None):
+        """`ink`: the colour of a monochrome font's glyphs (None: a colour font's own colours)."""
         from PIL import ImageFont, features
 
         if size < 16:
@@ -47,6 +51,7 @@ class EmojiRenderer:
         engine = ImageFont.Layout.RAQM if self.layout == "raqm" else ImageFont.Layout.BASIC
         self.font = ImageFont.truetype(str(font_path), FONT_SIZE, layout_engine=engine)
         self.size = size
+        self.ink = None if ink is None else (*ink, 255)
 
     def has_glyph(self, cp: str) -> bool:
         """Cheap test without drawing: the layout box has no height when the font has no glyph."""
@@ -57,7 +62,7 @@ class EmojiRenderer:
         from PIL import Image, ImageDraw
 
         canvas = Image.new("RGBA", (FONT_SIZE * 4, FONT_SIZE * 2), (0, 0, 0, 0))
-        ImageDraw.Draw(canvas).text((8, 8), cp, font=self.font, embedded_color=True)
+        ImageDraw.Draw(canvas).text((8, 8), cp, font=self.font, fill=self.ink, embedded_color=True)
         bbox = canvas.getchannel("A").getbbox()
         if bbox is None:  # nothing drawn: the font has no glyph (CLDR also names plain symbols)
             return None
@@ -73,7 +78,7 @@ class EmojiRenderer:
         return image.convert("RGB")
 
 
-def _concept(cp: str, image: str, per_locale: dict[str, dict[str, Annotation]], source: str,
+def emoji_concept(cp: str, image: str, per_locale: dict[str, dict[str, Annotation]], source: str,
              group: Optional[str], names: dict[str, dict[str, str]]) -> Concept:
     """`group`: the emoji's group type (None: labels.txt has none); `names`: locale -> group names."""
     concept = Concept(concept_id(cp), image=image)
@@ -93,6 +98,39 @@ def _concept(cp: str, image: str, per_locale: dict[str, dict[str, Annotation]], 
     return concept
 
 
+@dataclass(frozen=True)
+class EmojiCaptions:
+    """What CLDR says about every emoji in the chosen locales: the captions `emoji_concept` turns into records."""
+
+    lang_set: Optional[LangSelection]  # parse_langs of the builder's `langs` (None: every locale)
+    locales: list[str]
+    per_locale: dict[str, dict[str, Annotation]]  # locale -> emoji -> its name and keywords
+    groups: dict[str, str]  # emoji -> its Unicode group type (labels.txt)
+    names: dict[str, dict[str, str]]  # locale -> group type -> the locale's group name
+    info: SourceInfo
+
+    def emoji(self) -> set[str]:
+        """Every emoji some chosen locale annotates."""
+        return {cp for anns in self.per_locale.values() for cp in anns}
+
+    def concept(self, cp: str, image: str) -> Concept:
+        source = f"{self.info.package} {self.info.version}"
+        return emoji_concept(cp, image, self.per_locale, source, self.groups.get(cp), self.names)
+
+
+def read_emoji_captions(dataset: str, langs: Optional[str | Sequence[str]]) -> EmojiCaptions:
+    """CLDR's annotations and group names in the `langs` locales; `dataset` names the build in the error when `langs`
+    selects no locale."""
+    common = sources.CLDR.require()
+    lang_set = parse_langs(langs)
+    locales = [loc for loc in annotation_locales(common) if lang_allowed(loc, lang_set)]
+    if not locales:
+        raise langs_select_none(dataset, lang_set, lang_set.seen)  # lang_set is not None: None allows all
+    groups = read_emoji_groups(common)
+    return EmojiCaptions(lang_set, locales, {loc: read_annotations(common, loc) for loc in locales}, groups,
+                         group_names(common, locales, set(groups.values())), sources.CLDR.info())
+
+
 def build(
     out: str | os.PathLike,
     *,
@@ -105,18 +143,9 @@ def build(
     stable hash); `langs` keeps only those CLDR locales; `skin_tones` adds the ~1,700 skin-tone
     variants (near-duplicate images with template captions)."""
     font_path = sources.NOTO_EMOJI.require()
-    common = sources.CLDR.require()
-    lang_set = parse_langs(langs)
-    locales = [loc for loc in annotation_locales(common) if lang_allowed(loc, lang_set)]
-    if not locales:
-        raise langs_select_none(NAME, lang_set, lang_set.seen)  # lang_set is not None: None allows all
-    per_locale = {loc: read_annotations(common, loc) for loc in locales}
-    groups = read_emoji_groups(common)
-    names = group_names(common, locales, set(groups.values()))
-    cldr_info = sources.CLDR.info()
-    source = f"{cldr_info.package} {cldr_info.version}"
+    cldr = read_emoji_captions(NAME, langs)
 
-    candidates = sorted({cp for anns in per_locale.values() for cp in anns})
+    candidates = sorted(cldr.emoji())
     excluded_skin = [cp for cp in candidates if has_skin_tone(cp)] if not skin_tones else []
     candidates = [cp for cp in candidates if skin_tones or not has_skin_tone(cp)]
     if limit is not None:  # try in hash order until `limit` emoji rendered
@@ -139,14 +168,14 @@ def build(
             kept[cp] = rel
         records = [
             rec for cp in sorted(kept)
-            for rec in _concept(cp, kept[cp], per_locale, source, groups.get(cp), names).records(LICENSE)
+            for rec in cldr.concept(cp, kept[cp]).records(LICENSE)
         ]
         card = DatasetCard(
             dataset=NAME,
             description=DESCRIPTION,
             license=LICENSE,
-            sources=[sources.NOTO_EMOJI.info(), cldr_info],
-            options={"limit": limit, "langs": sorted(lang_set) if lang_set else None,
+            sources=[sources.NOTO_EMOJI.info(), cldr.info],
+            options={"limit": limit, "langs": sorted(cldr.lang_set) if cldr.lang_set else None,
                      "size": size, "skin_tones": skin_tones},
             notes=[
                 "Keywords are per-locale lists, not translations of each other; a keyword equal "
@@ -165,11 +194,11 @@ def build(
                 "only some groups (stats.group_locales_partial) and the rest are not inherited.",
             ],
             stats={"unrenderable": unrenderable, "skin_tone_variants_excluded": len(excluded_skin),
-                   "emoji": len(kept), "locales": len(locales), "text_layout": renderer.layout,
-                   "emoji_with_group": sum(cp in groups for cp in kept),
-                   "group_locales": len(names),
-                   "group_locales_partial": {loc: sorted(n) for loc, n in names.items()
-                                             if len(n) < len(set(groups.values()))}},
+                   "emoji": len(kept), "locales": len(cldr.locales), "text_layout": renderer.layout,
+                   "emoji_with_group": sum(cp in cldr.groups for cp in kept),
+                   "group_locales": len(cldr.names),
+                   "group_locales_partial": {loc: sorted(n) for loc, n in cldr.names.items()
+                                             if len(n) < len(set(cldr.groups.values()))}},
         )
-        write_dataset(tmp, records, card, langs=lang_set)
+        write_dataset(tmp, records, card, langs=cldr.lang_set)
     return Path(out)

@@ -97,6 +97,12 @@ NOTO_EMOJI = DebianSource(
     "Noto Color Emoji font",
     "OFL-1.1",
 )
+SYMBOLA = DebianSource(
+    "fonts-symbola",
+    Path("/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf"),
+    "Symbola font (black-and-white emoji outlines)",
+    "free for any use (George Douros; /usr/share/doc/fonts-symbola/copyright)",
+)
 CLDR = DebianSource(
     "unicode-cldr-core",
     Path("/usr/share/unicode/cldr/common"),
@@ -221,7 +227,7 @@ FREEDICT = (_freedict("eng-swh"), _freedict("swh-eng"), _freedict("eng-hin"), _f
 
 # Debian packages the builders read; scripts/system-deps.sh installs exactly these.
 DEBIAN_PACKAGES = tuple(
-    sorted({s.package for s in (NOTO_EMOJI, CLDR, OPENCLIPART_PNG, OPENCLIPART_SVG, TUXPAINT_STAMPS, GCOMPRIS,
+    sorted({s.package for s in (NOTO_EMOJI, SYMBOLA, CLDR, OPENCLIPART_PNG, OPENCLIPART_SVG, TUXPAINT_STAMPS, GCOMPRIS,
                                 SCRATCH_MEDIA, PALAPELI_COLLECTION,
                                 *GETTEXT_UI, *FREEDICT)})
 )
