@@ -79,7 +79,7 @@ class EmojiRenderer:
 
 
 def emoji_concept(cp: str, image: str, per_locale: dict[str, dict[str, Annotation]], source: str,
-             group: Optional[str], names: dict[str, dict[str, str]]) -> Concept:
+                  group: Optional[str], names: dict[str, dict[str, str]]) -> Concept:
     """`group`: the emoji's group type (None: labels.txt has none); `names`: locale -> group names."""
     concept = Concept(concept_id(cp), image=image)
     for locale in sorted(per_locale):
