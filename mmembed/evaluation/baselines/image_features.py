@@ -1,6 +1,7 @@
 """The "image features" baseline for image -> image search: what one gets with the image tower alone.
 
-image -> EfficientNet-Lite0 (packaged ImageNet-1k weights) -> global-average-pooled features (1280) -> unit length.
+image -> EfficientNet-Lite0 (packaged ImageNet-1k weights) -> global-average-pooled features (1280; the features the
+feature read-out reads, feature_readout.pooled_features) -> unit length.
 No text side: it is scored on image -> image tasks (i2i) and skipped, with a note, on tasks that need text.
 """
 from __future__ import annotations
@@ -30,13 +31,14 @@ class ImageFeatureEncoder:
     def encode_images(self, paths: Sequence[str], role: Role = "document") -> np.ndarray:
         import torch
 
+        from mmembed.feature_readout import pooled_features
         from mmembed.images import images_to_tensor
 
         cfg, out = self.tower_cfg, []
         with torch.inference_mode():
             for s in range(0, len(paths), self.batch_size):
                 pixels = images_to_tensor(paths[s : s + self.batch_size], cfg.image_size, cfg.mean, cfg.std, s)
-                pooled = self.tower.forward_head(self.tower.forward_features(pixels), pre_logits=True)  # (b, 1280)
+                pooled = pooled_features(self.tower.forward_features(pixels))  # (b, 1280): what the read-out reads
                 out.append(torch.nn.functional.normalize(pooled.float(), dim=-1).numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 1280), np.float32)
 
