@@ -231,6 +231,13 @@ class MMEmbedModel(nn.Module):
 
         return encode_image(self, images, **kwargs)
 
+    def encode_appearance(self, images, **kwargs):
+        """(n, C) float32 unit rows: the image tower's pooled features, the appearance channel of image -> image
+        search (mmembed/appearance.py). Keywords: batch_size=32, progress."""
+        from .appearance import encode_appearance
+
+        return encode_appearance(self, images, **kwargs)
+
     def encode(self, items, **kwargs):
         """(n, dim) embeddings of a mixed list: a str is text, a pathlib.Path / PIL image / array is an image, an
         (image, text) tuple is one fused embedding. Same keywords as encode_image."""

@@ -280,3 +280,22 @@ def test_models_lists_whole_names_when_piped():
     assert res.exit_code == 0 and "…" not in res.output
     names = [line for line in res.output.splitlines() if not line.startswith(" ")]
     assert f"{default_model_name()} (default)" in names and "tiny-random" in names
+
+
+def test_appearance_weight_is_recorded_and_applies_to_i2i(tmp_path):
+    """--appearance-weight: what i2i ranks mmembed models' images by (recorded in settings and in the encoder's
+    facts); weight 1 ranks by the tower features alone, as the image-features baseline does; a bad value exits 2."""
+    from eval_fixtures import make_color_data
+
+    data = make_color_data(tmp_path / "colours", per_concept=3)
+    args = ("--model", "tiny-random", "--data", data, "--tasks", "i2i", "--no-plots", "--bootstrap", 0)
+    assert _eval(*args, "--out", tmp_path / "default").exit_code == 0
+    assert _eval(*args, "--out", tmp_path / "looks", "--appearance-weight", 1, "-b", "image-features").exit_code == 0
+    default, looks = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("default", "looks"))
+    assert default["settings"]["appearance_weight"] == 0.5 and looks["settings"]["appearance_weight"] == 1.0
+    assert [e.get("appearance_weight") for e in looks["encoders"]] == [1.0, None]
+    tiny, features = ({r["encoder"]: r["metrics"] for r in looks["results"]}[n] for n in ("tiny-random", "image-features"))
+    assert tiny.keys() == features.keys() and 0 <= tiny["R@1"] <= 1  # the tiny tower is random, the baseline packaged
+    res = runner.invoke(app, ["eval", *map(str, args), "--out", str(tmp_path / "bad"), "--appearance-weight", "1.5"])
+    assert res.exit_code == 2 and "--appearance-weight: appearance_weight must be a number in [0, 1]" in res.output
+    assert not (tmp_path / "bad").exists()

@@ -77,3 +77,46 @@ def test_an_mmembed_model_says_whether_its_roles_differ():
     for query_weight, differ in ((None, False), (0.25, False), (1.5, True)):
         model.feature_readout = FeatureReadout(FeatureReadoutConfig(weight=0.25, query_weight=query_weight), 4, 3)
         assert MMEmbedEncoder(model).image_roles_differ is differ
+
+
+class LooksEncoder(RecordingEncoder):
+    """RecordingEncoder plus an appearance channel that knows every image's concept (its file name's colour word)."""
+
+    appearance_weight = 0.5
+
+    def __init__(self):
+        super().__init__(roles_differ=True)
+        self.appearance_calls: list[int] = []
+
+    def encode_appearance(self, paths):
+        self.appearance_calls.append(len(paths))
+        colours = ("red", "green", "blue")
+        return np.array([np.eye(3, dtype=np.float32)[next(i for i, c in enumerate(colours) if c in p.rsplit("/", 1)[-1])]
+                         for p in paths])
+
+
+def test_i2i_fuses_the_appearance_channel_of_an_encoder_that_has_one(tmp_path):
+    """An image -> image task ranks by (1 - w) cosine + w appearance cosine, as Collection.search does for an image
+    query; other tasks, and an encoder with weight 0, rank by cosine. Appearances are embedded once per image."""
+    from eval_fixtures import make_color_data
+
+    from mmembed.appearance import fuse_appearance
+    from mmembed.evaluation.runner import appearance_weight, similarity
+
+    (ds,) = find_datasets(make_color_data(tmp_path / "three", per_concept=3, concepts=("red", "green", "blue")))
+    (task,) = build_tasks(["i2i"], [ds])[0]
+    encoder = LooksEncoder()
+    embedder = Embedder(encoder)
+    fused = score_task(embedder, task)
+    assert appearance_weight(encoder, task) == 0.5
+    cosine = similarity(embedder, task)
+    looks = encoder.encode_appearance(list(task.queries.items)) @ encoder.encode_appearance(list(task.targets.items)).T
+    ranks = np.argsort(-fuse_appearance(cosine, looks, 0.5), axis=1)[:, 0]
+    assert fused.metrics["R@1"] == 1.0 and ranks.tolist() == [np.argmax(r) for r in looks]  # the looks decide here
+    assert encoder.appearance_calls[:2] == [len(task.queries), len(task.targets)]
+    encoder.appearance_weight = 0.0
+    plain = score_task(Embedder(encoder), task)
+    assert plain.metrics["R@1"] < 1.0  # random vectors alone do not find the references
+    (t2i, *_), _ = build_tasks(["t2i"], [ds])
+    assert appearance_weight(LooksEncoder(), t2i) == 0.0
+    assert appearance_weight(RecordingEncoder(), task) == 0.0  # no appearance channel

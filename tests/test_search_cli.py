@@ -221,3 +221,34 @@ def test_encoding_an_empty_folder_is_an_error_that_writes_nothing(app, tmp_path)
     result = run(app, "encode", tmp_path / "empty", "--out", tmp_path / "v.npy", "-m", "tiny-random")
     _one_error_line(result, "nothing to encode in", "empty")
     assert not (tmp_path / "v.npy").exists()
+
+
+def test_an_image_search_fuses_its_look_and_refuses_a_bad_weight(app, tmp_path):
+    from pathlib import Path
+
+    from search_fixtures import tiny_model, write_png
+
+    from mmembed.search.collection import Collection
+
+    corpus = make_corpus(tmp_path / "photos")
+    col = tmp_path / "c.lance"
+    assert run(app, "index", corpus.root, "--collection", col, "--model", "tiny-random").exit_code == 0
+    query = write_png(tmp_path / "query.png", 42)  # not in the collection
+    orders = []
+    for weight in ("0", "1"):
+        result = CliRunner(env={"COLUMNS": "400"}).invoke(app, [str(a) for a in (  # one row per line
+            "search", "--image", query, "-c", col, "-k", "6", "--kind", "image", "--appearance-weight", weight)])
+        assert result.exit_code == 0, result.output
+        hits = Collection(col, model=tiny_model(), create=False).search(query, k=6, kind="image",
+                                                                        appearance_weight=float(weight))
+        names = [Path(h.document.image).name for h in hits]
+        assert sorted(names, key=result.output.index) == names  # the table lists them in the API's order
+        orders.append(names)
+    assert orders[0] != orders[1]  # the weight changed the order
+    for args, message in (
+        (["--image", query, "--appearance-weight", "1.5"], "appearance_weight must be a number in [0, 1]"),
+        (["apple", "--appearance-weight", "0.5"], "--appearance-weight weighs an --image query's look"),
+    ):
+        result = run(app, "search", *args, "-c", col)
+        assert result.exit_code == 1 and message in " ".join(result.output.split()), result.output
+        assert "Traceback" not in result.output

@@ -202,17 +202,22 @@ def test_metadata_change_on_rerun_is_applied_without_embedding_again(tmp_path, m
     col.index_paths(root, progress=False)
     ids = sorted(_all_ids(col))
     before = col.vectors(ids)
+    looks = col.appearances(ids)
+    assert [a is None for a in looks] == [d.kind == "text" for d in col.get(ids)]
 
     def refuse(*args, **kwargs):
         raise AssertionError("nothing should be embedded again")
 
     monkeypatch.setattr(model, "encode_image", refuse)
     monkeypatch.setattr(model, "encode_text", refuse)
+    monkeypatch.setattr(model, "encode_appearance", refuse)
     report = col.index_paths(root, progress=False, options=TextOptions(tags=("holiday",)))
     # the image gains the tag; the CSV row already has it (and does not get it twice)
     assert (report.updated, report.relabeled, report.embedded, report.unchanged) == (1, 1, 0, 1)
     assert {d.text: d.tags for d in col.get(ids)} == {"cat": ("holiday",), "a red apple": ("holiday",)}
     np.testing.assert_array_equal(col.vectors(ids), before)
+    for now, was in zip(col.appearances(ids), looks):  # the relabelled image keeps its appearance
+        assert (now is None and was is None) or np.array_equal(now, was)
     assert col.index_paths(root, progress=False, options=TextOptions(tags="holiday")).unchanged == 2
 
 
@@ -233,7 +238,7 @@ def test_chunk_size_below_the_embedding_group_is_honoured(tmp_path, monkeypatch)
     col = Collection(tmp_path / "c.lance", model=tiny_model(), batch_size=32)
     sizes = []
     real = col.upsert
-    monkeypatch.setattr(col, "upsert", lambda docs, vectors=None: sizes.append(len(docs)) or real(docs, vectors))
+    monkeypatch.setattr(col, "upsert", lambda docs, vectors=None, appearance=None: sizes.append(len(docs)) or real(docs, vectors, appearance))
     assert col.index_paths(tmp_path / "p", chunk_size=3, progress=False).inserted == 7
     assert sizes == [3, 3, 1]
     with pytest.raises(ValueError, match="chunk_size must be a positive int"):

@@ -221,6 +221,25 @@ def test_search_and_health(server, collection):
     assert bad.status_code == 422 and "lexical_weight must be a finite number >= 0" in bad.json()["error"]["message"]
 
 
+def test_an_image_query_ranks_like_the_collection_and_checks_its_appearance_weight(tmp_path):
+    """/v1/search with an image (a data URL) ranks as Collection.search does, look included."""
+    col = Collection(tmp_path / "pics.lance", model=tiny_model())
+    pics = [write_png(tmp_path / f"p{i}.png", i, size=(24, 20)) for i in range(6)]
+    col.add_images(pics)
+    col.add_texts(["a red apple"])
+    query = Image.open(pics[4]).convert("RGB")
+    with BackgroundServer(create_app(tiny_model(), col, SETTINGS)) as url:
+        for weight in (None, 0.0, 1.0):
+            body = {"query": data_url(query), "k": 7, **({} if weight is None else {"appearance_weight": weight})}
+            r = httpx.post(url + "/v1/search", json=body, timeout=60)
+            assert r.status_code == 200, r.text
+            expected = [h.document.id for h in col.search(np.asarray(query), k=7, appearance_weight=weight)]
+            assert [h["id"] for h in r.json()["data"]] == expected
+        for bad, message in ((1.5, "appearance_weight must be a number in [0, 1]"), (True, "must be a number, got true")):
+            r = httpx.post(url + "/v1/search", json={"query": data_url(query), "appearance_weight": bad}, timeout=60)
+            assert r.status_code == 422 and message in r.json()["error"]["message"], r.text
+
+
 def test_concurrent_clients_get_exactly_their_own_embeddings(server):
     """16 clients x 8 requests on loopback; every answer equals the single-request embedding."""
     url, app = server

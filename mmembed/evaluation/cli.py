@@ -13,6 +13,8 @@ from typing import List, Optional
 
 import typer
 
+from mmembed.appearance import DEFAULT_APPEARANCE_WEIGHT, check_appearance_weight
+
 
 class EvalUsageError(Exception):
     """Bad arguments; printed as one line and exit code 2."""
@@ -64,6 +66,7 @@ def run_eval_command(
     lexical_weight: float = 0.0,
     gloss: bool = False,
     gloss_weight: Optional[float] = None,
+    appearance_weight: float = DEFAULT_APPEARANCE_WEIGHT,
 ) -> dict:
     """The whole command as a function (the CLI wraps it; tests and notebooks may call it)."""
     from rich.console import Console
@@ -88,6 +91,10 @@ def run_eval_command(
                 check_weight(gloss_weight)
             except ValueError as err:
                 raise EvalDataError(f"--gloss-weight: {err}") from None
+        try:
+            check_appearance_weight(appearance_weight)
+        except ValueError as err:
+            raise EvalDataError(f"--appearance-weight: {err}") from None
         if bootstrap != 0 and bootstrap < MIN_DRAWS:
             raise EvalDataError(f"--bootstrap must be 0 (no comparison) or at least {MIN_DRAWS} draws: fewer cannot "
                                 f"place a 95% interval; got {bootstrap}")
@@ -129,7 +136,8 @@ def run_eval_command(
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
     opts = EncoderOptions(seed=seed, batch_size=batch_size, train_data=tuple(train),
-                          openclip_budget_s=openclip_budget, openclip_steps=openclip_steps, label_prior=label_prior)
+                          openclip_budget_s=openclip_budget, openclip_steps=openclip_steps, label_prior=label_prior,
+                          appearance_weight=appearance_weight)
     console.print(f"eval: {len(task_list)} tasks on {', '.join(ds.name for ds in datasets)}; encoders: {', '.join(names)}")
 
     def progress(er, results):
@@ -160,7 +168,7 @@ def run_eval_command(
                          langs=sorted(lang_set) if lang_set else None, seed=seed, batch_size=batch_size,
                          openclip_budget_s=openclip_budget, openclip_steps=openclip_steps, label_prior=label_prior,
                          bootstrap=bootstrap, pools=pool_map or None, lexical_weight=lexical_weight,
-                         gloss_weights=glossing.weights or None)
+                         gloss_weights=glossing.weights or None, appearance_weight=appearance_weight)
     ds_info = [{"name": ds.name, "manifest": str(ds.manifest), "records": len(ds.records),
                 "concepts": len(ds.concepts), "langs": len(ds.langs)} for ds in datasets]
     payload = results_payload(run, settings, ds_info, notes, comparisons)
@@ -235,12 +243,14 @@ def register(app: typer.Typer) -> None:
         lexical_weight: float = typer.Option(0.0, "--lexical-weight", help="Text -> text tasks (bitext, t2t) rank by cosine fused with romanized character n-grams (mmembed/lexical.py), for every encoder alike; 0.15 is the tuned weight, 0 (default) is cosine only."),
         gloss: bool = typer.Option(False, "--gloss", help="Gloss text queries in sw, hi, ar, de, fr, es, ru with their English from FreeDict dictionaries (mmembed/glossary.py, Debian dict-freedict-*), each language at its tuned weight, for every encoder alike."),
         gloss_weight: Optional[float] = typer.Option(None, "--gloss-weight", help="Gloss as --gloss, with this weight for every language (0: off)."),
+        appearance_weight: float = typer.Option(DEFAULT_APPEARANCE_WEIGHT, "--appearance-weight", help="Image -> image tasks (i2i) rank mmembed models' images by (1 - w) x cosine + w x the image tower features' cosine, as `mmembed search --image` does (mmembed/appearance.py); 0: cosine alone."),
     ) -> None:
         """Score models and baselines on retrieval, zero-shot and bitext tasks: table, JSON, plots."""
         try:
             run_eval_command(model, tasks, data, out, baselines, limit, langs, seed, split, batch_size,
                              openclip_budget, openclip_steps, plots, label_prior=label_prior, bootstrap=bootstrap,
-                             pools=pool, lexical_weight=lexical_weight, gloss=gloss, gloss_weight=gloss_weight)
+                             pools=pool, lexical_weight=lexical_weight, gloss=gloss, gloss_weight=gloss_weight,
+                             appearance_weight=appearance_weight)
         except EvalUsageError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None

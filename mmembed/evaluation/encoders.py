@@ -14,6 +14,8 @@ from typing import Any, Callable, Optional, Protocol, Sequence, runtime_checkabl
 
 import numpy as np
 
+from mmembed.appearance import DEFAULT_APPEARANCE_WEIGHT
+
 from .tasks import Role
 
 
@@ -40,6 +42,9 @@ class MMEmbedEncoder:
 
     model: Any  # MMEmbedModel
     batch_size: int = 32
+    # image -> image tasks rank by (1 - w) * cosine + w * the tower features' cosine, as Collection.search does for an
+    # image query (mmembed/appearance.py); 0: the cosine alone
+    appearance_weight: float = 0.0
     instructions: dict[str, Optional[str]] = field(default_factory=lambda: {"query": None, "document": None})
 
     @property
@@ -64,6 +69,9 @@ class MMEmbedEncoder:
     def encode_images(self, paths: Sequence[str], role: Role = "document") -> np.ndarray:
         return self.model.encode_image([Path(p) for p in paths], batch_size=self.batch_size, role=role)
 
+    def encode_appearance(self, paths: Sequence[str]) -> np.ndarray:
+        return self.model.encode_appearance([Path(p) for p in paths], batch_size=self.batch_size)
+
     def describe(self) -> dict[str, Any]:
         cfg = self.model.config
         return {"kind": "mmembed", "description": cfg.description, "dim": self.model.dim,
@@ -71,7 +79,8 @@ class MMEmbedEncoder:
                 "visual_tokens": cfg.projector.num_visual_tokens if "image" in self.modalities else None,
                 "label_prior": None if getattr(self.model, "label_prior", None) is None else dataclasses.asdict(self.model.label_prior.cfg),
                 "feature_readout": None if getattr(self.model, "feature_readout", None) is None
-                else dataclasses.asdict(self.model.feature_readout.cfg)}
+                else dataclasses.asdict(self.model.feature_readout.cfg),
+                "appearance_weight": self.appearance_weight if "image" in self.modalities else None}
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,7 @@ class EncoderOptions:
     openclip_steps: Optional[int] = None  # fixed step count: exact reproduction of a budgeted run
     openclip_tokenizer: str = "gemma3-270m"  # packaged backbone name, tokenizer folder, or 'bytes'
     label_prior: bool = True  # False: mmembed models are scored with their label prior switched off
+    appearance_weight: float = DEFAULT_APPEARANCE_WEIGHT  # mmembed models' image -> image fusion; 0: cosine alone
 
 
 def _mmembed(name: str, opts: EncoderOptions) -> Encoder:
@@ -96,7 +106,7 @@ def _mmembed(name: str, opts: EncoderOptions) -> Encoder:
     model = mmembed.load(name)
     if not opts.label_prior:
         model.label_prior = None
-    return MMEmbedEncoder(model, batch_size=opts.batch_size)
+    return MMEmbedEncoder(model, batch_size=opts.batch_size, appearance_weight=opts.appearance_weight)
 
 
 def _e5(name: str, opts: EncoderOptions) -> Encoder:

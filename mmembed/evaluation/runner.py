@@ -79,6 +79,22 @@ class Embedder:
                 self.cache[side.modality, role, item] = row
         return np.stack([self.cache[side.modality, role, it] for it in side.items])
 
+    def appearance(self, side: Side) -> np.ndarray:
+        """(n, C) the encoder's appearance rows (image tower features: mmembed/appearance.py) for an image side."""
+        todo = list(dict.fromkeys(it for it in side.items if ("appearance", "-", it) not in self.cache))
+        if todo:
+            for item, row in zip(todo, np.asarray(self.encoder.encode_appearance(todo), dtype=np.float32)):
+                self.cache["appearance", "-", item] = row
+        return np.stack([self.cache["appearance", "-", it] for it in side.items])
+
+
+def appearance_weight(encoder: Encoder, task: EvalTask) -> float:
+    """The weight of the appearance channel in this task's scores: the encoder's own (MMEmbedEncoder's, from
+    --appearance-weight) on image -> image tasks, as `Collection.search` ranks images for an image query; else 0."""
+    if not (task.queries.modality == task.targets.modality == "image") or not hasattr(encoder, "encode_appearance"):
+        return 0.0
+    return float(getattr(encoder, "appearance_weight", 0.0))
+
 
 def _image_roles_differ(encoder: Encoder) -> bool:
     """Whether the encoder embeds a query image differently from a document image (config.ImageRole); when not,
@@ -163,13 +179,18 @@ class LexicalScores:
 
 def score_task(embedder: Embedder, task: EvalTask, lexical: Optional[LexicalScores] = None,
                glossing: Optional[QueryGlossing] = None) -> TaskResult:
-    """Rank every query's targets by cosine, or, for text -> text tasks with a lexical weight, by the fused score."""
+    """Rank every query's targets by cosine, or by a fused score: with the encoder's appearance weight for image ->
+    image tasks, with a lexical weight for text -> text tasks."""
     base = dict(encoder=embedder.encoder.name, task=task.kind, dataset=task.dataset, group=task.group,
                 n_queries=len(task.queries), n_targets=len(task.targets), note=task.note)
     missing = task.modalities - embedder.encoder.modalities
     if missing:
         return TaskResult(metrics={}, status=f"skipped: {embedder.encoder.name} does not embed {'/'.join(sorted(missing))}", **base)
     sim = similarity(embedder, task, glossing)
+    if weight := appearance_weight(embedder.encoder, task):
+        from mmembed.appearance import fuse_appearance
+
+        sim = fuse_appearance(sim, embedder.appearance(task.queries) @ embedder.appearance(task.targets).T, weight)
     if lexical is not None and lexical.applies(task):
         from mmembed.lexical import fuse
 

@@ -44,17 +44,32 @@ def _index_config(index_type: str, partitions: int, sub_vectors: int):
     return kinds[index_type](**kwargs)
 
 
-def build_ann_index(table, dim: int, params: AnnParams, where: str) -> None:
-    """(Re)build the vector index of `table` (rows of `dim`), and a scalar index on ids for fast upserts."""
+def build_ann_index(table, dim: int, params: AnnParams, where: str,
+                    appearance: Optional[tuple[str, int]] = None) -> None:
+    """(Re)build the vector index of `table` (rows of `dim`), and a scalar index on ids for fast upserts. With
+    `appearance` (column, C) that column gets its own index, over its non-null rows, when they are enough."""
     n = table.count_rows()
     if n < MIN_ROWS:
         raise ValueError(f"collection {where!r} has {n} rows; an ANN index needs at least {MIN_ROWS} (search is exact anyway)")
-    sub = params.num_sub_vectors or next(s for s in (dim // 8, dim // 4, dim // 2, 1) if s and dim % s == 0)
-    parts = params.num_partitions or max(1, n // PARTITION_ROWS)
-    table.create_index("vector", config=_index_config(params.index_type, parts, sub), replace=True)
+    table.create_index("vector", config=_index_config(params.index_type, *_sizes(params, n, dim)), replace=True)
+    if appearance is not None:
+        column, c = appearance
+        rows = table.count_rows(f"{column} IS NOT NULL")
+        if rows >= MIN_ROWS:
+            table.create_index(column, config=_index_config(params.index_type, *_sizes(params, rows, c)), replace=True)
     from lancedb.index import BTree
 
     table.create_index("id", config=BTree(), replace=True)
+
+
+def _sizes(params: AnnParams, rows: int, dim: int) -> tuple[int, int]:
+    """(partitions, PQ sub-vectors) for an index over `rows` vectors of `dim`."""
+    sub = params.num_sub_vectors or next(s for s in (dim // 8, dim // 4, dim // 2, 1) if s and dim % s == 0)
+    return params.num_partitions or max(1, rows // PARTITION_ROWS), sub
+
+
+def has_vector_index(table, column: str) -> bool:
+    return table is not None and any(ix.columns == [column] for ix in table.list_indices())
 
 
 def refresh_ann_index(table) -> bool:

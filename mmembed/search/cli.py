@@ -175,6 +175,7 @@ def search_cmd(
     lexical_weight: Annotated[float, typer.Option(help="Re-order a text query's hits by cosine fused with romanized character n-grams of their text (names across scripts); 0.15 is the tuned weight, 0: cosine only.")] = 0.0,
     query_lang: Annotated[Optional[str], typer.Option(help="The QUERY's language (sw, hi, ar, de, fr, es, ru): gloss it with its English from a FreeDict dictionary (Debian dict-freedict-*), so words the model does not know ('mbwa', dog) still find their pictures.")] = None,
     gloss_weight: Annotated[Optional[float], typer.Option(help="Weight of the English gloss with --query-lang (default: the language's tuned weight; 0: off).")] = None,
+    appearance_weight: Annotated[Optional[float], typer.Option(help="With --image: rank image rows by (1 - w) x cosine + w x the image tower features' cosine, so the same thing drawn or photographed another way comes first (default: the tuned 0.5; 0: cosine only).")] = None,
     model: ModelOpt = None,
 ) -> None:
     """Search a collection with a text (any language) or an image; prints a table."""
@@ -193,6 +194,12 @@ def search_cmd(
         raise ValueError("--gloss-weight needs --query-lang (the language of the QUERY to gloss)")
     if query_lang is not None and image is not None:
         raise ValueError("--query-lang glosses a QUERY text; an --image query has no language")
+    if appearance_weight is not None:
+        if image is None:
+            raise ValueError("--appearance-weight weighs an --image query's look; a QUERY text has none")
+        from mmembed.appearance import check_appearance_weight
+
+        check_appearance_weight(appearance_weight)
     _check_collection_path(collection)
     if html is not None:
         check_output_file("--html", html)
@@ -206,7 +213,7 @@ def search_cmd(
     q = query if query is not None else image
     hits = col.search(q, k=k, where=where, language=language, folder=folder, tag=tag, kind=kind,
                       exact=exact or None, lexical_weight=lexical_weight, query_lang=query_lang,
-                      gloss_weight=gloss_weight)  # Collection bounds k (MAX_K)
+                      gloss_weight=gloss_weight, appearance_weight=appearance_weight)  # Collection bounds k (MAX_K)
     label = query if query is not None else f"image {image}"
     table = Table("#", "score", "kind", "text", "lang", "folder", "image / source", title=f"{label!s} -> {collection}")
     for h in hits:

@@ -9,6 +9,8 @@ Small collections are searched exactly (a flat scan); past `ann_threshold` rows 
 (IVF with 8-bit scalar quantization, then an exact re-rank of the candidates) is built by
 `ensure_index()` after ingest.
 Vectors are L2-normalized, so the dot product is the cosine and `score = 1 - distance`.
+Image rows also keep their appearance (the image tower's pooled features, mmembed/appearance.py): an image query
+ranks them by (1 - w) cosine + w appearance cosine, which finds the same thing drawn or photographed another way.
 """
 from __future__ import annotations
 
@@ -21,14 +23,17 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from .documents import Document, Hit, as_documents, as_ids, distinct_positions, image_rows, text_rows
-from .ann import DEFAULT_ANN_THRESHOLD, METRIC, AnnParams, build_ann_index, refresh_ann_index
+from .ann import DEFAULT_ANN_THRESHOLD, METRIC, MIN_ROWS, AnnParams, build_ann_index, has_vector_index, refresh_ann_index
 from .filters import Values, build_where, quote
-from .info import CollectionInfo, CollectionNotFoundError, ModelMismatchError, documents_table, read_info, table_schema
+from .looks import Appearances, check_appearance_rows, check_query_look, rank_candidates, resolve_weight
+from .info import (APPEARANCE, CollectionInfo, CollectionNotFoundError, ModelMismatchError, appearance_dim_of,
+                   documents_table, read_info, table_schema)
 
 TABLE = "items"
 _ID_CHUNK = 2_000  # ids per `IN (...)` clause
 MAX_K = 1_000_000  # hits one search may return
 LEXICAL_CANDIDATES = 100  # dense hits (at least 10 * k) that the lexical channel re-orders
+APPEARANCE_CANDIDATES = 100  # per channel (at least 10 * k): an image query's candidates by cosine and by appearance
 _RESULT_COLUMNS = ["id", "kind", "text", "image", "source", "folder", "language", "tags", "meta", "content_hash"]
 
 
@@ -116,6 +121,16 @@ class Collection:
     def dim(self) -> int:
         return self.info.dim if self.info is not None else int(self._dim_arg or self.model.dim)
 
+    @property
+    def appearance_dim(self) -> Optional[int]:
+        """C of the stored appearance vectors; None when the collection keeps none (made by an mmembed before
+        format 2, or by a model without an image tower)."""
+        if self._table is not None:
+            return appearance_dim_of(self._table.schema)
+        from mmembed.appearance import appearance_dim
+
+        return appearance_dim(self.model) if getattr(self.model, "image_tower", None) is not None else None
+
     def check_writable(self) -> CollectionInfo:
         """The model record rows are written under (for a new collection: checks its model and dim, creates nothing)."""
         return self.info if self.info is not None else CollectionInfo.for_model(self.model, self._dim_arg)
@@ -129,7 +144,8 @@ class Collection:
                 import lancedb
 
                 self._db = lancedb.connect(self.path)
-            self._table = self._db.create_table(TABLE, schema=table_schema(written), exist_ok=True)
+            schema = table_schema(written, self.appearance_dim)
+            self._table = self._db.create_table(TABLE, schema=schema, exist_ok=True)
             self.info = read_info(self._table.schema, self.path)  # another writer may have won the race
             if self.info != written:  # only then can it hold another model's vectors
                 self.info.check_model(self.model, repr(self.path))
@@ -185,6 +201,18 @@ class Collection:
             raise KeyError(f"collection {self.path!r} has no rows with ids {missing[:5]}")
         return np.asarray([rows[i] for i in ids], dtype=np.float32).reshape(len(ids), self.dim)
 
+    def appearances(self, ids: Union[str, Sequence[str]]) -> list[Optional[np.ndarray]]:
+        """Stored appearance vectors (C,) for ids (one id, or a list; all must exist); None for a row without one
+        (a text, a row written with ready-made vectors) and for every row of a collection that keeps none."""
+        ids = as_ids(ids)
+        if self.appearance_dim is None:
+            return [None] * len(ids)
+        rows = {r["id"]: r[APPEARANCE] for r in self._by_ids(ids, ["id", APPEARANCE])}
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            raise KeyError(f"collection {self.path!r} has no rows with ids {missing[:5]}")
+        return [None if rows[i] is None else np.asarray(rows[i], dtype=np.float32) for i in ids]
+
     # ---- embedding ----------------------------------------------------------------------------
     def embed_documents(self, docs: Sequence[Document], *, progress: Optional[bool] = None) -> np.ndarray:
         """(n, dim) vectors: text rows embed their text, image rows their image file."""
@@ -196,6 +224,16 @@ class Collection:
             out[texts] = self.model.encode_text([docs[i].text for i in texts], **kw)
         if images:
             out[images] = self.model.encode_image([docs[i].image for i in images], **kw)
+        return out
+
+    def embed_appearances(self, docs: Sequence[Document]) -> list[Optional[np.ndarray]]:
+        """Per document its (C,) appearance: image rows from their image file, None for text rows."""
+        out: list[Optional[np.ndarray]] = [None] * len(docs)
+        images = [i for i, d in enumerate(docs) if d.kind == "image"]
+        if images:
+            rows = self.model.encode_appearance([docs[i].image for i in images], batch_size=self.batch_size)
+            for i, row in zip(images, rows):
+                out[i] = row
         return out
 
     def query_vector(self, query: Any, query_lang: Optional[str] = None, gloss_weight: Optional[float] = None) -> np.ndarray:
@@ -216,11 +254,14 @@ class Collection:
         return self.model.encode_image([query], dim=self.dim, role="query")[0]
 
     # ---- writing ------------------------------------------------------------------------------
-    def _arrow(self, docs: Sequence[Document], vectors: np.ndarray):
-        return documents_table(docs, vectors, self.dim).replace_schema_metadata(table_schema(self.info).metadata)
+    def _arrow(self, docs: Sequence[Document], vectors: np.ndarray, appearance: Appearances):
+        table = documents_table(docs, vectors, self.dim, appearance, self.appearance_dim)
+        return table.replace_schema_metadata(table_schema(self.info).metadata)
 
-    def _prepare(self, docs: Sequence[Document], vectors: Optional[np.ndarray]):
-        """(table, documents, vectors) to write; None when there is nothing (no table is created for nothing)."""
+    def _prepare(self, docs: Sequence[Document], vectors: Optional[np.ndarray], appearance: Appearances = None):
+        """(table, documents, vectors, appearances) to write; None when there is nothing (no table is created for
+        nothing). Without vectors, the documents are embedded here, appearances included; with ready-made vectors,
+        image rows keep the appearances given (None: none)."""
         docs = as_documents(docs)
         if not docs:
             if vectors is not None and len(vectors):
@@ -229,45 +270,56 @@ class Collection:
         keep = distinct_positions(docs)
         info = self.check_writable()  # once: for a new collection it fingerprints the model
         if vectors is None:
-            vectors = self.embed_documents([docs[i] for i in keep])
+            if appearance is not None:
+                raise ValueError("appearance rows were given without vectors; give both, or neither (then both are computed)")
+            kept = [docs[i] for i in keep]
+            vectors = self.embed_documents(kept)
+            appearance = self.embed_appearances(kept) if self.appearance_dim is not None else None
         else:
             vectors = np.asarray(vectors, dtype=np.float32)
             info.check_vectors(vectors.shape, len(docs), repr(self.path))
+            check_appearance_rows(appearance, docs, self.appearance_dim, self.path)
             vectors = vectors[keep]
+            appearance = None if appearance is None else [appearance[i] for i in keep]
         if not np.isfinite(vectors).all():
             raise ValueError(f"vectors for collection {self.path!r} contain NaN or inf")
-        return self._ensure_table(info), [docs[i] for i in keep], vectors
+        return self._ensure_table(info), [docs[i] for i in keep], vectors, appearance
 
-    def _merge(self, docs: Sequence[Document], vectors: Optional[np.ndarray], replace: bool) -> WriteResult:
-        prepared = self._prepare(docs, vectors)
+    def _merge(self, docs: Sequence[Document], vectors: Optional[np.ndarray], appearance: Appearances,
+               replace: bool) -> WriteResult:
+        prepared = self._prepare(docs, vectors, appearance)
         if prepared is None:
             return WriteResult(0, 0)
-        table, docs, vectors = prepared
-        data = self._arrow(docs, vectors)
+        table, docs, vectors, appearance = prepared
+        data = self._arrow(docs, vectors, appearance)
         if table.count_rows() == 0:
             table.add(data)  # a fresh table: a plain append, no join
             return WriteResult(len(docs), 0)
         merge = table.merge_insert("id")
         merge = merge.when_matched_update_all() if replace else merge
-        r = merge.when_not_matched_insert_all().execute(data)
+        # "null": LanceDB's check would refuse the null appearance of text rows; vectors were checked in _prepare
+        r = merge.when_not_matched_insert_all().execute(data, on_bad_vectors="null")
         return WriteResult(r.num_inserted_rows, r.num_updated_rows)
 
-    def upsert(self, docs: Sequence[Document], vectors: Optional[np.ndarray] = None) -> WriteResult:
-        """Insert documents, replacing stored rows with the same id. Vectors are computed when not given."""
-        return self._merge(docs, vectors, replace=True)
+    def upsert(self, docs: Sequence[Document], vectors: Optional[np.ndarray] = None,
+               appearance: Appearances = None) -> WriteResult:
+        """Insert documents, replacing stored rows with the same id. Vectors (and image rows' appearances) are
+        computed when not given; with ready-made vectors, `appearance` gives per document its (C,) row or None."""
+        return self._merge(docs, vectors, appearance, replace=True)
 
-    def add(self, docs: Sequence[Document], vectors: Optional[np.ndarray] = None) -> WriteResult:
+    def add(self, docs: Sequence[Document], vectors: Optional[np.ndarray] = None,
+            appearance: Appearances = None) -> WriteResult:
         """Insert documents whose id is not stored yet; stored ids are left as they are."""
-        return self._merge(docs, vectors, replace=False)
+        return self._merge(docs, vectors, appearance, replace=False)
 
-    def append(self, docs: Sequence[Document], vectors: np.ndarray) -> int:
+    def append(self, docs: Sequence[Document], vectors: np.ndarray, appearance: Appearances = None) -> int:
         """Bulk load: append rows WITHOUT checking for stored ids (the caller guarantees they are
         new; duplicates would then be stored twice). The fastest path for millions of vectors."""
-        prepared = self._prepare(docs, vectors)
+        prepared = self._prepare(docs, vectors, appearance)
         if prepared is None:
             return 0
-        table, docs, vectors = prepared
-        table.add(self._arrow(docs, vectors))
+        table, docs, vectors, appearance = prepared
+        table.add(self._arrow(docs, vectors, appearance))
         return len(docs)
 
     def add_texts(
@@ -319,11 +371,14 @@ class Collection:
     # ---- the ANN index --------------------------------------------------------------------------
     @property
     def has_index(self) -> bool:
-        return self._table is not None and any(ix.columns == ["vector"] for ix in self._table.list_indices())
+        return has_vector_index(self._table, "vector")
 
     def create_index(self, params: Optional[AnnParams] = None) -> None:
-        """(Re)build the ANN index on the vectors, and a scalar index on ids for fast upserts."""
-        build_ann_index(self._ensure_table(), self.dim, params or self.ann, self.path)
+        """(Re)build the ANN index on the vectors (and on the image rows' appearances, when there are enough of
+        them), and a scalar index on ids for fast upserts."""
+        table = self._ensure_table()
+        appearance = None if self.appearance_dim is None else (APPEARANCE, self.appearance_dim)
+        build_ann_index(table, self.dim, params or self.ann, self.path, appearance)
 
     def ensure_index(self) -> bool:
         """Build the index once the collection passes `ann_threshold`; fold new rows into it when
@@ -332,6 +387,10 @@ class Collection:
             return False
         if not self.has_index:
             self.create_index()
+            return True
+        if (self.appearance_dim is not None and not has_vector_index(self._table, APPEARANCE)
+                and self._table.count_rows(f"{APPEARANCE} IS NOT NULL") >= MIN_ROWS):
+            self.create_index()  # enough images have come since the index was built without theirs
             return True
         return refresh_ann_index(self._table)
 
@@ -350,6 +409,7 @@ class Collection:
         lexical_weight: float = 0.0,
         query_lang: Optional[str] = None,
         gloss_weight: Optional[float] = None,
+        appearance_weight: Optional[float] = None,
     ) -> list[Hit]:
         """Top-k documents for a text, an image or a vector, optionally filtered by metadata.
         `exact=True` scans every vector even when an ANN index exists. `lexical_weight` > 0 (0.15 is the tuned
@@ -357,16 +417,34 @@ class Collection:
         documents' text (mmembed/lexical.py): names written in another script ("Москва" for "Moscow") match.
         `query_lang` (the language the query text is in: sw, hi, ar, de, fr, es, ru) glosses it with an English
         dictionary (mmembed/glossary.py; `gloss_weight` None is that language's tuned weight): everyday words the
-        backbone does not know ('mbwa', dog) find their pictures."""
-        return self.search_vector(self.query_vector(query, query_lang, gloss_weight), k, where=where, language=language, folder=folder,
+        backbone does not know ('mbwa', dog) find their pictures.
+        An image query also ranks the image rows by their appearance (`appearance_weight`, None: the tuned
+        appearance.DEFAULT_APPEARANCE_WEIGHT; 0: cosine alone): see search_vector."""
+        vector = self.query_vector(query, query_lang, gloss_weight)
+        appearance = None
+        if not isinstance(query, (str, np.ndarray)) or (isinstance(query, np.ndarray) and query.ndim > 1):
+            appearance = self.query_appearance(query, appearance_weight)
+        return self.search_vector(vector, k, where=where, language=language, folder=folder,
                                   tag=tag, kind=kind, exact=exact,
-                                  text=query if isinstance(query, str) else None, lexical_weight=lexical_weight)
+                                  text=query if isinstance(query, str) else None, lexical_weight=lexical_weight,
+                                  appearance=appearance, appearance_weight=appearance_weight)
+
+    def query_appearance(self, image: Any, appearance_weight: Optional[float] = None) -> Optional[np.ndarray]:
+        """(C,) appearance of a query image, or None when it would not be used (weight 0, no stored appearances)."""
+        if resolve_weight(appearance_weight) == 0 or self._table is None or self.appearance_dim is None:
+            return None
+        return self.model.encode_appearance([image])[0]
 
     def search_vector(self, vector: np.ndarray, k: int = 10, *, exact: Optional[bool] = None,
-                      text: Optional[str] = None, lexical_weight: float = 0.0, **filters: Any) -> list[Hit]:
+                      text: Optional[str] = None, lexical_weight: float = 0.0,
+                      appearance: Optional[np.ndarray] = None, appearance_weight: Optional[float] = None,
+                      **filters: Any) -> list[Hit]:
         """Top-k documents for a (dim,) vector; `filters` are those of `search` (where, language...). With the
         query's `text` and a `lexical_weight` > 0, the top max(100, 10 k) by cosine are re-ordered by the fused
-        score (each hit's `score` stays its cosine)."""
+        score (each hit's `score` stays its cosine). With a query image's (C,) `appearance`, the top max(100, 10 k)
+        by cosine and the top max(100, 10 k) image rows by appearance are ranked together by (1 - w) cosine + w
+        appearance cosine (w: `appearance_weight`, None: the tuned default); rows without an appearance (texts)
+        by their cosine; each hit's `score` stays its cosine."""
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_K:
             raise ValueError(f"k must be an int in 1..{MAX_K:,} (hits to return), got {k!r}")
         k = int(k)
@@ -381,15 +459,12 @@ class Collection:
             return []
         if vector.shape[0] != self.dim:
             raise ModelMismatchError(f"query vector has {vector.shape[0]} dims; collection {self.path!r} stores {self.dim}")
-        q = self._table.search(vector, vector_column_name="vector").distance_type(METRIC).limit(limit).select(_RESULT_COLUMNS + ["_distance"])
         clause = build_where(**filters)
-        if clause:
-            q = q.where(clause, prefilter=True)
-        if exact or not self.has_index:
-            q = q.bypass_vector_index()
-        else:
-            q = q.nprobes(self.ann.nprobes).refine_factor(self.ann.refine_factor)
-        rows = q.to_arrow().to_pylist()
+        weight = resolve_weight(appearance_weight)
+        if appearance is not None and weight > 0 and self.appearance_dim is not None:  # format 1: cosine alone
+            appearance = check_query_look(appearance, self.appearance_dim)
+            return self._fused_image_search(vector, appearance, weight, k, clause, exact)
+        rows = self._nearest("vector", vector, limit, clause, exact)
         if lexical and rows:
             from mmembed.lexical import rerank
 
@@ -400,4 +475,26 @@ class Collection:
             for rank, r in enumerate(rows, start=1)
         ]
 
+    def _nearest(self, column: str, vector: np.ndarray, limit: int, clause: Optional[str], exact: Optional[bool],
+                 columns: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """The `limit` rows nearest to `vector` in `column` (its ANN index unless `exact`), after the filter."""
+        q = (self._table.search(vector, vector_column_name=column).distance_type(METRIC).limit(limit)
+             .select(_RESULT_COLUMNS + list(columns) + ["_distance"]))
+        if clause:
+            q = q.where(clause, prefilter=True)
+        if exact or not has_vector_index(self._table, column):
+            q = q.bypass_vector_index()
+        else:
+            q = q.nprobes(self.ann.nprobes).refine_factor(self.ann.refine_factor)
+        return q.to_arrow().to_pylist()
 
+    def _fused_image_search(self, vector: np.ndarray, appearance: np.ndarray, weight: float, k: int,
+                            clause: Optional[str], exact: Optional[bool]) -> list[Hit]:
+        """An image query: the nearest rows by cosine and the nearest image rows by appearance, ranked together."""
+        limit = max(APPEARANCE_CANDIDATES, 10 * k)
+        extra = ["vector", APPEARANCE]
+        by_look = f"{APPEARANCE} IS NOT NULL" + (f" AND ({clause})" if clause else "")
+        rows = {r["id"]: r for r in self._nearest("vector", vector, limit, clause, exact, extra)}
+        for r in self._nearest(APPEARANCE, appearance, limit, by_look, exact, extra):
+            rows.setdefault(r["id"], r)
+        return rank_candidates(list(rows.values()), vector, appearance, weight, k)

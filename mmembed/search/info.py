@@ -6,6 +6,10 @@ version or dim) are refused: mixing two embedding spaces silently ruins every se
 fingerprint (`serialization.model_fingerprint`) also catches a model retrained or changed under the
 same name and version (a fine-tune exported twice, the label prior switched off); collections made
 before it was recorded are checked by name and version only.
+
+Format 2 adds the `appearance` column: image rows' pooled image-tower features (mmembed/appearance.py), which an image
+query's search fuses with the cosine. It is null for texts and for rows written with ready-made vectors; format-1
+collections have no such column and are searched by cosine alone.
 """
 from __future__ import annotations
 
@@ -13,8 +17,9 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Optional
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the appearance column (an older mmembed refuses to write to such a table)
 METADATA_KEY = b"mmembed"
+APPEARANCE = "appearance"  # the column of image rows' appearance vectors (null for the rest)
 
 
 def fingerprint_of(model) -> Optional[str]:
@@ -120,22 +125,53 @@ def document_fields():
     ]
 
 
-def table_schema(info: CollectionInfo):
+def appearance_field(appearance_dim: int):
+    import pyarrow as pa
+
+    return pa.field(APPEARANCE, pa.list_(pa.float32(), appearance_dim), nullable=True)  # (C,) unit, or null
+
+
+def table_schema(info: CollectionInfo, appearance_dim: Optional[int] = None):
+    """The table's schema; with `appearance_dim` (the model has an image tower) it has the appearance column."""
     import pyarrow as pa
 
     vector = pa.field("vector", pa.list_(pa.float32(), info.dim))  # (dim,) L2-normalized
     fields = document_fields()
-    return pa.schema(fields[:1] + [vector] + fields[1:], metadata={METADATA_KEY: info.to_json().encode("utf-8")})
+    extra = [appearance_field(appearance_dim)] if appearance_dim else []
+    return pa.schema(fields[:1] + [vector] + extra + fields[1:], metadata={METADATA_KEY: info.to_json().encode("utf-8")})
 
 
-def documents_table(docs, vectors=None, dim: int = 0):
-    """Documents (and optionally their (n, dim) vectors as a `vector` column) -> a pyarrow Table."""
+def appearance_dim_of(schema) -> Optional[int]:
+    """C of a table's appearance column; None when it has none (a format-1 collection, a model without images)."""
+    if APPEARANCE not in schema.names:
+        return None
+    return int(schema.field(APPEARANCE).type.list_size)
+
+
+def appearance_array(rows, appearance_dim: int):
+    """Per row an (appearance_dim,) vector or None -> a FixedSizeList column, None as null."""
+    import numpy as np
+    import pyarrow as pa
+
+    has = np.array([r is not None for r in rows], dtype=bool)
+    values = np.zeros((len(rows), appearance_dim), dtype=np.float32)
+    for i in np.flatnonzero(has):
+        values[i] = rows[i]
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), appearance_dim, mask=pa.array(~has))
+
+
+def documents_table(docs, vectors=None, dim: int = 0, appearance=None, appearance_dim: Optional[int] = None):
+    """Documents (and optionally their (n, dim) vectors as a `vector` column) -> a pyarrow Table. With
+    `appearance_dim`, an appearance column follows: `appearance` holds per document a vector or None (None: all null)."""
     import numpy as np
     import pyarrow as pa
 
     fields = document_fields()
     rows = [d.with_hash().to_row() for d in docs]
     columns = [pa.array([r[f.name] for r in rows], type=f.type) for f in fields]
+    if appearance_dim:
+        columns.insert(1, appearance_array(appearance if appearance is not None else [None] * len(docs), appearance_dim))
+        fields.insert(1, appearance_field(appearance_dim))
     if vectors is not None:
         flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
         columns.insert(1, pa.FixedSizeListArray.from_arrays(flat, dim))

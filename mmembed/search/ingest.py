@@ -51,6 +51,7 @@ class EmbeddedBatch:
     documents: list[Document]  # in the order given to embed_group, less the skipped ones
     vectors: np.ndarray  # (n, dim) float32
     skipped: list[SkippedFile] = field(default_factory=list)
+    appearance: Optional[list[Optional[np.ndarray]]] = None  # per document its (C,) appearance (images) or None
 
 
 @dataclass
@@ -129,48 +130,68 @@ def _decoded(path: str):
     return img if img.width * img.height <= SMALL_IMAGE_PIXELS else path
 
 
-def embed_group(model, docs: Sequence[Document], dim: int, batch_size: int, role: str = "document") -> EmbeddedBatch:
+def embed_group(model, docs: Sequence[Document], dim: int, batch_size: int, role: str = "document",
+                appearance: bool = False) -> EmbeddedBatch:
     """Embed a group of documents with `model`, keeping their order; unreadable images are skipped, not raised.
-    `role` is what the images are (config.ImageRole): documents for an index, queries for labelling them."""
+    `role` is what the images are (config.ImageRole): documents for an index, queries for labelling them.
+    With `appearance`, image rows also get their appearance (mmembed/appearance.py; a collection keeps it)."""
     from ..images import ImageInputError
 
     def skip(d: Document, err: Exception) -> None:
         skipped.append(SkippedFile(d.source or str(d.image), str(err).split(": ", 1)[-1]))
 
-    images: list = []
-    image_rows: list[int] = []
+    decoded: dict[int, object] = {}  # row -> its decoded image (or path)
     skipped: list[SkippedFile] = []
     for i, d in enumerate(docs):
         if d.kind == "image":
             try:
-                images.append(_decoded(d.image))
-                image_rows.append(i)
+                decoded[i] = _decoded(d.image)
             except ImageInputError as err:
                 skip(d, err)
+    image_rows = list(decoded)
     text_rows = [i for i, d in enumerate(docs) if d.kind == "text"]
     vectors = np.zeros((len(docs), dim), dtype=np.float32)
     if text_rows:
         vectors[text_rows] = model.encode_text([docs[i].text for i in text_rows], batch_size=batch_size, dim=dim)
     if image_rows:
         try:
-            vectors[image_rows] = model.encode_image(images, batch_size=batch_size, dim=dim, role=role)
+            vectors[image_rows] = model.encode_image(list(decoded.values()), batch_size=batch_size, dim=dim, role=role)
         except ImageInputError:  # a file changed between the check and the encode: go one by one
             ok = []
-            for i, img in zip(image_rows, images):
+            for i in image_rows:
                 try:
-                    vectors[i] = model.encode_image([img], dim=dim, role=role)[0]
+                    vectors[i] = model.encode_image([decoded[i]], dim=dim, role=role)[0]
                     ok.append(i)
                 except ImageInputError as err:
                     skip(docs[i], err)
             image_rows = ok
     keep = sorted(text_rows + image_rows)
-    return EmbeddedBatch([docs[i] for i in keep], vectors[keep], skipped)
+    looks = [_appearance(model, decoded, image_rows, batch_size).get(i) for i in keep] if appearance else None
+    return EmbeddedBatch([docs[i] for i in keep], vectors[keep], skipped, looks)
+
+
+def _appearance(model, decoded: dict, rows: list[int], batch_size: int) -> dict[int, np.ndarray]:
+    """row -> (C,) appearance of the images in `rows`; an image that no longer decodes (its file changed since it
+    was embedded) keeps its row without one."""
+    from ..images import ImageInputError
+
+    try:
+        return dict(zip(rows, model.encode_appearance([decoded[i] for i in rows], batch_size=batch_size))) if rows else {}
+    except ImageInputError:
+        out = {}
+        for i in rows:
+            try:
+                out[i] = model.encode_appearance([decoded[i]])[0]
+            except ImageInputError:
+                pass
+        return out
 
 
 def local_engine(collection: "Collection", docs: Sequence[Document], group: int) -> Iterator[EmbeddedBatch]:
     model = collection.model
     for s in range(0, len(docs), group):
-        yield embed_group(model, docs[s : s + group], collection.dim, collection.batch_size)
+        yield embed_group(model, docs[s : s + group], collection.dim, collection.batch_size,
+                          appearance=collection.appearance_dim is not None)
 
 
 def ingest(
@@ -237,7 +258,8 @@ def _relabel(collection: "Collection", docs: Sequence[Document], report: IngestR
     """Rewrite rows whose metadata alone changed, with their stored vectors (nothing is embedded)."""
     for s in range(0, len(docs), chunk):
         part = docs[s : s + chunk]
-        result = collection.upsert(part, collection.vectors([d.id for d in part]))
+        ids = [d.id for d in part]
+        result = collection.upsert(part, collection.vectors(ids), collection.appearances(ids))
         report.updated += result.updated
         report.inserted += result.inserted
         report.relabeled += result.updated
@@ -262,7 +284,8 @@ def _nothing_found(paths: Sequence[str | os.PathLike], skipped: Sequence[Skipped
 def _commit(collection: "Collection", buffer: list[EmbeddedBatch], report: IngestReport) -> None:
     docs = [d for b in buffer for d in b.documents]
     if docs:
-        result = collection.upsert(docs, np.concatenate([b.vectors for b in buffer]))
+        looks = [a for b in buffer for a in (b.appearance or [None] * len(b.documents))]
+        result = collection.upsert(docs, np.concatenate([b.vectors for b in buffer]), looks)
         report.inserted += result.inserted
         report.updated += result.updated
     buffer.clear()

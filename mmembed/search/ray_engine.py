@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 import numpy as np
 
 from .documents import Document, SkippedFile
-from .info import documents_table
+from .info import APPEARANCE, documents_table
 from .ingest import EmbeddedBatch, embed_group
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class RayOptions:
 class _Embedder:
     """One actor of the pool: loads the model in __init__, then embeds pyarrow batches."""
 
-    def __init__(self, model: str, dim: int, batch_size: int, threads: int):
+    def __init__(self, model: str, dim: int, batch_size: int, threads: int, appearance_dim: Optional[int] = None):
         import torch
 
         from ..registry import load
@@ -45,18 +45,20 @@ class _Embedder:
         self.model = load(model)
         self.dim = dim
         self.batch_size = batch_size
+        self.appearance_dim = appearance_dim  # the collection keeps appearances: image rows get theirs
 
     def __call__(self, batch):
         import pyarrow as pa
 
         docs = [Document.from_row(r) for r in batch.to_pylist()]
-        out = embed_group(self.model, docs, self.dim, self.batch_size)
-        table = documents_table(out.documents, out.vectors, self.dim).append_column(
+        out = embed_group(self.model, docs, self.dim, self.batch_size, appearance=self.appearance_dim is not None)
+        table = documents_table(out.documents, out.vectors, self.dim, out.appearance, self.appearance_dim).append_column(
             "error", pa.array([""] * len(out.documents), pa.string()))
         if out.skipped:  # unreadable files travel back as rows with an error and a zero vector
             bad = {s.path: s.reason for s in out.skipped}
             failed = [d for d in docs if (d.source or d.image) in bad]
-            errors = documents_table(failed, np.zeros((len(failed), self.dim), np.float32), self.dim).append_column(
+            errors = documents_table(failed, np.zeros((len(failed), self.dim), np.float32), self.dim, None,
+                                     self.appearance_dim).append_column(
                 "error", pa.array([bad[d.source or d.image] for d in failed], pa.string()))
             table = pa.concat_tables([table, errors])
         return table
@@ -84,7 +86,9 @@ def _batch(table, dim: int) -> EmbeddedBatch:
     ok = [r for r in rows if not r["error"]]
     vectors = np.asarray([r["vector"] for r in ok], dtype=np.float32).reshape(len(ok), dim)
     skipped = [SkippedFile(r["source"] or r["image"], r["error"]) for r in rows if r["error"]]
-    return EmbeddedBatch([Document.from_row(r) for r in ok], vectors, skipped)
+    looks = [None if r.get(APPEARANCE) is None else np.asarray(r[APPEARANCE], np.float32) for r in ok]
+    return EmbeddedBatch([Document.from_row(r) for r in ok], vectors, skipped,
+                         looks if APPEARANCE in table.column_names else None)
 
 
 def ray_engine(collection: "Collection", docs: Sequence[Document], opts: RayOptions) -> Iterator[EmbeddedBatch]:
@@ -113,7 +117,8 @@ def ray_engine(collection: "Collection", docs: Sequence[Document], opts: RayOpti
         ds = ds.map_batches(
             _Embedder,
             fn_constructor_kwargs=dict(model=model_reference(collection), dim=collection.dim,
-                                       batch_size=collection.batch_size, threads=int(opts.cpus_per_worker)),
+                                       batch_size=collection.batch_size, threads=int(opts.cpus_per_worker),
+                                       appearance_dim=collection.appearance_dim),
             compute=ray.data.ActorPoolStrategy(size=opts.num_workers),
             num_cpus=opts.cpus_per_worker,
             batch_size=opts.batch_size,

@@ -23,6 +23,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from mmembed.appearance import check_appearance_weight
+
 from .batching import DynamicBatcher, Encoded
 from .server_inputs import EmbeddingRequest, InputError, SearchRequest, ServerSettings, decode_input, input_list
 
@@ -200,6 +202,11 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
             raise InputError(422, "query is an empty string", "query")
         if req.gloss_weight is not None and not 0 <= req.gloss_weight < float("inf"):
             raise InputError(422, f"gloss_weight must be a finite number >= 0, got {req.gloss_weight}", "gloss_weight")
+        if req.appearance_weight is not None:
+            try:
+                check_appearance_weight(req.appearance_weight)
+            except ValueError as err:
+                raise InputError(422, str(err), "appearance_weight") from None
         query = decode_input(req.query, 0, settings, images_ok, param="query")
         glossary, gloss = await gloss_of(req, query)
         item = query if isinstance(query, str) else QueryImage(query)  # an image searched with is a query image
@@ -212,11 +219,16 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
 
             vector = fuse_gloss(vectors[:1], vectors[1:], np.array([True]), weight_for(glossary.lang, req.gloss_weight))[0]
         filters = dict(where=req.where, language=req.language, folder=req.folder, tag=req.tag, kind=req.kind)
+        looks = None
+        if not isinstance(query, str):  # an image query's look: the tower alone, off the event loop
+            looks = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: collection.query_appearance(query, req.appearance_weight))
         try:
             hits = await asyncio.get_running_loop().run_in_executor(
                 None, lambda: collection.search_vector(
                     vector, req.k, exact=req.exact, text=query if isinstance(query, str) else None,
-                    lexical_weight=req.lexical_weight, **filters))
+                    lexical_weight=req.lexical_weight, appearance=looks, appearance_weight=req.appearance_weight,
+                    **filters))
         except (ValueError, RuntimeError) as err:  # a bad `where` clause, typically
             raise InputError(422, f"search failed: {err}", "where") from None
         return {

@@ -76,8 +76,11 @@ class SearchRequest(BaseModel):
     query_lang: Optional[str] = Field(None, description="the text query's language (sw, hi, ar, de, fr, es, ru): "
                                       "glossed with its English from a dictionary (mmembed/glossary.py)")
     gloss_weight: Optional[float] = Field(None, description="weight of the English gloss (default: the language's tuned weight)")
+    appearance_weight: Optional[float] = Field(None, description="an image query: image rows ranked by (1 - w) cosine + "
+                                               "w the image tower features' cosine (mmembed/appearance.py; default: "
+                                               "the tuned 0.5; 0: cosine only)")
 
-    _numbers = field_validator("k", "lexical_weight", "gloss_weight", mode="before")(_no_bool)
+    _numbers = field_validator("k", "lexical_weight", "gloss_weight", "appearance_weight", mode="before")(_no_bool)
 
 
 def input_list(raw: Any, settings: ServerSettings) -> list[str]:
