@@ -7,7 +7,10 @@ real embeddings, which are far from uniform), L2-normalized. Queries are fresh d
 same blobs. Recall@10 of the ANN search is measured against the exact top-10 (numpy brute force).
 End to end: real clip-art PNGs (Debian openclipart-png) through discovery, hashing, decoding,
 the image tower + backbone, and the Lance commit, with a multimodal model of the shipped
-architecture (its projector's training does not change the speed).
+architecture (its projector's training does not change the speed); indexed twice, without and with the appearance
+column (mmembed/appearance.py), then image queries timed by cosine alone and fused with their look:
+
+    flock /tmp/mmembed-heavy.lock nice .venv/bin/python benchmarks/bench_search.py --sizes --images 256
 """
 from __future__ import annotations
 
@@ -119,10 +122,27 @@ def bench_images(args, root: Path) -> None:
     model = mmembed.load(args.model)
     if not model.config.image_trained:
         model.config.image_trained = True  # untrained projector: same compute, meaningless vectors
-    col = Collection(root / "images.lance", model=model)
-    report = col.index_paths(files, progress=False)
-    print(f"images: {report.inserted} clip-art PNGs indexed end to end in {report.seconds:.1f} s = "
-          f"{report.inserted / report.seconds:.1f} images/s (model {model.name}, {len(report.skipped)} skipped)")
+    model.encode_image(files[:8])  # warm-up: thread pools and first-call costs go to neither run
+    model.encode_appearance(files[:8])
+    seconds = {}
+    for keep in (False, True):  # the same files, without and with the appearance column (alternating order once)
+        col = Collection(root / f"images-{keep}.lance", model=model, appearance=keep)
+        report = col.index_paths(files, progress=False)
+        seconds[keep] = report.seconds
+        print(f"images: {report.inserted} clip-art PNGs indexed end to end in {report.seconds:.1f} s = "
+              f"{report.inserted / report.seconds:.1f} images/s (model {model.name}, {len(report.skipped)} skipped, "
+              f"appearance {'kept' if keep else 'off'})")
+    print(f"images: keeping the appearance costs {seconds[True] / seconds[False]:.2f}x the indexing time")
+    queries = files[: args.image_queries]
+    for weight in (0.0, None):  # an image query by cosine alone, and fused with the look (the default)
+        times = []
+        for q in queries:
+            t0 = time.perf_counter()
+            col.search(q, k=args.k, appearance_weight=weight)
+            times.append(time.perf_counter() - t0)
+        label = "cosine only" if weight == 0 else "fused with its look"
+        print(f"image query ({label}, {len(times)} queries, {len(files)} images): p50 {pct(times, 50):.1f} ms  "
+              f"p99 {pct(times, 99):.1f} ms")
 
 
 def main() -> None:
@@ -139,6 +159,7 @@ def main() -> None:
                     help="rows per IVF partition to try (0: the collection default, PARTITION_ROWS)")
     ap.add_argument("--images", type=int, default=256, help="clip-art PNGs for images/s (0: skip)")
     ap.add_argument("--model", default="gemma3-270m-mm-untrained", help="model for images/s")
+    ap.add_argument("--image-queries", type=int, default=30, help="image queries timed on the indexed PNGs")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)

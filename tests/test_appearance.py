@@ -192,3 +192,13 @@ def test_the_ann_index_covers_the_appearances(tmp_path):
     assert hits[0].document.id == "i7"
     with pytest.raises(ValueError, match="query appearance must be"):
         col.search_vector(vecs[7], 1, appearance=looks[7][:4])
+
+
+def test_a_collection_can_keep_no_appearances(tmp_path, pictures):
+    col = Collection(tmp_path / "lean.lance", model=tiny_model(), appearance=False)
+    col.add_images(pictures[:4])
+    assert APPEARANCE not in col._table.schema.names and col.appearance_dim is None
+    plain = [h.document.id for h in col.search(pictures[5], k=4, appearance_weight=0)]
+    assert [h.document.id for h in col.search(pictures[5], k=4)] == plain
+    # the flag decides a new collection's columns only: an existing one keeps what it has
+    assert Collection(tmp_path / "lean.lance", model=tiny_model(), appearance=True).appearance_dim is None

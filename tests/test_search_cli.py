@@ -245,6 +245,9 @@ def test_an_image_search_fuses_its_look_and_refuses_a_bad_weight(app, tmp_path):
         assert sorted(names, key=result.output.index) == names  # the table lists them in the API's order
         orders.append(names)
     assert orders[0] != orders[1]  # the weight changed the order
+    lean = tmp_path / "lean.lance"
+    assert run(app, "index", corpus.root, "-c", lean, "-m", "tiny-random", "--no-appearance").exit_code == 0
+    assert Collection(lean, model=tiny_model(), create=False).appearance_dim is None
     for args, message in (
         (["--image", query, "--appearance-weight", "1.5"], "appearance_weight must be a number in [0, 1]"),
         (["apple", "--appearance-weight", "0.5"], "--appearance-weight weighs an --image query's look"),

@@ -113,6 +113,7 @@ def index_cmd(
     tag: Annotated[Optional[list[str]], typer.Option(help="Tag every indexed row (repeatable).")] = None,
     text_field: Annotated[Optional[str], typer.Option(help="CSV/JSONL field holding the text (default: text, caption, title or sentence).")] = None,
     dim: Annotated[Optional[int], typer.Option(help="Store Matryoshka-truncated vectors (new collections only).")] = None,
+    appearance: Annotated[bool, typer.Option(help="Keep each image's look (its 1,280 image-tower features) for image queries (new collections only; --no-appearance saves the space, and image queries rank by cosine alone).")] = True,
     show_skipped: Annotated[int, typer.Option(help="How many skipped inputs to list.")] = 50,
 ) -> None:
     """Index images and texts into a collection (re-runnable: unchanged files are not embedded again)."""
@@ -134,7 +135,7 @@ def index_cmd(
     existed = Path(collection).exists()
     col = None
     try:
-        col = Collection(collection, model=model, dim=dim, batch_size=batch_size)
+        col = Collection(collection, model=model, dim=dim, batch_size=batch_size, appearance=appearance)
         if col.info is None:  # a new collection: its vectors are cut to --dim of the model's dims
             _check_dim(dim, col.model.dim)
         opts = TextOptions(text_field=text_field, language=language, tags=tuple(tag or ()))

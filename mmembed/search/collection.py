@@ -58,12 +58,14 @@ class Collection:
         ann_threshold: int = DEFAULT_ANN_THRESHOLD,
         ann: AnnParams = AnnParams(),
         batch_size: int = 32,
+        appearance: bool = True,
     ):
         """Open (or, with create=True, start) the collection at `path` (a folder or a LanceDB URI).
 
         `model`: a name for mmembed.load(), a loaded model, or None (the recorded model of an
         existing collection; the default model for a new one). `dim`: store Matryoshka-truncated
-        vectors (new collections only)."""
+        vectors (new collections only). `appearance=False`: a new collection keeps no image looks (C floats per
+        image, 1,280 for the shipped tower; image queries then rank by cosine alone)."""
         import lancedb
 
         self.path = os.fspath(path)
@@ -80,6 +82,7 @@ class Collection:
         self.ann_threshold = ann_threshold
         self.ann = ann
         self.batch_size = batch_size
+        self._appearance_arg = bool(appearance)
         self._dim_arg = None if dim is None else int(dim)
         # a new local collection is not connected (which makes its folder) until its first row is written
         self._db = lancedb.connect(self.path) if exists or not _is_local(self.path) else None
@@ -129,7 +132,8 @@ class Collection:
             return appearance_dim_of(self._table.schema)
         from mmembed.appearance import appearance_dim
 
-        return appearance_dim(self.model) if getattr(self.model, "image_tower", None) is not None else None
+        keeps = self._appearance_arg and getattr(self.model, "image_tower", None) is not None
+        return appearance_dim(self.model) if keeps else None
 
     def check_writable(self) -> CollectionInfo:
         """The model record rows are written under (for a new collection: checks its model and dim, creates nothing)."""
