@@ -151,6 +151,8 @@ def test_ready_made_vectors_store_the_appearances_given(tmp_path, pictures):
     with pytest.raises(ValueError, match="without vectors"):
         col.upsert(docs, None, [None] * 3)
     np.testing.assert_allclose(col.appearances(["img0"])[0], looks[0])  # nothing was written by the refused calls
+    with pytest.raises(KeyError, match="no rows with ids"):
+        col.appearances(["img0", "nope"])
 
 
 def test_a_collection_without_an_appearance_column_is_searched_by_cosine(tmp_path, pictures):
@@ -202,3 +204,14 @@ def test_a_collection_can_keep_no_appearances(tmp_path, pictures):
     assert [h.document.id for h in col.search(pictures[5], k=4)] == plain
     # the flag decides a new collection's columns only: an existing one keeps what it has
     assert Collection(tmp_path / "lean.lance", model=tiny_model(), appearance=True).appearance_dim is None
+
+
+def test_indexing_computes_each_images_look_once(tmp_path, pictures, monkeypatch):
+    """One appearance call per embedding group, each image once (a per-row call would be quadratic)."""
+    model = tiny_model()
+    real, calls = model.encode_appearance, []
+    monkeypatch.setattr(model, "encode_appearance", lambda images, **kw: calls.append(len(images)) or real(images, **kw))
+    col = Collection(tmp_path / "once.lance", model=model, batch_size=2)  # groups of 4 * batch_size = 8 rows
+    report = col.index_paths([pictures[0].parent], progress=False)
+    assert report.inserted == len(pictures) and sum(calls) == len(pictures) and len(calls) == 1
+    assert all(a is not None for a in col.appearances([r["id"] for r in col._rows("true", ["id"])]))

@@ -209,8 +209,8 @@ class Collection:
         """Stored appearance vectors (C,) for ids (one id, or a list; all must exist); None for a row without one
         (a text, a row written with ready-made vectors) and for every row of a collection that keeps none."""
         ids = as_ids(ids)
-        if self.appearance_dim is None:
-            return [None] * len(ids)
+        if self._table is not None and self.appearance_dim is None:
+            return [None] * len(ids)  # (an empty collection falls through: every id is missing)
         rows = {r["id"]: r[APPEARANCE] for r in self._by_ids(ids, ["id", APPEARANCE])}
         missing = [i for i in ids if i not in rows]
         if missing:

@@ -166,7 +166,10 @@ def embed_group(model, docs: Sequence[Document], dim: int, batch_size: int, role
                     skip(docs[i], err)
             image_rows = ok
     keep = sorted(text_rows + image_rows)
-    looks = [_appearance(model, decoded, image_rows, batch_size).get(i) for i in keep] if appearance else None
+    looks = None
+    if appearance:
+        by_row = _appearance(model, decoded, image_rows, batch_size)
+        looks = [by_row.get(i) for i in keep]
     return EmbeddedBatch([docs[i] for i in keep], vectors[keep], skipped, looks)
 
 
