@@ -31,5 +31,9 @@ def test_ray_engine_indexes_like_the_local_one(ray_local, tmp_path):
     stored = col.vectors([h.document.id for h in texts])
     local = tiny_model().encode_text([h.document.text for h in texts])  # same weights in every process
     np.testing.assert_allclose(stored, local, atol=1e-5)
+    images = col.search("x", k=10, kind="image")  # the actors computed the image rows' looks too
+    looks = col.appearances([h.document.id for h in images])
+    np.testing.assert_allclose(np.stack(looks), tiny_model().encode_appearance([h.document.image for h in images]),
+                               atol=1e-5)
     again = col.index_paths([corpus.root, corpus.csv], engine="ray", ray_options=opts, progress=False)
     assert (again.inserted, again.unchanged) == (0, 6) and len(col) == 6
