@@ -56,12 +56,12 @@ def appearance_dim(model: "MMEmbedModel") -> int:
 def encode_appearance(model: "MMEmbedModel", images: Sequence, *, batch_size: int = 32,
                       progress: Optional[bool] = None) -> np.ndarray:
     """(n, C) float32 unit rows: each image's pooled tower features, in input order. Images are what encode_image
-    takes (paths, PIL images, arrays); a bad one raises ImageInputError naming its index."""
+    takes (paths, PIL images, arrays); a bad one raises ImageInputError naming its index. (The tower alone; an image
+    that is embedded too gets both from one pass: encoding.encode_image_and_appearance.)"""
     import torch
     from tqdm.auto import tqdm
 
-    from .feature_readout import pooled_features
-    from .encoding import AUTO_PROGRESS_MIN_ITEMS, EncodeInputError, _check_images, is_int
+    from .encoding import AUTO_PROGRESS_MIN_ITEMS, EncodeInputError, _check_images, appearance_rows, is_int
 
     images = _check_images(images)
     dim = appearance_dim(model)
@@ -78,8 +78,8 @@ def encode_appearance(model: "MMEmbedModel", images: Sequence, *, batch_size: in
             for s in tqdm(range(0, len(images), batch_size), desc=f"appearance ({model.name})", unit="batch",
                           disable=not show):
                 pixels = model.pixels(images[s : s + batch_size], start_index=s)  # (b, 3, size, size)
-                pooled = pooled_features(model.image_features(pixels))  # (b, C)
-                out[s : s + len(pooled)] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+                rows = appearance_rows(model.image_features(pixels))  # (b, C)
+                out[s : s + len(rows)] = rows.numpy()
     finally:
         tower.train(was_training)
     return out

@@ -105,9 +105,11 @@ def run_items(
     batch_size: int = 32,
     progress: Optional[bool] = None,
     role: ImageRole = "document",
+    looks: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Embed items in token-length-sorted batches; returns (n, D) float32 in the input order. `role` is what the
-    images alone among them are (config.ImageRole): image add-ons may weigh a query image differently."""
+    images alone among them are (config.ImageRole): image add-ons may weigh a query image differently. `looks`
+    (n, C), if given, receives each image item's appearance (mmembed/appearance.py) from the same tower pass."""
     if not is_int(batch_size) or batch_size < 1:
         raise EncodeInputError(f"batch_size must be a positive int, got {batch_size!r}")
     batch_size = int(batch_size)
@@ -132,6 +134,8 @@ def run_items(
                     pixels = model.pixels([img for _, img in imgs], indices=[i for i, _ in imgs])
                     features = model.image_features(pixels)  # (n_img, c, h, w)
                     visual = model.project_features(features)
+                    if looks is not None:
+                        looks[[i for i, _ in imgs]] = appearance_rows(features)
                 emb = model([items[i].plan for i in idx], visual)  # (b, D)
                 if features is not None and (model.label_prior is not None or model.feature_readout is not None):
                     emb = _apply_image_addons(model, emb, idx, [i for i, _ in imgs], features, items, role)
@@ -141,6 +145,13 @@ def run_items(
     finally:
         model.train(was_training)
     return out
+
+
+def appearance_rows(features: torch.Tensor) -> torch.Tensor:
+    """(n, C, h, w) tower feature maps -> (n, C) float32 unit rows on the CPU: the appearance of each image."""
+    from .feature_readout import pooled_features
+
+    return torch.nn.functional.normalize(pooled_features(features), dim=-1).cpu()
 
 
 def _apply_image_addons(model, emb, idx, img_idx, features, items, role: ImageRole) -> torch.Tensor:
@@ -199,6 +210,7 @@ def encode_image(
     progress: Optional[bool] = None,
     as_tensor: bool = False,
     role: ImageRole = "document",
+    looks: Optional[torch.Tensor] = None,
 ):
     images = _check_images(images)
     _check_instruction(instruction)
@@ -207,8 +219,18 @@ def encode_image(
         _require_images(model)
     plans = model.text.image_plans(len(images), model.num_visual_tokens, instruction) if images else []
     items = [Item(p, img, image_alone=True) for p, img in zip(plans, images)]
-    emb = run_items(model, items, batch_size=batch_size, progress=progress, role=role)
+    emb = run_items(model, items, batch_size=batch_size, progress=progress, role=role, looks=looks)
     return _finish(emb, model, dim, as_tensor)
+
+
+def encode_image_and_appearance(model: "MMEmbedModel", images: Sequence, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """((n, dim) embeddings, (n, C) appearances) of images from ONE tower pass (indexing needs both: a second pass
+    would cost half again the indexing time). Keywords as encode_image, numpy out."""
+    from .appearance import appearance_dim
+
+    looks = torch.zeros((len(_check_images(images)), appearance_dim(model)), dtype=torch.float32)
+    emb = model.encode_image(images, looks=looks, **kwargs)  # through the model: one place to wrap image encoding
+    return emb, looks.numpy()
 
 
 def _is_image(x) -> bool:

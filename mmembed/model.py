@@ -238,6 +238,13 @@ class MMEmbedModel(nn.Module):
 
         return encode_appearance(self, images, **kwargs)
 
+    def encode_image_and_appearance(self, images, **kwargs):
+        """((n, dim) embeddings, (n, C) appearances) from one tower pass: what a collection stores for an image.
+        Keywords as encode_image (mmembed/encoding.py)."""
+        from .encoding import encode_image_and_appearance
+
+        return encode_image_and_appearance(self, images, **kwargs)
+
     def encode(self, items, **kwargs):
         """(n, dim) embeddings of a mixed list: a str is text, a pathlib.Path / PIL image / array is an image, an
         (image, text) tuple is one fused embedding. Same keywords as encode_image."""

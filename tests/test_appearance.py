@@ -206,12 +206,25 @@ def test_a_collection_can_keep_no_appearances(tmp_path, pictures):
     assert Collection(tmp_path / "lean.lance", model=tiny_model(), appearance=True).appearance_dim is None
 
 
-def test_indexing_computes_each_images_look_once(tmp_path, pictures, monkeypatch):
-    """One appearance call per embedding group, each image once (a per-row call would be quadratic)."""
+def test_indexing_runs_each_image_through_the_tower_once(tmp_path, pictures, monkeypatch):
+    """The look comes from the tower pass that embeds the image (a second pass cost 1.53x the indexing time)."""
     model = tiny_model()
-    real, calls = model.encode_appearance, []
-    monkeypatch.setattr(model, "encode_appearance", lambda images, **kw: calls.append(len(images)) or real(images, **kw))
-    col = Collection(tmp_path / "once.lance", model=model, batch_size=2)  # groups of 4 * batch_size = 8 rows
+    tower, seen = model.image_tower, []
+    real = tower.forward_features
+    monkeypatch.setattr(tower, "forward_features", lambda x: seen.append(len(x)) or real(x))
+    col = Collection(tmp_path / "once.lance", model=model, batch_size=3)
     report = col.index_paths([pictures[0].parent], progress=False)
-    assert report.inserted == len(pictures) and sum(calls) == len(pictures) and len(calls) == 1
-    assert all(a is not None for a in col.appearances([r["id"] for r in col._rows("true", ["id"])]))
+    assert report.inserted == len(pictures) and sum(seen) == len(pictures)
+    ids = [r["id"] for r in col._rows("true", ["id"])]
+    np.testing.assert_allclose(np.stack(col.appearances(ids)), model.encode_appearance([Path(d.image) for d in col.get(ids)]),
+                               atol=1e-5)
+    seen.clear()
+    col.search(pictures[1], k=3)  # an image query: one pass gives its vector and its look
+    assert seen == [1]
+
+
+def test_encode_image_and_appearance_equals_the_two_calls(pictures):
+    model = tiny_model()
+    emb, looks = model.encode_image_and_appearance(pictures[:5], batch_size=2, role="query", dim=32)
+    np.testing.assert_allclose(emb, model.encode_image(pictures[:5], role="query", dim=32), atol=1e-5)
+    np.testing.assert_allclose(looks, model.encode_appearance(pictures[:5]), atol=1e-5)

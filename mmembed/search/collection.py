@@ -230,15 +230,21 @@ class Collection:
             out[images] = self.model.encode_image([docs[i].image for i in images], **kw)
         return out
 
-    def embed_appearances(self, docs: Sequence[Document]) -> list[Optional[np.ndarray]]:
-        """Per document its (C,) appearance: image rows from their image file, None for text rows."""
-        out: list[Optional[np.ndarray]] = [None] * len(docs)
+    def embed_documents_and_looks(self, docs: Sequence[Document]) -> tuple[np.ndarray, list[Optional[np.ndarray]]]:
+        """(n, dim) vectors and per document its (C,) appearance (None for texts), images in one tower pass."""
+        out = np.zeros((len(docs), self.dim), dtype=np.float32)
+        looks: list[Optional[np.ndarray]] = [None] * len(docs)
+        texts = [i for i, d in enumerate(docs) if d.kind == "text"]
         images = [i for i, d in enumerate(docs) if d.kind == "image"]
+        if texts:
+            out[texts] = self.model.encode_text([docs[i].text for i in texts], batch_size=self.batch_size, dim=self.dim)
         if images:
-            rows = self.model.encode_appearance([docs[i].image for i in images], batch_size=self.batch_size)
+            vecs, rows = self.model.encode_image_and_appearance([docs[i].image for i in images],
+                                                                batch_size=self.batch_size, dim=self.dim)
+            out[images] = vecs
             for i, row in zip(images, rows):
-                out[i] = row
-        return out
+                looks[i] = row
+        return out, looks
 
     def query_vector(self, query: Any, query_lang: Optional[str] = None, gloss_weight: Optional[float] = None) -> np.ndarray:
         """(dim,) vector for a text (str), an image (Path / PIL / (h, w[, c]) array) or a vector. A text with its
@@ -277,8 +283,10 @@ class Collection:
             if appearance is not None:
                 raise ValueError("appearance rows were given without vectors; give both, or neither (then both are computed)")
             kept = [docs[i] for i in keep]
-            vectors = self.embed_documents(kept)
-            appearance = self.embed_appearances(kept) if self.appearance_dim is not None else None
+            if self.appearance_dim is not None:
+                vectors, appearance = self.embed_documents_and_looks(kept)
+            else:
+                vectors = self.embed_documents(kept)
         else:
             vectors = np.asarray(vectors, dtype=np.float32)
             info.check_vectors(vectors.shape, len(docs), repr(self.path))
@@ -424,10 +432,13 @@ class Collection:
         backbone does not know ('mbwa', dog) find their pictures.
         An image query also ranks the image rows by their appearance (`appearance_weight`, None: the tuned
         appearance.DEFAULT_APPEARANCE_WEIGHT; 0: cosine alone): see search_vector."""
-        vector = self.query_vector(query, query_lang, gloss_weight)
         appearance = None
-        if not isinstance(query, (str, np.ndarray)) or (isinstance(query, np.ndarray) and query.ndim > 1):
-            appearance = self.query_appearance(query, appearance_weight)
+        image = not isinstance(query, (str, np.ndarray)) or (isinstance(query, np.ndarray) and query.ndim > 1)
+        if image and query_lang is None and gloss_weight is None and self._uses_looks(appearance_weight):
+            vectors, looks = self.model.encode_image_and_appearance([query], dim=self.dim, role="query")
+            vector, appearance = vectors[0], looks[0]  # one tower pass for both
+        else:
+            vector = self.query_vector(query, query_lang, gloss_weight)
         return self.search_vector(vector, k, where=where, language=language, folder=folder,
                                   tag=tag, kind=kind, exact=exact,
                                   text=query if isinstance(query, str) else None, lexical_weight=lexical_weight,
@@ -435,9 +446,11 @@ class Collection:
 
     def query_appearance(self, image: Any, appearance_weight: Optional[float] = None) -> Optional[np.ndarray]:
         """(C,) appearance of a query image, or None when it would not be used (weight 0, no stored appearances)."""
-        if resolve_weight(appearance_weight) == 0 or self._table is None or self.appearance_dim is None:
-            return None
-        return self.model.encode_appearance([image])[0]
+        return self.model.encode_appearance([image])[0] if self._uses_looks(appearance_weight) else None
+
+    def _uses_looks(self, appearance_weight: Optional[float]) -> bool:
+        """Whether an image query here is ranked with its look (a weight > 0 and stored appearances)."""
+        return resolve_weight(appearance_weight) > 0 and self._table is not None and self.appearance_dim is not None
 
     def search_vector(self, vector: np.ndarray, k: int = 10, *, exact: Optional[bool] = None,
                       text: Optional[str] = None, lexical_weight: float = 0.0,

@@ -151,43 +151,34 @@ def embed_group(model, docs: Sequence[Document], dim: int, batch_size: int, role
     image_rows = list(decoded)
     text_rows = [i for i, d in enumerate(docs) if d.kind == "text"]
     vectors = np.zeros((len(docs), dim), dtype=np.float32)
+    by_row: dict[int, np.ndarray] = {}  # row -> its appearance (with `appearance`), from the same tower pass
+
+    def embed(rows: list[int]) -> None:
+        images = [decoded[i] for i in rows]
+        if appearance:
+            vecs, looks = model.encode_image_and_appearance(images, batch_size=batch_size, dim=dim, role=role)
+            by_row.update(zip(rows, looks))
+        else:
+            vecs = model.encode_image(images, batch_size=batch_size, dim=dim, role=role)
+        vectors[rows] = vecs
+
     if text_rows:
         vectors[text_rows] = model.encode_text([docs[i].text for i in text_rows], batch_size=batch_size, dim=dim)
     if image_rows:
         try:
-            vectors[image_rows] = model.encode_image(list(decoded.values()), batch_size=batch_size, dim=dim, role=role)
+            embed(image_rows)
         except ImageInputError:  # a file changed between the check and the encode: go one by one
             ok = []
             for i in image_rows:
                 try:
-                    vectors[i] = model.encode_image([decoded[i]], dim=dim, role=role)[0]
+                    embed([i])
                     ok.append(i)
                 except ImageInputError as err:
                     skip(docs[i], err)
             image_rows = ok
     keep = sorted(text_rows + image_rows)
-    looks = None
-    if appearance:
-        by_row = _appearance(model, decoded, image_rows, batch_size)
-        looks = [by_row.get(i) for i in keep]
+    looks = [by_row.get(i) for i in keep] if appearance else None
     return EmbeddedBatch([docs[i] for i in keep], vectors[keep], skipped, looks)
-
-
-def _appearance(model, decoded: dict, rows: list[int], batch_size: int) -> dict[int, np.ndarray]:
-    """row -> (C,) appearance of the images in `rows`; an image that no longer decodes (its file changed since it
-    was embedded) keeps its row without one."""
-    from ..images import ImageInputError
-
-    try:
-        return dict(zip(rows, model.encode_appearance([decoded[i] for i in rows], batch_size=batch_size))) if rows else {}
-    except ImageInputError:
-        out = {}
-        for i in rows:
-            try:
-                out[i] = model.encode_appearance([decoded[i]])[0]
-            except ImageInputError:
-                pass
-        return out
 
 
 def local_engine(collection: "Collection", docs: Sequence[Document], group: int) -> Iterator[EmbeddedBatch]:
