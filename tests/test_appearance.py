@@ -228,3 +228,17 @@ def test_encode_image_and_appearance_equals_the_two_calls(pictures):
     emb, looks = model.encode_image_and_appearance(pictures[:5], batch_size=2, role="query", dim=32)
     np.testing.assert_allclose(emb, model.encode_image(pictures[:5], role="query", dim=32), atol=1e-5)
     np.testing.assert_allclose(looks, model.encode_appearance(pictures[:5]), atol=1e-5)
+
+
+def test_fixed_rows_reads_null_rows_and_sliced_chunks_in_place():
+    import pyarrow as pa
+
+    from mmembed.search.looks import fixed_rows
+
+    values = np.arange(12, dtype=np.float32)
+    arr = pa.FixedSizeListArray.from_arrays(pa.array(values), 3, mask=pa.array([False, True, False, False]))
+    rows, valid = fixed_rows(pa.chunked_array([arr.slice(2), arr.slice(0, 2)]))  # offsets and a null row
+    assert valid.tolist() == [True, True, True, False]
+    np.testing.assert_array_equal(rows[[0, 1, 2]], values.reshape(4, 3)[[2, 3, 0]])
+    rows, valid = fixed_rows(arr.slice(1, 2))
+    assert valid.tolist() == [False, True] and rows[1].tolist() == [6, 7, 8]

@@ -481,7 +481,7 @@ class Collection:
         if appearance is not None and weight > 0 and self.appearance_dim is not None:  # format 1: cosine alone
             appearance = check_query_look(appearance, self.appearance_dim)
             return self._fused_image_search(vector, appearance, weight, k, clause, exact)
-        rows = self._nearest("vector", vector, limit, clause, exact)
+        rows = self._nearest("vector", vector, limit, clause, exact).to_pylist()
         if lexical and rows:
             from mmembed.lexical import rerank
 
@@ -493,8 +493,9 @@ class Collection:
         ]
 
     def _nearest(self, column: str, vector: np.ndarray, limit: int, clause: Optional[str], exact: Optional[bool],
-                 columns: Sequence[str] = ()) -> list[dict[str, Any]]:
-        """The `limit` rows nearest to `vector` in `column` (its ANN index unless `exact`), after the filter."""
+                 columns: Sequence[str] = ()):
+        """The `limit` rows nearest to `vector` in `column` (its ANN index unless `exact`), after the filter, as an
+        Arrow table."""
         q = (self._table.search(vector, vector_column_name=column).distance_type(METRIC).limit(limit)
              .select(_RESULT_COLUMNS + list(columns) + ["_distance"]))
         if clause:
@@ -503,7 +504,7 @@ class Collection:
             q = q.bypass_vector_index()
         else:
             q = q.nprobes(self.ann.nprobes).refine_factor(self.ann.refine_factor)
-        return q.to_arrow().to_pylist()
+        return q.to_arrow()
 
     def _fused_image_search(self, vector: np.ndarray, appearance: np.ndarray, weight: float, k: int,
                             clause: Optional[str], exact: Optional[bool]) -> list[Hit]:
@@ -511,7 +512,11 @@ class Collection:
         limit = max(APPEARANCE_CANDIDATES, 10 * k)
         extra = ["vector", APPEARANCE]
         by_look = f"{APPEARANCE} IS NOT NULL" + (f" AND ({clause})" if clause else "")
-        rows = {r["id"]: r for r in self._nearest("vector", vector, limit, clause, exact, extra)}
-        for r in self._nearest(APPEARANCE, appearance, limit, by_look, exact, extra):
-            rows.setdefault(r["id"], r)
-        return rank_candidates(list(rows.values()), vector, appearance, weight, k)
+        import pyarrow as pa
+
+        found = pa.concat_tables([self._nearest("vector", vector, limit, clause, exact, extra),
+                                  self._nearest(APPEARANCE, appearance, limit, by_look, exact, extra)])
+        first = {}  # id -> its first row (a row both channels found once)
+        for i, doc_id in enumerate(found.column("id").to_pylist()):
+            first.setdefault(doc_id, i)
+        return rank_candidates(found.take(pa.array(list(first.values()), pa.int64())), vector, appearance, weight, k)

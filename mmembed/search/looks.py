@@ -11,7 +11,7 @@ so a picture of the same thing drawn or photographed another way comes first. Ea
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -57,16 +57,26 @@ def check_query_look(appearance: np.ndarray, appearance_dim: int) -> np.ndarray:
     return appearance
 
 
-def rank_candidates(rows: Sequence[dict[str, Any]], vector: np.ndarray, appearance: np.ndarray, weight: float,
-                    k: int) -> list[Hit]:
-    """The top k of candidate rows (each with its `vector` and `appearance`, None for texts) by the fused score."""
-    if not rows:
+def fixed_rows(column) -> tuple[np.ndarray, np.ndarray]:
+    """An Arrow fixed-size-list column -> ((n, width) float32, (n,) bool: the row is not null). Straight from the
+    Arrow buffers: a to_pylist of a few hundred 1,280-float rows would cost more than the search."""
+    col = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    width = col.type.list_size
+    flat = col.values.slice(col.offset * width, len(col) * width)  # every slot, null rows' included
+    values = np.asarray(flat.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(col), width)
+    return values, np.asarray(col.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def rank_candidates(table, vector: np.ndarray, appearance: np.ndarray, weight: float, k: int) -> list[Hit]:
+    """The top k of a candidate table's rows (with `vector` and `appearance` columns, null for texts) by the fused
+    score; a row's hit keeps its cosine as `score`."""
+    if table.num_rows == 0:
         return []
-    cosine = np.asarray([r["vector"] for r in rows], dtype=np.float32) @ vector  # (n,)
-    has = np.array([r[APPEARANCE] is not None for r in rows])
-    looks = np.zeros(len(rows), dtype=np.float32)  # (n,)
-    if has.any():
-        looks[has] = np.asarray([r[APPEARANCE] for r in rows if r[APPEARANCE] is not None], np.float32) @ appearance
-    fused = np.where(has, fuse_appearance(cosine, looks, weight), cosine)  # texts keep their cosine
+    vectors, _ = fixed_rows(table.column("vector"))
+    cosine = vectors @ vector  # (n,)
+    looks, has = fixed_rows(table.column(APPEARANCE))
+    fused = np.where(has, fuse_appearance(cosine, looks @ appearance, weight), cosine)  # texts keep their cosine
     order = np.argsort(-fused, kind="stable")[:k]
-    return [Hit(Document.from_row(rows[i]), score=float(cosine[i]), rank=rank) for rank, i in enumerate(order, start=1)]
+    rows = table.take(order).to_pylist()
+    return [Hit(Document.from_row(r), score=float(cosine[i]), rank=rank)
+            for rank, (i, r) in enumerate(zip(order, rows), start=1)]
