@@ -509,11 +509,11 @@ class Collection:
     def _fused_image_search(self, vector: np.ndarray, appearance: np.ndarray, weight: float, k: int,
                             clause: Optional[str], exact: Optional[bool]) -> list[Hit]:
         """An image query: the nearest rows by cosine and the nearest image rows by appearance, ranked together."""
+        import pyarrow as pa
+
         limit = max(APPEARANCE_CANDIDATES, 10 * k)
         extra = ["vector", APPEARANCE]
         by_look = f"{APPEARANCE} IS NOT NULL" + (f" AND ({clause})" if clause else "")
-        import pyarrow as pa
-
         found = pa.concat_tables([self._nearest("vector", vector, limit, clause, exact, extra),
                                   self._nearest(APPEARANCE, appearance, limit, by_look, exact, extra)])
         first = {}  # id -> its first row (a row both channels found once)

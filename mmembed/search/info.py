@@ -154,6 +154,8 @@ def appearance_array(rows, appearance_dim: int):
     import pyarrow as pa
 
     has = np.array([r is not None for r in rows], dtype=bool)
+    if not has.any():  # texts, ready-made vectors: no (n, C) block of zeros for a bulk load of millions
+        return pa.nulls(len(rows), pa.list_(pa.float32(), appearance_dim))
     values = np.zeros((len(rows), appearance_dim), dtype=np.float32)
     for i in np.flatnonzero(has):
         values[i] = rows[i]

@@ -31,15 +31,15 @@ class ImageFeatureEncoder:
     def encode_images(self, paths: Sequence[str], role: Role = "document") -> np.ndarray:
         import torch
 
-        from mmembed.feature_readout import pooled_features
+        from mmembed.encoding import appearance_rows
         from mmembed.images import images_to_tensor
 
         cfg, out = self.tower_cfg, []
         with torch.inference_mode():
             for s in range(0, len(paths), self.batch_size):
                 pixels = images_to_tensor(paths[s : s + self.batch_size], cfg.image_size, cfg.mean, cfg.std, s)
-                pooled = pooled_features(self.tower.forward_features(pixels))  # (b, 1280): what the read-out reads
-                out.append(torch.nn.functional.normalize(pooled.float(), dim=-1).numpy())
+                # (b, 1280) unit rows: the pooled features the read-out reads, as a collection's appearance column
+                out.append(appearance_rows(self.tower.forward_features(pixels)).numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 1280), np.float32)
 
     def describe(self) -> dict[str, Any]:
