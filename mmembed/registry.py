@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 _REGISTRY: dict[str, Callable[[], ModelConfig]] = {}
 
-DEFAULT_ADAPTER = "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui2-soup"  # the shipped trained model, when adapters/ has it
+DEFAULT_ADAPTER = "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui3-soup"  # the shipped trained model, when adapters/ has it
 DEFAULT_PROMPT_ONLY = "gemma3-270m-prompteol"
 
 
@@ -128,6 +128,11 @@ def _refuse_unloadable_path(path: Path, name: str) -> None:
             raise UnknownModelError(f"folder {name!r} has an mmembed config.json but no model.safetensors")
     elif name.startswith(("/", "./", "../", "~")) or name.count("/") > 1:  # a path, not a hub id ("org/name")
         raise UnknownModelError(f"no such folder {name!r} (from {Path.cwd()}); known models: {', '.join(list_models())}")
+    elif path.parent.is_dir() and path.parent != Path("."):
+        # "adapters/typo": its first part is a local folder, so a user means a path; asking the hub would only retry
+        # for half a minute and then fail with a network error that hides the typo
+        raise UnknownModelError(f"no such folder {name!r} (from {Path.cwd()}; {str(path.parent)!r} is a local folder, "
+                                f"so this is read as a path, not a hub id); known models: {', '.join(list_models())}")
 
 
 # ---- registered configs -------------------------------------------------------------------

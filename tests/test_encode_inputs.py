@@ -101,6 +101,8 @@ def test_load_names_what_is_wrong_with_a_path(tmp_path, monkeypatch):
                           ("half", "has an mmembed config.json but no model.safetensors"),
                           ("file", "is a file; a model is a name"),
                           ("./adapters/gone", "no such folder './adapters/gone'"),
-                          (str(tmp_path / "gone"), "no such folder")]:
+                          (str(tmp_path / "gone"), "no such folder"),
+                          # "empty/gone" could be a hub id, but its first part is a local folder: a path with a typo
+                          ("empty/gone", "no such folder 'empty/gone'.*'empty' is a local folder")]:
         with pytest.raises(UnknownModelError, match=message):
             mmembed.load(name)
