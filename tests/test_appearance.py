@@ -11,10 +11,11 @@ from search_fixtures import VectorsOnly, tiny_model, write_png
 from mmembed.appearance import DEFAULT_APPEARANCE_WEIGHT, appearance_dim, check_appearance_weight, fuse_appearance
 from mmembed.feature_readout import pooled_features
 from mmembed.images import ImageInputError
-from mmembed.search import collection as collection_module
+from mmembed.search import query as query_module
 from mmembed.search.collection import Collection
 from mmembed.search.documents import Document
 from mmembed.search.info import APPEARANCE, CollectionInfo, table_schema
+from mmembed.search.looks import fused_order
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +74,40 @@ def looks_col(tmp_path, pictures):
 
 
 def _expected_order(col: Collection, query: Path, weight: float) -> list[str]:
-    """Brute force: every row's fused score from its stored vector and appearance."""
+    """Brute force from the stored vectors and appearances: rows by cosine; the places images hold there go to the
+    images by fused score, texts keep theirs."""
     model = tiny_model()
     ids = [d.id for d in col.get(_all_ids(col))]
     cos = col.vectors(ids) @ model.encode_image([query], role="query")[0]
     q = model.encode_appearance([query])[0]
-    fused = [c if a is None else (1 - weight) * c + weight * float(a @ q) for c, a in zip(cos, col.appearances(ids))]
-    return [ids[i] for i in np.argsort(-np.asarray(fused), kind="stable")]
+    looks = col.appearances(ids)
+    by_cosine = [ids[i] for i in np.argsort(-cos, kind="stable")]
+    fused = {i: (1 - weight) * c + weight * float(a @ q) for i, c, a in zip(ids, cos, looks) if a is not None}
+    images = iter(sorted(fused, key=lambda i: -fused[i]))
+    return [next(images) if i in fused else i for i in by_cosine]
+
+
+def test_fused_order_refills_the_image_places_of_the_cosine_order():
+    cosine = np.array([0.9, 0.8, 0.7, 0.6, 0.5])  # rows 0 and 2 are texts
+    look = np.array([0.0, 0.1, 0.0, 0.99, 0.5])
+    has_look = np.array([False, True, False, True, True])
+    # image places 1, 3, 4; fused: row 1 0.45, row 3 0.795, row 4 0.5
+    assert fused_order(cosine, look, has_look, 0.5).tolist() == [0, 3, 2, 4, 1]
+    assert fused_order(cosine, look, has_look, 0.0).tolist() == [0, 1, 2, 3, 4]
+    assert fused_order(cosine, look, np.ones(5, bool), 1.0).tolist() == [3, 4, 1, 0, 2]  # images alone: fused order
+
+
+def test_texts_keep_their_places_among_images_for_an_image_query(looks_col, pictures):
+    """The look's cosine is not on the shared space's scale; it re-orders images, never images against texts."""
+    query = pictures[2]
+    cosine = [h.document.kind for h in looks_col.search(query, k=10, appearance_weight=0, exact=True)]
+    for weight in (DEFAULT_APPEARANCE_WEIGHT, 1.0):
+        hits = looks_col.search(query, k=10, appearance_weight=weight, exact=True)
+        assert [h.document.kind for h in hits] == cosine
+    images = [h.document.id for h in looks_col.search(query, k=10, kind="image", appearance_weight=1.0)]
+    q = tiny_model().encode_appearance([query])[0]
+    looks = looks_col.appearances(images)
+    assert [float(a @ q) for a in looks] == sorted((float(a @ q) for a in looks), reverse=True)
 
 
 def _all_ids(col: Collection) -> list[str]:
@@ -121,7 +149,7 @@ def test_fusion_changes_the_order_and_the_default_weight_applies(looks_col, pict
 
 def test_an_image_found_only_by_its_appearance_is_a_candidate(looks_col, pictures, monkeypatch):
     query = pictures[6]
-    monkeypatch.setattr(collection_module, "APPEARANCE_CANDIDATES", 1)  # one candidate per channel (k = 1)
+    monkeypatch.setattr(query_module, "APPEARANCE_CANDIDATES", 1)  # one candidate per channel (k = 1)
     (hit,) = looks_col.search(query, k=1, kind="image", appearance_weight=1.0)
     assert hit.document.id == _expected_order(looks_col, query, 1.0)[0]
 

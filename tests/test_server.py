@@ -240,6 +240,28 @@ def test_an_image_query_ranks_like_the_collection_and_checks_its_appearance_weig
             assert r.status_code == 422 and message in r.json()["error"]["message"], r.text
 
 
+def test_an_image_query_runs_the_tower_once(tmp_path, monkeypatch):
+    """The look comes from the batcher's own tower pass (a second pass cost about one EfficientNet-Lite0 call per
+    query); with weight 0 no look is computed at all."""
+    col = Collection(tmp_path / "once.lance", model=tiny_model())
+    pics = [write_png(tmp_path / f"p{i}.png", i, size=(24, 20)) for i in range(4)]
+    col.add_images(pics)
+    model = tiny_model()
+    tower, seen = model.image_tower, []
+    real = tower.forward_features
+    monkeypatch.setattr(tower, "forward_features", lambda x: seen.append(len(x)) or real(x))
+    query = Image.open(pics[2]).convert("RGB")
+    with BackgroundServer(create_app(model, col, SETTINGS)) as url:
+        for weight in (None, 0.0):
+            seen.clear()
+            body = {"query": data_url(query), "k": 3, **({} if weight is None else {"appearance_weight": weight})}
+            r = httpx.post(url + "/v1/search", json=body, timeout=60)
+            assert r.status_code == 200, r.text
+            assert seen == [1], (weight, seen)  # before the reference search below, which shares the tiny model
+            assert [h["id"] for h in r.json()["data"]] == [
+                h.document.id for h in col.search(np.asarray(query), k=3, appearance_weight=weight)]
+
+
 def test_concurrent_clients_get_exactly_their_own_embeddings(server):
     """16 clients x 8 requests on loopback; every answer equals the single-request embedding."""
     url, app = server

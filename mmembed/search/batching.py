@@ -24,6 +24,11 @@ import numpy as np
 class Encoded:
     vectors: np.ndarray  # (n, dim) float32, L2-normalized
     tokens: list[int]  # tokens per input (for the OpenAI `usage` field)
+    looks: Optional[list[Optional[np.ndarray]]] = None  # per input its (C,) appearance when asked for, else None
+
+    def rows(self, start: int, stop: int) -> "Encoded":
+        return Encoded(self.vectors[start:stop], self.tokens[start:stop],
+                       None if self.looks is None else self.looks[start:stop])
 
 
 @dataclass
@@ -129,7 +134,7 @@ class DynamicBatcher:
             for job in jobs:
                 n = len(job.items)
                 if not job.future.done():
-                    job.future.set_result(Encoded(out.vectors[start : start + n], out.tokens[start : start + n]))
+                    job.future.set_result(out.rows(start, start + n))
                 start += n
 
     async def _run_alone(self, job: _Job) -> None:

@@ -23,18 +23,16 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from .documents import Document, Hit, as_documents, as_ids, distinct_positions, image_rows, text_rows
-from .ann import DEFAULT_ANN_THRESHOLD, METRIC, MIN_ROWS, AnnParams, build_ann_index, has_vector_index, refresh_ann_index
+from .ann import DEFAULT_ANN_THRESHOLD, MIN_ROWS, AnnParams, build_ann_index, has_vector_index, refresh_ann_index
 from .filters import Values, build_where, quote
-from .looks import Appearances, check_appearance_rows, check_query_look, rank_candidates, resolve_weight
+from .looks import Appearances, check_appearance_rows, check_query_look, resolve_weight
+from .query import RESULT_COLUMNS, TableQuery, search_table
 from .info import (APPEARANCE, CollectionInfo, CollectionNotFoundError, ModelMismatchError, appearance_dim_of,
                    documents_table, read_info, table_schema)
 
 TABLE = "items"
 _ID_CHUNK = 2_000  # ids per `IN (...)` clause
 MAX_K = 1_000_000  # hits one search may return
-LEXICAL_CANDIDATES = 100  # dense hits (at least 10 * k) that the lexical channel re-orders
-APPEARANCE_CANDIDATES = 100  # per channel (at least 10 * k): an image query's candidates by cosine and by appearance
-_RESULT_COLUMNS = ["id", "kind", "text", "image", "source", "folder", "language", "tags", "meta", "content_hash"]
 
 
 @dataclass(frozen=True)
@@ -185,7 +183,7 @@ class Collection:
     def get(self, ids: Union[str, Sequence[str]]) -> list[Document]:
         """The stored documents for `ids` (one id, or a list), in that order; ids not stored are left out."""
         ids = as_ids(ids)
-        found = {r["id"]: Document.from_row(r) for r in self._by_ids(ids, _RESULT_COLUMNS)}
+        found = {r["id"]: Document.from_row(r) for r in self._by_ids(ids, RESULT_COLUMNS)}
         return [found[i] for i in ids if i in found]
 
     def rows_from(self, folders: Sequence[str], files: Sequence[str]) -> list[dict[str, Any]]:
@@ -434,7 +432,7 @@ class Collection:
         appearance.DEFAULT_APPEARANCE_WEIGHT; 0: cosine alone): see search_vector."""
         appearance = None
         image = not isinstance(query, (str, np.ndarray)) or (isinstance(query, np.ndarray) and query.ndim > 1)
-        if image and query_lang is None and gloss_weight is None and self._uses_looks(appearance_weight):
+        if image and query_lang is None and gloss_weight is None and self.uses_looks(appearance_weight):
             vectors, looks = self.model.encode_image_and_appearance([query], dim=self.dim, role="query")
             vector, appearance = vectors[0], looks[0]  # one tower pass for both
         else:
@@ -444,11 +442,7 @@ class Collection:
                                   text=query if isinstance(query, str) else None, lexical_weight=lexical_weight,
                                   appearance=appearance, appearance_weight=appearance_weight)
 
-    def query_appearance(self, image: Any, appearance_weight: Optional[float] = None) -> Optional[np.ndarray]:
-        """(C,) appearance of a query image, or None when it would not be used (weight 0, no stored appearances)."""
-        return self.model.encode_appearance([image])[0] if self._uses_looks(appearance_weight) else None
-
-    def _uses_looks(self, appearance_weight: Optional[float]) -> bool:
+    def uses_looks(self, appearance_weight: Optional[float]) -> bool:
         """Whether an image query here is ranked with its look (a weight > 0 and stored appearances)."""
         return resolve_weight(appearance_weight) > 0 and self._table is not None and self.appearance_dim is not None
 
@@ -460,15 +454,15 @@ class Collection:
         query's `text` and a `lexical_weight` > 0, the top max(100, 10 k) by cosine are re-ordered by the fused
         score (each hit's `score` stays its cosine). With a query image's (C,) `appearance`, the top max(100, 10 k)
         by cosine and the top max(100, 10 k) image rows by appearance are ranked together by (1 - w) cosine + w
-        appearance cosine (w: `appearance_weight`, None: the tuned default); rows without an appearance (texts)
-        by their cosine; each hit's `score` stays its cosine."""
+        appearance cosine (w: `appearance_weight`, None: the tuned default) among themselves, while rows without an
+        appearance (texts) keep their places in the cosine order (looks.fused_order); each hit's `score` stays its
+        cosine."""
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_K:
             raise ValueError(f"k must be an int in 1..{MAX_K:,} (hits to return), got {k!r}")
         k = int(k)
         if not (isinstance(lexical_weight, (int, float)) and 0 <= lexical_weight < float("inf")):
             raise ValueError(f"lexical_weight must be a finite number >= 0 (0: cosine only), got {lexical_weight!r}")
         lexical = text is not None and lexical_weight > 0
-        limit = max(LEXICAL_CANDIDATES, 10 * k) if lexical else k
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         if not np.isfinite(vector).all():
             raise ValueError("the query vector contains NaN or inf; give a finite vector")
@@ -480,43 +474,8 @@ class Collection:
         weight = resolve_weight(appearance_weight)
         if appearance is not None and weight > 0 and self.appearance_dim is not None:  # format 1: cosine alone
             appearance = check_query_look(appearance, self.appearance_dim)
-            return self._fused_image_search(vector, appearance, weight, k, clause, exact)
-        rows = self._nearest("vector", vector, limit, clause, exact).to_pylist()
-        if lexical and rows:
-            from mmembed.lexical import rerank
-
-            cosines = np.array([1.0 - float(r["_distance"]) for r in rows], dtype=np.float32)  # (n,)
-            rows = [rows[i] for i in rerank(text, [r.get("text") or "" for r in rows], cosines, lexical_weight)[:k]]
-        return [
-            Hit(Document.from_row(r), score=1.0 - float(r["_distance"]), rank=rank)
-            for rank, r in enumerate(rows, start=1)
-        ]
-
-    def _nearest(self, column: str, vector: np.ndarray, limit: int, clause: Optional[str], exact: Optional[bool],
-                 columns: Sequence[str] = ()):
-        """The `limit` rows nearest to `vector` in `column` (its ANN index unless `exact`), after the filter, as an
-        Arrow table."""
-        q = (self._table.search(vector, vector_column_name=column).distance_type(METRIC).limit(limit)
-             .select(_RESULT_COLUMNS + list(columns) + ["_distance"]))
-        if clause:
-            q = q.where(clause, prefilter=True)
-        if exact or not has_vector_index(self._table, column):
-            q = q.bypass_vector_index()
         else:
-            q = q.nprobes(self.ann.nprobes).refine_factor(self.ann.refine_factor)
-        return q.to_arrow()
-
-    def _fused_image_search(self, vector: np.ndarray, appearance: np.ndarray, weight: float, k: int,
-                            clause: Optional[str], exact: Optional[bool]) -> list[Hit]:
-        """An image query: the nearest rows by cosine and the nearest image rows by appearance, ranked together."""
-        import pyarrow as pa
-
-        limit = max(APPEARANCE_CANDIDATES, 10 * k)
-        extra = ["vector", APPEARANCE]
-        by_look = f"{APPEARANCE} IS NOT NULL" + (f" AND ({clause})" if clause else "")
-        found = pa.concat_tables([self._nearest("vector", vector, limit, clause, exact, extra),
-                                  self._nearest(APPEARANCE, appearance, limit, by_look, exact, extra)])
-        first = {}  # id -> its first row (a row both channels found once)
-        for i, doc_id in enumerate(found.column("id").to_pylist()):
-            first.setdefault(doc_id, i)
-        return rank_candidates(found.take(pa.array(list(first.values()), pa.int64())), vector, appearance, weight, k)
+            appearance, weight = None, 0.0
+        return search_table(self._table, self.ann, TableQuery(
+            vector, k, clause, exact, text=text, lexical_weight=float(lexical_weight) if lexical else 0.0,
+            appearance=appearance, appearance_weight=weight))

@@ -4,10 +4,12 @@ Image rows keep their appearance (the image tower's pooled features, mmembed/app
 column; an image query gathers candidates by cosine and by appearance, then ranks them by
 
     score = (1 - w) * cos(query, vector) + w * cos(query look, row look)      image rows
-    score = cos(query, vector)                                                rows without a look (texts)
 
-so a picture of the same thing drawn or photographed another way comes first. Each hit's `score` stays its cosine
-(as with the lexical channel): the fused score only orders.
+so a picture of the same thing drawn or photographed another way comes first. Texts have no look, and a look's cosine
+is not on the scale of the shared space's (the tower's features are post-ReLU: every pair is positive), so the fused
+score never competes with a text's cosine: the candidates are ordered by cosine, and the places images hold in that
+order are filled with the images in fused order (texts keep theirs). In a collection of images alone that is the
+fused order. Each hit's `score` stays its cosine (as with the lexical channel): the fused score only orders.
 """
 from __future__ import annotations
 
@@ -67,16 +69,26 @@ def fixed_rows(column) -> tuple[np.ndarray, np.ndarray]:
     return values, np.asarray(col.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
 
 
+def fused_order(cosine: np.ndarray, look_cosine: np.ndarray, has_look: np.ndarray, weight: float) -> np.ndarray:
+    """(n,) candidate indices, best first: the cosine order, with the places of rows that have a look (images)
+    refilled by those rows in fused-score order; rows without one (texts) keep their places."""
+    by_cosine = np.argsort(-cosine, kind="stable")
+    images = np.flatnonzero(has_look)
+    fused = fuse_appearance(cosine[images], look_cosine[images], weight)
+    order = by_cosine.copy()
+    order[has_look[by_cosine]] = images[np.argsort(-fused, kind="stable")]
+    return order
+
+
 def rank_candidates(table, vector: np.ndarray, appearance: np.ndarray, weight: float, k: int) -> list[Hit]:
-    """The top k of a candidate table's rows (with `vector` and `appearance` columns, null for texts) by the fused
-    score; a row's hit keeps its cosine as `score`."""
+    """The top k of a candidate table's rows (with `vector` and `appearance` columns, null for texts) in
+    `fused_order`; a row's hit keeps its cosine as `score`."""
     if table.num_rows == 0:
         return []
     vectors, _ = fixed_rows(table.column("vector"))
     cosine = vectors @ vector  # (n,)
     looks, has = fixed_rows(table.column(APPEARANCE))
-    fused = np.where(has, fuse_appearance(cosine, looks @ appearance, weight), cosine)  # texts keep their cosine
-    order = np.argsort(-fused, kind="stable")[:k]
+    order = fused_order(cosine, looks @ appearance, has, weight)[:k]
     rows = table.take(order).to_pylist()
     return [Hit(Document.from_row(r), score=float(cosine[i]), rank=rank)
             for rank, (i, r) in enumerate(zip(order, rows), start=1)]

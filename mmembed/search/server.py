@@ -36,9 +36,11 @@ def model_supports_images(model) -> bool:
 @dataclass(frozen=True)
 class QueryImage:
     """An image that is a query (a search by image, or input_type "query"): the batcher carries it beside documents
-    and the encoder embeds it with role="query" (config.ImageRole)."""
+    and the encoder embeds it with role="query" (config.ImageRole). `with_look`: also return its appearance
+    (mmembed/appearance.py) from the same tower pass, for a search that ranks images by their look."""
 
     image: Any
+    with_look: bool = False
 
 
 def make_encoder(model, batch_size: int = 32):
@@ -46,6 +48,7 @@ def make_encoder(model, batch_size: int = 32):
 
     def encode(items: list[Any]) -> Encoded:
         queries = [i for i, x in enumerate(items) if isinstance(x, QueryImage)]
+        looks = None
         if not queries:  # the common case: one call, as before query images existed
             vectors = model.encode(items, batch_size=batch_size)  # str: text; PIL image: image
         else:
@@ -53,11 +56,20 @@ def make_encoder(model, batch_size: int = 32):
             vectors = np.empty((len(items), model.dim), dtype=np.float32)
             if rest:
                 vectors[rest] = model.encode([items[i] for i in rest], batch_size=batch_size)
-            vectors[queries] = model.encode_image([items[i].image for i in queries], batch_size=batch_size, role="query")
+            plain = [i for i in queries if not items[i].with_look]
+            if plain:
+                vectors[plain] = model.encode_image([items[i].image for i in plain], batch_size=batch_size, role="query")
+            looked = [i for i in queries if items[i].with_look]
+            if looked:  # one tower pass gives the vector and the look
+                vectors[looked], found = model.encode_image_and_appearance(
+                    [items[i].image for i in looked], batch_size=batch_size, role="query")
+                looks = [None] * len(items)
+                for i, look in zip(looked, found):
+                    looks[i] = look
         texts = [x for x in items if isinstance(x, str)]
         lengths = iter(len(ids) for ids in model.tokenizer.encode_batch(texts)) if texts else iter(())
         tokens = [next(lengths) if isinstance(x, str) else model.num_visual_tokens for x in items]
-        return Encoded(np.asarray(vectors, dtype=np.float32), tokens)
+        return Encoded(np.asarray(vectors, dtype=np.float32), tokens, looks)
 
     return encode
 
@@ -209,9 +221,12 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
                 raise InputError(422, str(err), "appearance_weight") from None
         query = decode_input(req.query, 0, settings, images_ok, param="query")
         glossary, gloss = await gloss_of(req, query)
-        item = query if isinstance(query, str) else QueryImage(query)  # an image searched with is a query image
+        # an image searched with is a query image; its look comes from the same tower pass when the search uses it
+        item = query if isinstance(query, str) else QueryImage(query, collection.uses_looks(req.appearance_weight))
         items = [item] if gloss is None else [item, gloss]
-        vectors = (await batcher.embed(items)).vectors[:, : collection.dim]  # (1 or 2, dim)
+        encoded = await batcher.embed(items)
+        looks = None if encoded.looks is None else encoded.looks[0]
+        vectors = encoded.vectors[:, : collection.dim]  # (1 or 2, dim)
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         vector = vectors[0]
         if gloss is not None:
@@ -219,10 +234,6 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
 
             vector = fuse_gloss(vectors[:1], vectors[1:], np.array([True]), weight_for(glossary.lang, req.gloss_weight))[0]
         filters = dict(where=req.where, language=req.language, folder=req.folder, tag=req.tag, kind=req.kind)
-        looks = None
-        if not isinstance(query, str):  # an image query's look: the tower alone, off the event loop
-            looks = await asyncio.get_running_loop().run_in_executor(
-                None, lambda: collection.query_appearance(query, req.appearance_weight))
         try:
             hits = await asyncio.get_running_loop().run_in_executor(
                 None, lambda: collection.search_vector(
