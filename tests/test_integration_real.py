@@ -101,7 +101,7 @@ def test_default_model_is_the_shipped_adapter_and_finds_pictures():
     from mmembed.data.builders.sources import NOTO_EMOJI
 
     model = mmembed.load()
-    assert model.name == "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui3-soup" and model.config.image_trained
+    assert model.name == "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui4-soup" and model.config.image_trained
     assert model.config.lora is not None and model.feature_readout is not None
     assert (model.config.feature_readout.weight, model.config.feature_readout.query_weight) == (0.25, 1.5)
     renderer = EmojiRenderer(NOTO_EMOJI.require())
@@ -249,16 +249,16 @@ def test_query_glossing_finds_swahili_everyday_words_the_backbone_does_not_know(
     assert glossed >= 5 and glossed > plain, (glossed, plain)
 
 
-SENTENCE_MODEL = "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-ui3-readout-roles"  # stage 41b
-PREVIOUS_DEFAULT = "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui2-soup"  # stage 40c
+SENTENCE_MODEL = "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-ui4-readout-roles"  # stage 42b
+PREVIOUS_DEFAULT = "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui3-soup"  # stage 41c
 
 
 def test_held_out_hindi_ui_sentences_rank_sentence_model_then_default_then_the_previous_default(tmp_path):
-    """Stage 41b's text side was trained 320 steps with gettext-ui's UI sentences (Hindi and Arabic weighted up); the
-    default (41c) is a 1:1 soup of 41b and 37e, whose texts were tuned on names; the previous default (40c) is the same
-    soup with 40b, whose text side had 120 fewer of those steps. On all 195 held-out Hindi TEST sentences, each Hindi
-    translation finds its English sentence among the 195 most often with 41b, then the default, then 40c: the soup
-    keeps part of 41b's gain."""
+    """Stage 42b's text side was trained 440 steps with gettext-ui's UI sentences (Hindi and Arabic weighted up); the
+    default (42c) is a soup of 1/3 each of 42b, 41b (120 fewer such steps) and 37e (texts tuned on names); the
+    previous default (41c) is 1/2 41b and 1/2 37e. On all 195 held-out Hindi TEST sentences, each Hindi translation
+    finds its English sentence among the 195 most often with 42b, then the default, then 41c: the soup keeps part of
+    42b's gain."""
     from mmembed.data.builders import build_dataset
     from mmembed.data.manifest import read_manifest
 
