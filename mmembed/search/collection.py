@@ -218,31 +218,28 @@ class Collection:
     # ---- embedding ----------------------------------------------------------------------------
     def embed_documents(self, docs: Sequence[Document], *, progress: Optional[bool] = None) -> np.ndarray:
         """(n, dim) vectors: text rows embed their text, image rows their image file."""
+        return self._embed(docs, progress, looks=False)[0]
+
+    def embed_documents_and_looks(self, docs: Sequence[Document], *, progress: Optional[bool] = None
+                                  ) -> tuple[np.ndarray, list[Optional[np.ndarray]]]:
+        """(n, dim) vectors and per document its (C,) appearance (None for texts), images in one tower pass."""
+        return self._embed(docs, progress, looks=True)
+
+    def _embed(self, docs: Sequence[Document], progress: Optional[bool], looks: bool):
         out = np.zeros((len(docs), self.dim), dtype=np.float32)
+        found: list[Optional[np.ndarray]] = [None] * len(docs)
         texts = [i for i, d in enumerate(docs) if d.kind == "text"]
         images = [i for i, d in enumerate(docs) if d.kind == "image"]
         kw = dict(batch_size=self.batch_size, dim=self.dim, progress=progress)
         if texts:
             out[texts] = self.model.encode_text([docs[i].text for i in texts], **kw)
-        if images:
-            out[images] = self.model.encode_image([docs[i].image for i in images], **kw)
-        return out
-
-    def embed_documents_and_looks(self, docs: Sequence[Document]) -> tuple[np.ndarray, list[Optional[np.ndarray]]]:
-        """(n, dim) vectors and per document its (C,) appearance (None for texts), images in one tower pass."""
-        out = np.zeros((len(docs), self.dim), dtype=np.float32)
-        looks: list[Optional[np.ndarray]] = [None] * len(docs)
-        texts = [i for i, d in enumerate(docs) if d.kind == "text"]
-        images = [i for i, d in enumerate(docs) if d.kind == "image"]
-        if texts:
-            out[texts] = self.model.encode_text([docs[i].text for i in texts], batch_size=self.batch_size, dim=self.dim)
-        if images:
-            vecs, rows = self.model.encode_image_and_appearance([docs[i].image for i in images],
-                                                                batch_size=self.batch_size, dim=self.dim)
-            out[images] = vecs
+        if images and looks:
+            out[images], rows = self.model.encode_image_and_appearance([docs[i].image for i in images], **kw)
             for i, row in zip(images, rows):
-                looks[i] = row
-        return out, looks
+                found[i] = row
+        elif images:
+            out[images] = self.model.encode_image([docs[i].image for i in images], **kw)
+        return out, found
 
     def query_vector(self, query: Any, query_lang: Optional[str] = None, gloss_weight: Optional[float] = None) -> np.ndarray:
         """(dim,) vector for a text (str), an image (Path / PIL / (h, w[, c]) array) or a vector. A text with its

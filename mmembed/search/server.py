@@ -36,11 +36,10 @@ def model_supports_images(model) -> bool:
 @dataclass(frozen=True)
 class QueryImage:
     """An image that is a query (a search by image, or input_type "query"): the batcher carries it beside documents
-    and the encoder embeds it with role="query" (config.ImageRole). `with_look`: also return its appearance
-    (mmembed/appearance.py) from the same tower pass, for a search that ranks images by their look."""
+    and the encoder embeds it with role="query" (config.ImageRole), its appearance (mmembed/appearance.py) from the
+    same tower pass: a search ranks images by their look, /v1/embeddings drops it (pooling a computed map: no cost)."""
 
     image: Any
-    with_look: bool = False
 
 
 def make_encoder(model, batch_size: int = 32):
@@ -56,16 +55,11 @@ def make_encoder(model, batch_size: int = 32):
             vectors = np.empty((len(items), model.dim), dtype=np.float32)
             if rest:
                 vectors[rest] = model.encode([items[i] for i in rest], batch_size=batch_size)
-            plain = [i for i in queries if not items[i].with_look]
-            if plain:
-                vectors[plain] = model.encode_image([items[i].image for i in plain], batch_size=batch_size, role="query")
-            looked = [i for i in queries if items[i].with_look]
-            if looked:  # one tower pass gives the vector and the look
-                vectors[looked], found = model.encode_image_and_appearance(
-                    [items[i].image for i in looked], batch_size=batch_size, role="query")
-                looks = [None] * len(items)
-                for i, look in zip(looked, found):
-                    looks[i] = look
+            vectors[queries], found = model.encode_image_and_appearance(
+                [items[i].image for i in queries], batch_size=batch_size, role="query")
+            looks = [None] * len(items)
+            for i, look in zip(queries, found):
+                looks[i] = look
         texts = [x for x in items if isinstance(x, str)]
         lengths = iter(len(ids) for ids in model.tokenizer.encode_batch(texts)) if texts else iter(())
         tokens = [next(lengths) if isinstance(x, str) else model.num_visual_tokens for x in items]
@@ -221,8 +215,7 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
                 raise InputError(422, str(err), "appearance_weight") from None
         query = decode_input(req.query, 0, settings, images_ok, param="query")
         glossary, gloss = await gloss_of(req, query)
-        # an image searched with is a query image; its look comes from the same tower pass when the search uses it
-        item = query if isinstance(query, str) else QueryImage(query, collection.uses_looks(req.appearance_weight))
+        item = query if isinstance(query, str) else QueryImage(query)  # an image searched with is a query image
         items = [item] if gloss is None else [item, gloss]
         encoded = await batcher.embed(items)
         looks = None if encoded.looks is None else encoded.looks[0]
