@@ -117,6 +117,12 @@ def test_demo_writes_html_and_png_grid(app, tmp_path):
     grid = Image.open(tmp_path / "d" / "demo_grid.png")
     assert grid.width > 300 and grid.height >= 10 * 96
     assert (tmp_path / "d" / "demo.html").read_text().count("data:image/png;base64,") == 10 * 3
+    from mmembed.search.collection import Collection
+
+    (folder,) = (tmp_path / "d").glob("collection-*.lance")  # its pictures keep their looks for image queries
+    col = Collection(folder, create=False)
+    ids = [r["id"] for r in col._rows("true", ["id"])]
+    assert len(ids) == 8 and all(a is not None for a in col.appearances(ids))
 
 
 def test_demo_falls_back_to_cross_lingual_text_without_image_support(tmp_path, monkeypatch):
