@@ -12,8 +12,26 @@
 # and the fonts the evaluation plots fall back on for non-Latin labels (mmembed/evaluation/fonts.py):
 #   fonts-noto-core  Arabic, Indic, Thai, Ethiopic... scripts   fonts-wqy-microhei  CJK incl. Hangul
 #   fonts-droid-fallback  rare CJK ideographs (yue, zh_Hant_HK)
-# Idempotent and quick when everything is installed: apt is only called for missing packages.
+# and from npm: openmoji (OpenMoji emoji drawings, the openmoji dataset), installed globally where npm is present.
+# Idempotent and quick when everything is installed: apt and npm are only called for missing packages.
 set -euo pipefail
+
+OPENMOJI=openmoji@17.0.0
+npm_deps() {
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "system-deps: npm not found: the openmoji dataset cannot be built (install nodejs/npm, then npm install -g $OPENMOJI)"
+    return 0
+  fi
+  local root
+  root=$(npm root -g 2>/dev/null || true)
+  if [ -n "$root" ] && [ "$(node -p "require('$root/openmoji/package.json').version" 2>/dev/null)" = "${OPENMOJI#*@}" ]; then
+    return 0
+  fi
+  echo "system-deps: npm install -g $OPENMOJI"
+  npm install -g --no-fund --no-audit "$OPENMOJI" >/dev/null \
+    || echo "system-deps: WARNING: npm install -g $OPENMOJI failed: the openmoji dataset cannot be built"
+}
+npm_deps
 
 PACKAGES=(fonts-noto-color-emoji fonts-symbola unicode-cldr-core openclipart-png openclipart-svg tuxpaint-stamps-default
           gcompris-qt-data scratch palapeli-data fonts-noto-core fonts-wqy-microhei fonts-droid-fallback

@@ -27,6 +27,7 @@ SMALL = {
     "cldr-terms": {"limit": 80, "langs": TEN},
     "iso-names": {"limit": 80, "langs": TEN},
     "gettext-ui": {"limit": 80, "langs": TEN},
+    "openmoji": {"limit": 30, "langs": TEN},
 }
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -247,7 +248,7 @@ def test_unknown_dataset_or_option_is_a_clear_error(tmp_path):
         build_dataset("emoji", tmp_path / "x", skin_tones=1)
     assert not (tmp_path / "x").exists()
     assert set(DATASETS) == {"emoji", "emoji-styles", "clipart", "parallel", "cldr-terms", "iso-names", "gettext-ui", "gettext-ood",
-                             "imagenet-prototypes", "photos", "debian-photos", "tuxpaint", "gcompris", "freedict"}
+                             "imagenet-prototypes", "photos", "debian-photos", "tuxpaint", "gcompris", "freedict", "openmoji"}
 
 
 def test_split_assignment_is_stable_and_about_80_10_10():
@@ -430,7 +431,9 @@ def test_system_deps_script_installs_exactly_the_builders_packages():
     assert len(packages) == len(set(packages))
     assert set(packages) == set(sources.DEBIAN_PACKAGES + fonts.DEBIAN_PACKAGES + glossary.DEBIAN_PACKAGES)
     assert "DEBIAN_FRONTEND=noninteractive" in script
-    assert script.index(" update ") < script.index(" install ")  # package lists refreshed first
+    assert script.index('"${APT[@]}" update') < script.index('"${APT[@]}" install')  # package lists refreshed first
+    # the npm source, pinned as the builder's install hint pins it
+    assert f"OPENMOJI={sources.OPENMOJI.package}@{sources.OPENMOJI.version}\n" in script
     import subprocess
 
     assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / "system-deps.sh")]).returncode == 0

@@ -84,6 +84,7 @@ DATASETS: dict[str, DatasetSpec] = {
     for spec in (
         DatasetSpec("emoji", "mmembed.data.builders.emoji"),
         DatasetSpec("emoji-styles", "mmembed.data.builders.emoji_styles"),
+        DatasetSpec("openmoji", "mmembed.data.builders.openmoji"),
         DatasetSpec("clipart", "mmembed.data.builders.clipart"),
         DatasetSpec("parallel", "mmembed.data.builders.parallel"),
         DatasetSpec("cldr-terms", "mmembed.data.builders.cldr_terms"),

@@ -12,6 +12,7 @@ import importlib.util
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 
 class MissingSourceError(FileNotFoundError):
@@ -23,7 +24,7 @@ class SourceInfo:
     """What a data card records about one source package."""
 
     package: str
-    ecosystem: str  # "debian" | "pypi"
+    ecosystem: str  # "debian" | "pypi" | "npm"
     version: str
     license: str
 
@@ -91,6 +92,45 @@ class PypiSource:
         return SourceInfo(self.distribution, "pypi", version, self.license)
 
 
+@dataclass(frozen=True)
+class NpmSource:
+    """A package from the npm registry, installed globally (`npm install -g`): its files lie in `npm root -g`."""
+
+    package: str
+    version: str  # the version the builder was written against: the install hint pins it
+    what: str
+    license: str  # as its package.json and license file say
+    folder: Optional[Path] = None  # where it lies when not in a global npm root (tests swap it in)
+
+    @property
+    def install_hint(self) -> str:
+        return f"npm install -g {self.package}@{self.version}"
+
+    def candidates(self) -> list[Path]:
+        """Where a global install puts it: Debian's nodejs, then a node installed under /usr/local."""
+        if self.folder is not None:
+            return [self.folder]
+        return [Path(root) / self.package for root in ("/usr/lib/node_modules", "/usr/local/lib/node_modules")]
+
+    def require(self) -> Path:
+        """The package's folder (holding package.json)."""
+        for folder in self.candidates():
+            if (folder / "package.json").is_file():
+                return folder
+        where = " or ".join(str(c) for c in self.candidates())
+        raise MissingSourceError(f"{self.what} not found in {where}; install it with `{self.install_hint}` "
+                                 "(or run scripts/system-deps.sh)")
+
+    def info(self) -> SourceInfo:
+        import json
+
+        try:
+            version = json.loads((self.require() / "package.json").read_text(encoding="utf-8"))["version"]
+        except (MissingSourceError, OSError, ValueError, KeyError):
+            version = "unknown"
+        return SourceInfo(self.package, "npm", version, self.license)
+
+
 NOTO_EMOJI = DebianSource(
     "fonts-noto-color-emoji",
     Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"),
@@ -133,8 +173,11 @@ GCOMPRIS = DebianSource(
     "GCompris activity data (photographs and their translated names)",
     "GPL-3.0-or-later",  # /usr/share/doc/gcompris-qt-data/copyright: Files: * GPL-3+; photos per README
 )
+# OpenMoji (HfG Schwaebisch Gmuend): ~4,000 emoji and ~540 extra icons as SVG, with English annotations (data/openmoji.csv)
+OPENMOJI = NpmSource("openmoji", "17.0.0", "OpenMoji emoji drawings (npm package)", "CC-BY-SA-4.0")
 DJANGO = PypiSource("Django", "django", "Django translation catalogs", "BSD-3-Clause")
 PYCOUNTRY = PypiSource("pycountry", "pycountry", "pycountry country-name translations", "LGPL-2.1")
+RESVG = PypiSource("resvg-py", "resvg_py", "the resvg SVG renderer (Python binding)", "MIT")
 # ImageNet-1k class list (synsets, WordNet lemmas and glosses) under timm/data/_info/; the names
 # are WordNet 3.0's (Princeton WordNet License), the files ship with timm (Apache-2.0).
 TIMM = PypiSource("timm", "timm", "timm's ImageNet class-name files", "Apache-2.0 (timm); WordNet License (names)")
