@@ -9,36 +9,31 @@ Small collections are searched exactly (a flat scan); past `ann_threshold` rows 
 (IVF with 8-bit scalar quantization, then an exact re-rank of the candidates) is built by
 `ensure_index()` after ingest.
 Vectors are L2-normalized, so the dot product is the cosine and `score = 1 - distance`.
-Image rows also keep their appearance (the image tower's pooled features, mmembed/appearance.py): an image query
+Writes go through writes.py (one row per id, vectors checked before anything is written, a merge by id); searches
+through query.py. Image rows also keep their appearance (the image tower's pooled features, mmembed/appearance.py): an image query
 ranks them by (1 - w) cosine + w appearance cosine, which finds the same thing drawn or photographed another way.
 """
 from __future__ import annotations
 
 import numbers
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from .documents import Document, Hit, as_documents, as_ids, distinct_positions, image_rows, text_rows
+from .documents import Document, Hit, as_documents, as_ids, image_rows, text_rows
 from .ann import DEFAULT_ANN_THRESHOLD, MIN_ROWS, AnnParams, build_ann_index, has_vector_index, refresh_ann_index
 from .filters import Values, build_where, quote
-from .looks import Appearances, check_appearance_rows, check_query_look, resolve_weight
+from .looks import Appearances, check_query_look, resolve_weight
 from .query import RESULT_COLUMNS, TableQuery, search_table
+from .writes import Rows, WriteResult, embed_documents, merge_rows, prepare_rows
 from .info import (APPEARANCE, CollectionInfo, CollectionNotFoundError, ModelMismatchError, appearance_dim_of,
                    documents_table, read_info, table_schema)
 
 TABLE = "items"
 _ID_CHUNK = 2_000  # ids per `IN (...)` clause
 MAX_K = 1_000_000  # hits one search may return
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    inserted: int
-    updated: int
 
 
 def _is_local(path: str) -> bool:
@@ -226,20 +221,7 @@ class Collection:
         return self._embed(docs, progress, looks=True)
 
     def _embed(self, docs: Sequence[Document], progress: Optional[bool], looks: bool):
-        out = np.zeros((len(docs), self.dim), dtype=np.float32)
-        found: list[Optional[np.ndarray]] = [None] * len(docs)
-        texts = [i for i, d in enumerate(docs) if d.kind == "text"]
-        images = [i for i, d in enumerate(docs) if d.kind == "image"]
-        kw = dict(batch_size=self.batch_size, dim=self.dim, progress=progress)
-        if texts:
-            out[texts] = self.model.encode_text([docs[i].text for i in texts], **kw)
-        if images and looks:
-            out[images], rows = self.model.encode_image_and_appearance([docs[i].image for i in images], **kw)
-            for i, row in zip(images, rows):
-                found[i] = row
-        elif images:
-            out[images] = self.model.encode_image([docs[i].image for i in images], **kw)
-        return out, found
+        return embed_documents(self.model, docs, dim=self.dim, batch_size=self.batch_size, progress=progress, looks=looks)
 
     def query_vector(self, query: Any, query_lang: Optional[str] = None, gloss_weight: Optional[float] = None) -> np.ndarray:
         """(dim,) vector for a text (str), an image (Path / PIL / (h, w[, c]) array) or a vector. A text with its
@@ -259,54 +241,36 @@ class Collection:
         return self.model.encode_image([query], dim=self.dim, role="query")[0]
 
     # ---- writing ------------------------------------------------------------------------------
-    def _arrow(self, docs: Sequence[Document], vectors: np.ndarray, appearance: Appearances):
-        table = documents_table(docs, vectors, self.dim, appearance, self.appearance_dim)
+    def _arrow(self, rows: Rows):
+        table = documents_table(rows.docs, rows.vectors, self.dim, rows.appearance, self.appearance_dim)
         return table.replace_schema_metadata(table_schema(self.info).metadata)
 
+    def _embed_kept(self, docs: list[Document]) -> tuple[np.ndarray, Appearances]:
+        if self.appearance_dim is not None:
+            return self.embed_documents_and_looks(docs)
+        return self.embed_documents(docs), None
+
     def _prepare(self, docs: Sequence[Document], vectors: Optional[np.ndarray], appearance: Appearances = None):
-        """(table, documents, vectors, appearances) to write; None when there is nothing (no table is created for
-        nothing). Without vectors, the documents are embedded here, appearances included; with ready-made vectors,
-        image rows keep the appearances given (None: none)."""
+        """(table, rows) to write; None when there is nothing (no table is created for nothing). Without vectors,
+        the documents are embedded here, appearances included; with ready-made vectors, image rows keep the
+        appearances given (None: none)."""
         docs = as_documents(docs)
         if not docs:
             if vectors is not None and len(vectors):
                 raise ValueError(f"{len(vectors)} vectors given for 0 documents")
             return None
-        keep = distinct_positions(docs)
         info = self.check_writable()  # once: for a new collection it fingerprints the model
-        if vectors is None:
-            if appearance is not None:
-                raise ValueError("appearance rows were given without vectors; give both, or neither (then both are computed)")
-            kept = [docs[i] for i in keep]
-            if self.appearance_dim is not None:
-                vectors, appearance = self.embed_documents_and_looks(kept)
-            else:
-                vectors = self.embed_documents(kept)
-        else:
-            vectors = np.asarray(vectors, dtype=np.float32)
-            info.check_vectors(vectors.shape, len(docs), repr(self.path))
-            check_appearance_rows(appearance, docs, self.appearance_dim, self.path)
-            vectors = vectors[keep]
-            appearance = None if appearance is None else [appearance[i] for i in keep]
-        if not np.isfinite(vectors).all():
-            raise ValueError(f"vectors for collection {self.path!r} contain NaN or inf")
-        return self._ensure_table(info), [docs[i] for i in keep], vectors, appearance
+        rows = prepare_rows(docs, vectors, appearance, embed=self._embed_kept, info=info,
+                            appearance_dim=self.appearance_dim, path=self.path)
+        return self._ensure_table(info), rows
 
     def _merge(self, docs: Sequence[Document], vectors: Optional[np.ndarray], appearance: Appearances,
                replace: bool) -> WriteResult:
         prepared = self._prepare(docs, vectors, appearance)
         if prepared is None:
             return WriteResult(0, 0)
-        table, docs, vectors, appearance = prepared
-        data = self._arrow(docs, vectors, appearance)
-        if table.count_rows() == 0:
-            table.add(data)  # a fresh table: a plain append, no join
-            return WriteResult(len(docs), 0)
-        merge = table.merge_insert("id")
-        merge = merge.when_matched_update_all() if replace else merge
-        # "null": LanceDB's check would refuse the null appearance of text rows; vectors were checked in _prepare
-        r = merge.when_not_matched_insert_all().execute(data, on_bad_vectors="null")
-        return WriteResult(r.num_inserted_rows, r.num_updated_rows)
+        table, rows = prepared
+        return merge_rows(table, self._arrow(rows), len(rows.docs), replace)
 
     def upsert(self, docs: Sequence[Document], vectors: Optional[np.ndarray] = None,
                appearance: Appearances = None) -> WriteResult:
@@ -325,9 +289,9 @@ class Collection:
         prepared = self._prepare(docs, vectors, appearance)
         if prepared is None:
             return 0
-        table, docs, vectors, appearance = prepared
-        table.add(self._arrow(docs, vectors, appearance))
-        return len(docs)
+        table, rows = prepared
+        table.add(self._arrow(rows))
+        return len(rows.docs)
 
     def add_texts(
         self,
