@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -292,11 +293,15 @@ def test_saving_never_empties_a_folder_that_is_not_a_model(tiny, tmp_path):
     with pytest.raises(CheckpointError, match="it is a file, not a folder"):
         tiny.save(tmp_path / "afile")
     # replacing an earlier-saved model keeps the files that sit beside it (a training log, notes)
-    tiny.save(tmp_path / "model")
-    (tmp_path / "model" / "train_log.jsonl").write_text('{"step": 1}\n')
-    (tmp_path / "model" / "notes").mkdir()
-    (tmp_path / "model" / "notes" / "a.txt").write_text("kept")
-    tiny.save(tmp_path / "model")
+    old_umask = os.umask(0o022)  # the 0o644 below is the umask's default mode: pin it (a CI runner may use 0o002)
+    try:
+        tiny.save(tmp_path / "model")
+        (tmp_path / "model" / "train_log.jsonl").write_text('{"step": 1}\n')
+        (tmp_path / "model" / "notes").mkdir()
+        (tmp_path / "model" / "notes" / "a.txt").write_text("kept")
+        tiny.save(tmp_path / "model")
+    finally:
+        os.umask(old_umask)
     assert (tmp_path / "model" / "train_log.jsonl").read_text() == '{"step": 1}\n'
     assert (tmp_path / "model" / "notes" / "a.txt").read_text() == "kept"
     assert (tmp_path / "model" / "notes").stat().st_mode & 0o111  # still a folder one can enter
