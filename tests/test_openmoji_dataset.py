@@ -29,6 +29,7 @@ ROWS = [
     ("", "E002", "extras-openmoji", "hacker cat", "", "cat, computer", "", True),  # train, names held-out 'cat'
     ("\U0001F44D\U0001F3FB", "1F44D-1F3FB", "people-body", "thumbs up: light skin tone", "", "", "1F3FB", True),
     ("", "E003", "extras-openmoji", "doe", "", "deer", "", False),  # its SVG is missing
+    ("", "E004", "extras-openmoji", "kite", "", "toy", "", True),  # its SVG is damaged
 ]
 
 
@@ -48,7 +49,8 @@ def fake_package(root: Path) -> Path:
             w.writerow({"emoji": emoji, "hexcode": hexcode, "group": group, "annotation": annotation, "tags": tags,
                         "openmoji_tags": om_tags, "skintone": tone})
             if draw:
-                (root / "color" / "svg" / f"{hexcode}.svg").write_text(_svg("#f4aa41"), encoding="utf-8")
+                svg = _svg("#f4aa41") if hexcode != "E004" else "<svg xmlns='http://www.w3.org/2000/svg'"
+                (root / "color" / "svg" / f"{hexcode}.svg").write_text(svg, encoding="utf-8")
     return root
 
 
@@ -83,6 +85,7 @@ def test_emoji_keep_the_emoji_datasets_id_split_and_cldr_captions_and_extras_get
     card = json.loads((out / "card.json").read_text())
     assert card["stats"]["names_a_held_out_emoji"] == {"hacker cat": "cat"}  # train extra naming a test emoji: dropped
     assert card["stats"]["skin_tone_variants_skipped"] == 1 and card["stats"]["no_svg"] == 1
+    assert card["stats"]["unrenderable"] == ["E004"]  # a damaged SVG is skipped and named, not a crash
     assert (card["stats"]["emoji"], card["stats"]["extra_icons"]) == (2, 2)
     assert {s["package"]: s["ecosystem"] for s in card["sources"]}["openmoji"] == "npm"
     images = {r.image for rs in recs.values() for r in rs}
@@ -100,7 +103,7 @@ def test_without_english_the_extras_have_no_caption_and_are_left_out(fake, tmp_p
     recs = _by_concept(out)
     assert set(recs) == {"emoji:1f408", "emoji:1f34e"}
     assert {r.lang for rs in recs.values() for r in rs} == {"de"}
-    assert json.loads((out / "card.json").read_text())["stats"]["no_caption"] == 2
+    assert json.loads((out / "card.json").read_text())["stats"]["no_caption"] == 3  # goldfish, kite, hacker
 
 
 def test_names_held_out_matches_whole_words_only():

@@ -107,11 +107,15 @@ class SvgRenderer:
         self.size = size
 
     def render(self, svg: Path):
+        """The RGB picture, or None when resvg cannot read the file (a damaged SVG: the build skips it)."""
         import resvg_py
         from PIL import Image
 
-        png = resvg_py.svg_to_bytes(svg_path=str(svg), width=self.size, height=self.size, background="#ffffff",
-                                    skip_system_fonts=True)
+        try:
+            png = resvg_py.svg_to_bytes(svg_path=str(svg), width=self.size, height=self.size, background="#ffffff",
+                                        skip_system_fonts=True)
+        except ValueError:  # resvg's parse errors ('unexpected end of stream') name no file: the caller counts it
+            return None
         with Image.open(io.BytesIO(bytes(png))) as image:
             return image.convert("RGB")
 
@@ -141,7 +145,7 @@ def build(
     if limit is not None:
         candidates.sort(key=lambda e: selection_key(concept_of(e)))
     stats = {"skin_tone_variants_skipped": sum(e.skin_tone for e in entries), "no_svg": 0, "no_caption": 0,
-             "names_a_held_out_emoji": {}, "emoji": 0, "extra_icons": 0}
+             "names_a_held_out_emoji": {}, "unrenderable": [], "emoji": 0, "extra_icons": 0}
     with staging_dir(out) as tmp:
         (tmp / "images").mkdir()
         records, seen = [], set()
@@ -172,7 +176,11 @@ def build(
             if not concept_records:  # no caption in the chosen locales
                 stats["no_caption"] += 1
                 continue
-            renderer.render(svg).save(tmp / rel, format="PNG")
+            image = renderer.render(svg)
+            if image is None:
+                stats["unrenderable"].append(entry.hexcode)
+                continue
+            image.save(tmp / rel, format="PNG")
             records += concept_records
             seen.add(concept)
             stats["emoji" if concept.startswith("emoji:") else "extra_icons"] += 1
@@ -188,6 +196,7 @@ def build(
                 "OpenMoji's own tags are mostly English but a few are German (e.g. 'Diskjockey', 'schwäbisch'); "
                 "they are recorded as en.",
                 "Extra icons include brand logos and UI symbols (subgroups 'brand', 'ui-element').",
+                "SVGs resvg cannot read are skipped and listed (stats.unrenderable: their hexcodes).",
                 "A train extra icon whose name is or holds the English name of a dev/test emoji is dropped "
                 "(stats.names_a_held_out_emoji: its name -> the held-out name).",
             ],
