@@ -220,6 +220,14 @@ class Collection:
         """(n, dim) vectors and per document its (C,) appearance (None for texts), images in one tower pass."""
         return self._embed(docs, progress, looks=True)
 
+    def embed_for_storage(self, docs: Sequence[Document], *, progress: Optional[bool] = None
+                          ) -> tuple[np.ndarray, Appearances]:
+        """What a write stores for `docs`: (n, dim) vectors and, when this collection keeps looks, each document's
+        (C,) look (None for texts); None instead of looks when it keeps none. Images in one tower pass."""
+        if self.appearance_dim is None:
+            return self.embed_documents(docs, progress=progress), None
+        return self.embed_documents_and_looks(docs, progress=progress)
+
     def _embed(self, docs: Sequence[Document], progress: Optional[bool], looks: bool):
         return embed_documents(self.model, docs, dim=self.dim, batch_size=self.batch_size, progress=progress, looks=looks)
 
@@ -245,11 +253,6 @@ class Collection:
         table = documents_table(rows.docs, rows.vectors, self.dim, rows.appearance, self.appearance_dim)
         return table.replace_schema_metadata(table_schema(self.info).metadata)
 
-    def _embed_kept(self, docs: list[Document]) -> tuple[np.ndarray, Appearances]:
-        if self.appearance_dim is not None:
-            return self.embed_documents_and_looks(docs)
-        return self.embed_documents(docs), None
-
     def _prepare(self, docs: Sequence[Document], vectors: Optional[np.ndarray], appearance: Appearances = None):
         """(table, rows) to write; None when there is nothing (no table is created for nothing). Without vectors,
         the documents are embedded here, appearances included; with ready-made vectors, image rows keep the
@@ -260,7 +263,7 @@ class Collection:
                 raise ValueError(f"{len(vectors)} vectors given for 0 documents")
             return None
         info = self.check_writable()  # once: for a new collection it fingerprints the model
-        rows = prepare_rows(docs, vectors, appearance, embed=self._embed_kept, info=info,
+        rows = prepare_rows(docs, vectors, appearance, embed=self.embed_for_storage, info=info,
                             appearance_dim=self.appearance_dim, path=self.path)
         return self._ensure_table(info), rows
 

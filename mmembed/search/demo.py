@@ -158,10 +158,8 @@ def run_demo(
     what = "pictures" if mode == "text-to-image" else "names"
     log(f"indexing {len(todo)} {what} ({len(docs) - len(todo)} already stored) with {model.name} ...")
     if todo:
-        if collection.appearance_dim is not None:  # image rows keep their look, so `search --image` can use it
-            collection.upsert(todo, *collection.embed_documents_and_looks(todo, progress=True))
-        else:
-            collection.upsert(todo, collection.embed_documents(todo, progress=True))
+        # vectors and (image rows) looks, so a later `search --image` ranks by the look too
+        collection.upsert(todo, *collection.embed_for_storage(todo, progress=True))
     log(f"indexed in {time.perf_counter() - t0:.1f} s; the collection holds {len(collection)} rows")
     kind = "image" if mode == "text-to-image" else "text"
     langs = glossed_languages(log) if gloss else set()

@@ -17,7 +17,7 @@ from typing import BinaryIO, Optional, Sequence
 from mmembed.data.builders import sources
 from mmembed.data.builders.cldr import annotation_locales
 from mmembed.data.builders.cldr_lexicon import CldrLexicon, build_lexicon
-from mmembed.data.builders.concepts import Concept, lang_allowed, parse_langs, select
+from mmembed.data.builders.concepts import Concept, lang_allowed, langs_option, parse_langs, select
 from mmembed.data.builders.emoji import EmojiRenderer
 from mmembed.data.builders.openclipart import (
     Drawing, SvgMetadata, find_drawings, png_size, read_svg_metadata,
@@ -212,7 +212,7 @@ def build(
             records.extend(concept.records(LICENSE))
         card = DatasetCard(
             dataset=NAME, description=DESCRIPTION, license=LICENSE, sources=infos,
-            options={"limit": limit, "langs": sorted(lang_set) if lang_set else None,
+            options={"limit": limit, "langs": langs_option(lang_set),
                      "max_side": max_side, "max_per_category": max_per_category},
             notes=[
                 "cldr_name captions are a KNOWN NOISE source: an exact English word match says "

@@ -83,6 +83,11 @@ def lang_allowed(lang: str, langs: Optional[frozenset[str]]) -> bool:
     return lang in langs
 
 
+def langs_option(langs: Optional[frozenset[str]]) -> Optional[list[str]]:
+    """The `langs` a data card's options record: the chosen codes, sorted (None: every language)."""
+    return sorted(langs) if langs else None
+
+
 SHOWN_LANGS = 40  # codes a `langs_select_none` message lists (CLDR alone has over 700 locales)
 
 

@@ -14,8 +14,8 @@ from typing import Optional, Sequence
 
 from mmembed.data.builders import sources
 from mmembed.data.builders.cldr import Annotation, annotation_locales, read_annotations
-from mmembed.data.builders.concepts import (Concept, LangSelection, lang_allowed, langs_select_none, parse_langs,
-                                            selection_key)
+from mmembed.data.builders.concepts import (Concept, LangSelection, lang_allowed, langs_option, langs_select_none,
+                                            parse_langs, selection_key)
 from mmembed.data.builders.emoji_groups import group_names, read_emoji_groups
 from mmembed.data.builders.output import DatasetCard, staging_dir, write_dataset
 from mmembed.data.builders.sources import SourceInfo
@@ -175,7 +175,7 @@ def build(
             description=DESCRIPTION,
             license=LICENSE,
             sources=[sources.NOTO_EMOJI.info(), cldr.info],
-            options={"limit": limit, "langs": sorted(cldr.lang_set) if cldr.lang_set else None,
+            options={"limit": limit, "langs": langs_option(cldr.lang_set),
                      "size": size, "skin_tones": skin_tones},
             notes=[
                 "Keywords are per-locale lists, not translations of each other; a keyword equal "

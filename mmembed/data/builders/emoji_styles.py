@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from mmembed.data.builders import sources
-from mmembed.data.builders.concepts import assign_split, selection_key
+from mmembed.data.builders.concepts import assign_split, langs_option, selection_key
 from mmembed.data.builders.emoji import FONT_SIZE, EmojiRenderer, concept_id, read_emoji_captions
 from mmembed.data.builders.output import DatasetCard, staging_dir, write_dataset
 
@@ -103,7 +103,7 @@ def build(
             description=DESCRIPTION,
             license=LICENSE,
             sources=[sources.NOTO_EMOJI.info(), sources.SYMBOLA.info(), cldr.info],
-            options={"limit": limit, "langs": sorted(cldr.lang_set) if cldr.lang_set else None, "size": size},
+            options={"limit": limit, "langs": langs_option(cldr.lang_set), "size": size},
             notes=[
                 "Eval only: the emoji dataset's dev and test concepts (same ids, same split); train.jsonl is empty.",
                 "Two images per concept with the same captions: color/ (Noto Color Emoji, as the emoji dataset) and "

@@ -34,7 +34,7 @@ from typing import Optional, Sequence
 
 from mmembed.data.builders import sources
 from mmembed.data.builders.clipart import check_max_side, write_flat_image
-from mmembed.data.builders.concepts import Concept, assign_split, lang_allowed, parse_langs, select
+from mmembed.data.builders.concepts import Concept, assign_split, lang_allowed, langs_option, parse_langs, select
 from mmembed.data.builders.langcodes import to_cldr
 from mmembed.data.builders.output import DatasetCard, staging_dir, write_dataset
 from mmembed.data.builders.photos import PHOTOS
@@ -284,7 +284,7 @@ def build(
         card = DatasetCard(
             dataset=NAME, description=DESCRIPTION, license=f"per photo (see each record); {CAPTION_LICENSE}",
             sources=[info],
-            options={"limit": limit, "langs": sorted(lang_set) if lang_set else None, "max_side": max_side},
+            options={"limit": limit, "langs": langs_option(lang_set), "max_side": max_side},
             notes=[
                 "Whole-scene photographs from GCompris's explore and categorization activities; each "
                 "record's license field carries its photo's license and credit from the activity's README.",

@@ -17,7 +17,7 @@ import torch
 
 from mmembed.data.builders import sources
 from mmembed.data.builders.cldr import annotation_locales, read_annotations
-from mmembed.data.builders.concepts import Concept, lang_allowed, parse_langs, select
+from mmembed.data.builders.concepts import Concept, lang_allowed, langs_option, parse_langs, select
 from mmembed.data.builders.emoji_groups import read_emoji_groups
 from mmembed.data.builders.head_inversion import (PENALTY, STEPS, InversionSettings, head_report, imagenet_prior,
                                                   invert_head)
@@ -120,7 +120,7 @@ def build(
             description=DESCRIPTION,
             license=LICENSE,
             sources=[timm_info, sources.EFFICIENTNET_LITE0.info()] + ([sources.CLDR.info()] if locales else []),
-            options={"limit": limit, "langs": sorted(lang_set) if lang_set else None, "steps": steps, "penalty": penalty},
+            options={"limit": limit, "langs": langs_option(lang_set), "steps": steps, "penalty": penalty},
             notes=[
                 f"Anchors are feature vectors, not images: {FEATURES_FILE} tensor '{FEATURES_TENSOR}' "
                 "(classes, 1280) float32, row ids (synsets) in its metadata; 'classifier_index' = ImageNet "

@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 
 from mmembed.data.builders import sources
 from mmembed.data.builders.cldr import read_annotations
-from mmembed.data.builders.concepts import Concept, assign_split, lang_allowed, selection_key
+from mmembed.data.builders.concepts import Concept, assign_split, lang_allowed, langs_option, selection_key
 from mmembed.data.builders.emoji import concept_id as emoji_concept_id
 from mmembed.data.builders.emoji import read_emoji_captions
 from mmembed.data.builders.output import DatasetCard, staging_dir, write_dataset
@@ -189,7 +189,7 @@ def build(
             description=DESCRIPTION,
             license=LICENSE,
             sources=[sources.OPENMOJI.info(), sources.RESVG.info(), cldr.info],
-            options={"limit": limit, "langs": sorted(cldr.lang_set) if cldr.lang_set else None, "size": size},
+            options={"limit": limit, "langs": langs_option(cldr.lang_set), "size": size},
             notes=[
                 "Emoji CLDR annotates keep the emoji dataset's concept id and split and get its CLDR captions; "
                 "everything else is `openmoji:<hexcode>` with OpenMoji's English annotation and tags.",

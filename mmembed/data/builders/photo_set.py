@@ -19,7 +19,7 @@ from typing import Optional, Sequence, Union
 
 from mmembed.data.builders import sources
 from mmembed.data.builders.cldr import Annotation, annotation_locales, read_annotations
-from mmembed.data.builders.concepts import Concept, lang_allowed, parse_langs, select
+from mmembed.data.builders.concepts import Concept, lang_allowed, langs_option, parse_langs, select
 from mmembed.data.builders.output import DatasetCard, staging_dir, write_dataset
 from mmembed.data.builders.sources import DebianSource, MissingSourceError, PypiSource
 
@@ -157,7 +157,7 @@ def build_photo_set(
             description=photo_set.description,
             license=photo_set.license,
             sources=[packages[k].info() for k in folders] + [cldr_info],
-            options={"limit": limit, "langs": sorted(lang_set) if lang_set else None},
+            options={"limit": limit, "langs": langs_option(lang_set)},
             notes=[
                 "EVAL ONLY: every record is in the test split; train.jsonl and dev.jsonl are empty.",
                 f"Tiny set: t2i/i2t rank ~{n} candidates, so chance R@1 is ~{100 / n:.0f}% and one photo "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import importlib.util
+import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,8 +123,6 @@ class NpmSource:
                                  "(or run scripts/system-deps.sh)")
 
     def info(self) -> SourceInfo:
-        import json
-
         try:
             version = json.loads((self.require() / "package.json").read_text(encoding="utf-8"))["version"]
         except (MissingSourceError, OSError, ValueError, KeyError):

@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 
 from mmembed.data.builders import sources
 from mmembed.data.builders.clipart import check_max_side, write_flat_image
-from mmembed.data.builders.concepts import Concept, lang_allowed, parse_langs, select
+from mmembed.data.builders.concepts import Concept, lang_allowed, langs_option, parse_langs, select
 from mmembed.data.builders.langcodes import in_own_script, to_cldr
 from mmembed.data.builders.output import DatasetCard, staging_dir, write_dataset
 
@@ -153,7 +153,7 @@ def build(
             raise ValueError(f"no caption of any Tux Paint stamp is in langs={sorted(lang_set or [])}")
         card = DatasetCard(
             dataset=NAME, description=DESCRIPTION, license=LICENSE, sources=[info],
-            options={"limit": limit, "langs": sorted(lang_set) if lang_set else None, "max_side": max_side},
+            options={"limit": limit, "langs": langs_option(lang_set), "max_side": max_side},
             notes=[
                 "Captions are short descriptions ('A badger', 'Hair', 'A sports car'), one per "
                 "stamp and language, translated by Tux Paint's volunteers: quality varies by "
