@@ -24,7 +24,9 @@ from mmembed.training.trainer import Trainer
 
 SWATCHES = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220), "yellow": (240, 220, 0),
             "black": (0, 0, 0), "white": (255, 255, 255), "purple": (128, 0, 128), "orange": (255, 140, 0)}
-FIT = FeatureReadoutConfig(weight=1.0, fit_steps=150, fit_batch_size=8, fit_lr=3e-2, fit_captions_per_image=2)
+# 600 steps: every fit seed 0..5 and model seed 0..9 reaches train R@1 1.0 (150 steps stopped at exactly 0.75, and
+# 300 steps gave 0.375-1.0 over fit seeds), so the `>= 0.75` checks below have slack
+FIT = FeatureReadoutConfig(weight=1.0, fit_steps=600, fit_batch_size=8, fit_lr=3e-2, fit_captions_per_image=2)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +46,7 @@ def swatches(tmp_path_factory) -> Path:
 
 
 def _model(cfg: FeatureReadoutConfig = FIT) -> MMEmbedModel:
+    torch.manual_seed(0)  # the random weights are the test's, not whatever earlier tests left in the global generator
     config = mmembed.get_config("tiny-random")
     config.image_trained = True
     config.feature_readout = cfg
@@ -98,7 +101,7 @@ def test_fitting_finds_each_swatch_from_its_caption_and_moves_only_images_alone(
     before_text = model.encode_text(texts)
     before_images = model.encode_image(_images(swatches))
     report = fit_feature_readout(model, _sources(swatches), seed=0)
-    assert report.pictures == 8 and report.captions == 16 and report.steps == 150
+    assert report.pictures == 8 and report.captions == 16 and report.steps == 600
     assert report.train_r1 >= 0.75, report  # 8 solid colours: the read-out alone tells them apart
     np.testing.assert_array_equal(model.encode_text(texts), before_text)  # texts never pass through it
     after_images = model.encode_image(_images(swatches))
