@@ -192,6 +192,30 @@ class FeatureReadoutConfig:
 
 
 @dataclass
+class NeighbourCaptionsConfig:
+    """Image embeddings plus the caption embeddings of their look-alike training pictures (mmembed.neighbour_captions).
+    Weights, k and temperature were chosen on the dev sets (adapters/*/README.md)."""
+
+    weight: float = 0.6  # for an image that is a document (what an index holds)
+    # for an image that is a QUERY (ImageRole); None: `weight`. Lower: ranking one image's texts wants less of it
+    query_weight: Optional[float] = 0.3
+    k: int = 10  # nearest memory pictures mixed
+    temperature: float = 0.05  # softmax temperature over their cosines
+    key_dims: int = 256  # principal directions of the tower features kept for the keys (0: every channel)
+    captions_per_image: int = 8  # captions per picture averaged into its value (a seeded sample)
+    size: int = 0  # pictures in the memory: set when it is built (the saved buffers' first dimension)
+
+    def __post_init__(self) -> None:
+        if self.weight < 0 or (self.query_weight is not None and self.query_weight < 0):
+            raise ValueError(f"neighbour_captions weights must be >= 0, got weight={self.weight}, "
+                             f"query_weight={self.query_weight}")
+        if self.k < 1 or self.temperature <= 0 or self.key_dims < 0 or self.captions_per_image < 1 or self.size < 0:
+            raise ValueError(f"neighbour_captions needs k >= 1, temperature > 0, key_dims >= 0, captions_per_image >= 1 "
+                             f"and size >= 0, got k={self.k}, temperature={self.temperature}, key_dims={self.key_dims}, "
+                             f"captions_per_image={self.captions_per_image}, size={self.size}")
+
+
+@dataclass
 class ModelConfig:
     name: str
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
@@ -209,6 +233,7 @@ class ModelConfig:
     label_prior: Optional[LabelPriorConfig] = None  # None: image embeddings come from the backbone alone
     image_centering: Optional[ImageCenteringConfig] = None  # None: image embeddings are not centered
     feature_readout: Optional[FeatureReadoutConfig] = None  # None: image embeddings come from the backbone path alone
+    neighbour_captions: Optional[NeighbourCaptionsConfig] = None  # None: no memory of training pictures
     image_trained: bool = False  # False until a projector has been trained: encode_image refuses
     init_seed: Optional[int] = None  # set: parts not loaded from weights (projector, head) start the same at every load
     description: str = ""
@@ -237,6 +262,7 @@ class ModelConfig:
             "label_prior": LabelPriorConfig,
             "image_centering": ImageCenteringConfig,
             "feature_readout": FeatureReadoutConfig,
+            "neighbour_captions": NeighbourCaptionsConfig,
         }
         for key, typ in sub.items():
             if data.get(key) is not None:

@@ -137,7 +137,8 @@ def run_items(
                     if looks is not None:
                         looks[[i for i, _ in imgs]] = appearance_rows(features)
                 emb = model([items[i].plan for i in idx], visual)  # (b, D)
-                if features is not None and (model.label_prior is not None or model.feature_readout is not None):
+                if features is not None and (model.label_prior is not None or model.feature_readout is not None
+                                             or model.neighbour_captions is not None):
                     emb = _apply_image_addons(model, emb, idx, [i for i, _ in imgs], features, items, role)
                 if features is not None and model.image_centering is not None:
                     emb = _apply_image_centering(model, emb, idx, items)
@@ -155,7 +156,7 @@ def appearance_rows(features: torch.Tensor) -> torch.Tensor:
 
 
 def _apply_image_addons(model, emb, idx, img_idx, features, items, role: ImageRole) -> torch.Tensor:
-    """Label prior, then feature read-out, on the rows of `emb` (batch order `idx`) that are images alone; `features`
+    """Label prior, then feature read-out, then neighbour captions, on the rows of `emb` (batch order `idx`) that are images alone; `features`
     rows follow `img_idx`. The tower's classifier logits (the prior's labels, the read-out's gate) are computed once."""
     rows = [r for r, i in enumerate(img_idx) if items[i].image_alone]
     if not rows:
@@ -170,6 +171,8 @@ def _apply_image_addons(model, emb, idx, img_idx, features, items, role: ImageRo
         emb = model.label_prior.on_rows(emb, at, logits)
     if readout is not None:
         emb = readout.on_rows(emb, at, maps, logits, role)
+    if model.neighbour_captions is not None:
+        emb = model.neighbour_captions.on_rows(emb, at, maps, role)
     return emb
 
 

@@ -18,6 +18,7 @@ from .config import ModelConfig
 from .images import images_to_tensor
 from .image_centering import ImageCentering
 from .feature_readout import FeatureReadout
+from .neighbour_captions import NeighbourCaptions
 from .label_prior import IMAGENET_CLASSES, LabelPrior
 from .pooling import Pooler
 from .text_frontend import SequencePlan, TextFrontend
@@ -61,6 +62,9 @@ class MMEmbedModel(nn.Module):
         self.feature_readout: Optional[FeatureReadout] = None
         if config.feature_readout is not None:
             self.add_feature_readout()
+        self.neighbour_captions: Optional[NeighbourCaptions] = None
+        if config.neighbour_captions is not None:
+            self.add_neighbour_captions()
         self.eval()
 
     # ---- construction helpers -------------------------------------------------------------
@@ -105,6 +109,13 @@ class MMEmbedModel(nn.Module):
         if self.config.feature_readout is None or self.image_tower is None:
             raise ValueError(f"model {self.name!r}: feature_readout needs an image tower and config.feature_readout")
         self.feature_readout = FeatureReadout(self.config.feature_readout, tower_channels(self.image_tower), self.dim)
+
+    def add_neighbour_captions(self) -> None:
+        """Attach the memory of training pictures (config.neighbour_captions), sized by its config; empty, it adds
+        nothing until mmembed.training.neighbours.build_neighbour_captions fills it."""
+        if self.config.neighbour_captions is None or self.image_tower is None:
+            raise ValueError(f"model {self.name!r}: neighbour_captions needs an image tower and config.neighbour_captions")
+        self.neighbour_captions = NeighbourCaptions(self.config.neighbour_captions, tower_channels(self.image_tower), self.dim)
 
     def set_lora_merged(self, merged: bool) -> None:
         """Fold LoRA into the base weights (inference: as fast as the plain backbone) or take it back

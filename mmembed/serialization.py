@@ -52,12 +52,15 @@ def saved_config(model) -> dict:
         config["feature_readout"] = None
     else:  # the live settings (a weight changed on the module), so the fingerprint follows them
         config["feature_readout"] = dataclasses.asdict(model.feature_readout.cfg)
+    nc = getattr(model, "neighbour_captions", None)
+    config["neighbour_captions"] = None if nc is None else dataclasses.asdict(nc.cfg)
     return config
 
 
 # fields that do not change a stored vector: labels, and a query image's read-out weight (an index holds documents);
 # "section.field" for a field of a config section
-FINGERPRINT_IGNORES = ("name", "description", "version", "feature_readout.query_weight")
+FINGERPRINT_IGNORES = ("name", "description", "version", "feature_readout.query_weight",
+                       "neighbour_captions.query_weight")
 # config fields added after models that have them were saved: ("section.field", the value the older saves implied).
 # A model whose field holds that value also matches the fingerprint computed before the field existed, which
 # collections indexed then recorded (legacy_fingerprints).
@@ -75,6 +78,8 @@ def _without(config: dict, path: str) -> dict:
 
 def _fingerprint_config(model) -> dict:
     config = saved_config(model)
+    if config.get("neighbour_captions") is None:  # session 44's section: a model without it keeps its fingerprint
+        config.pop("neighbour_captions", None)
     for path in FINGERPRINT_IGNORES:
         config = _without(config, path)
     return config
@@ -129,7 +134,8 @@ def model_card(model, extra: str = "") -> str:
         f"- LoRA: {c.lora if c.lora else 'none'}\n"
         f"- label prior (mmembed/label_prior.py): {c.label_prior if getattr(model, 'label_prior', None) is not None else 'none'}\n"
         f"- image centering (mmembed/image_centering.py): {c.image_centering if getattr(model, 'image_centering', None) is not None else 'none'}\n"
-        f"- feature read-out (mmembed/feature_readout.py): {c.feature_readout if getattr(model, 'feature_readout', None) is not None else 'none'}\n\n"
+        f"- feature read-out (mmembed/feature_readout.py): {c.feature_readout if getattr(model, 'feature_readout', None) is not None else 'none'}\n"
+        f"- neighbour captions (mmembed/neighbour_captions.py): {c.neighbour_captions if getattr(model, 'neighbour_captions', None) is not None else 'none'}\n\n"
         "This folder holds only the trained parts (safetensors); base weights load from their packages.\n"
         f"{extra}"
     )

@@ -22,8 +22,8 @@ from mmembed.training.pairs import group_pairs, pairs_from_manifest
 from mmembed.training.readout import backbone_image_embeddings, fit_feature_readout, readout_fit_data, readout_pictures
 from mmembed.training.trainer import Trainer
 
-SWATCHES = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220), "yellow": (240, 220, 0),
-            "black": (0, 0, 0), "white": (255, 255, 255), "purple": (128, 0, 128), "orange": (255, 140, 0)}
+from swatch_fixtures import SWATCHES, swatch_images, write_swatches
+
 # 600 steps: every fit seed 0..5 and model seed 0..9 reaches train R@1 1.0 (150 steps stopped at exactly 0.75, and
 # 300 steps gave 0.375-1.0 over fit seeds), so the `>= 0.75` checks below have slack
 FIT = FeatureReadoutConfig(weight=1.0, fit_steps=600, fit_batch_size=8, fit_lr=3e-2, fit_captions_per_image=2)
@@ -31,18 +31,7 @@ FIT = FeatureReadoutConfig(weight=1.0, fit_steps=600, fit_batch_size=8, fit_lr=3
 
 @pytest.fixture(scope="module")
 def swatches(tmp_path_factory) -> Path:
-    """Colour swatches (8 pictures) named in English, German and French: a manifest of image-text pairs."""
-    root = tmp_path_factory.mktemp("swatches")
-    (root / "images").mkdir()
-    german = {"red": "rot", "green": "grün", "blue": "blau", "yellow": "gelb", "black": "schwarz", "white": "weiß",
-              "purple": "lila", "orange": "orange"}
-    recs = []
-    for name, rgb in SWATCHES.items():
-        Image.new("RGB", (24, 24), rgb).save(root / "images" / f"{name}.png")
-        for lang, cap in (("en", f"a {name} square"), ("de", f"ein {german[name]}es Quadrat"), ("fr", f"{name} (fr)")):
-            recs.append(PairRecord(concept=f"color:{name}", caption=cap, lang=lang, image=f"images/{name}.png", kind="name"))
-    write_manifest(root / "train.jsonl", recs)
-    return root
+    return write_swatches(tmp_path_factory.mktemp("swatches"))
 
 
 def _model(cfg: FeatureReadoutConfig = FIT) -> MMEmbedModel:
@@ -58,7 +47,7 @@ def _sources(swatches: Path):
 
 
 def _images(swatches: Path) -> list[Path]:
-    return [swatches / "images" / f"{name}.png" for name in SWATCHES]
+    return swatch_images(swatches)
 
 
 def test_the_readout_adds_a_unit_vector_of_the_standardized_pooled_features_and_renormalizes():

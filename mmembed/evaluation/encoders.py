@@ -62,9 +62,10 @@ class MMEmbedEncoder:
 
     @property
     def image_roles_differ(self) -> bool:
-        """A read-out with its own query weight embeds query images differently (the eval then embeds both)."""
-        readout = getattr(self.model, "feature_readout", None)
-        return readout is not None and readout.role_weight("query") != readout.role_weight("document")
+        """A read-out or a neighbour-caption memory with its own query weight embeds query images differently (the
+        eval then embeds both)."""
+        parts = (getattr(self.model, "feature_readout", None), getattr(self.model, "neighbour_captions", None))
+        return any(p is not None and p.role_weight("query") != p.role_weight("document") for p in parts)
 
     def encode_images(self, paths: Sequence[str], role: Role = "document") -> np.ndarray:
         return self.model.encode_image([Path(p) for p in paths], batch_size=self.batch_size, role=role)
@@ -80,6 +81,8 @@ class MMEmbedEncoder:
                 "label_prior": None if getattr(self.model, "label_prior", None) is None else dataclasses.asdict(self.model.label_prior.cfg),
                 "feature_readout": None if getattr(self.model, "feature_readout", None) is None
                 else dataclasses.asdict(self.model.feature_readout.cfg),
+                "neighbour_captions": None if getattr(self.model, "neighbour_captions", None) is None
+                else dataclasses.asdict(self.model.neighbour_captions.cfg),
                 "appearance_weight": self.appearance_weight if "image" in self.modalities else None}
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, get_args
 
-from ..config import AttentionKind, FeatureReadoutConfig, ImageCenteringConfig, LabelPriorConfig, token_grid_side
+from ..config import (AttentionKind, FeatureReadoutConfig, ImageCenteringConfig, LabelPriorConfig,
+                      NeighbourCaptionsConfig, token_grid_side)
 
 LossKind = Literal["clip", "siglip"]  # symmetric InfoNCE (open_clip ClipLoss) or sigmoid (SigLipLoss)
 
@@ -116,6 +117,11 @@ class TrainConfig:
     # features (mmembed.feature_readout), fitted on the run's pictures before dev scoring and export. Without the
     # table a base's read-out is kept unchanged (fitting it to a small fine-tuning set would spoil it)
     feature_readout: Optional[FeatureReadoutConfig] = None
+    # [neighbour_captions] table: the trained model's image embeddings add the captions of their look-alike training
+    # pictures (mmembed.neighbour_captions), a memory built from the run's pictures before dev scoring and export.
+    # Without the table a base's memory is kept if the run leaves the text side as it was, and dropped (with a
+    # warning) if the run trains it: its values are text embeddings of the old text side
+    neighbour_captions: Optional[NeighbourCaptionsConfig] = None
     # distillation from a text teacher (mmembed.training.teacher.TEACHERS, e.g. "e5") on the sources with
     # distill = true: loss += distill_weight * KL(teacher || student) of the in-batch similarity
     # distributions, the teacher's cosines divided by distill_temperature (e5's cosines of one-language
@@ -174,6 +180,9 @@ class TrainConfig:
             data["image_centering"] = _sub(ImageCenteringConfig, data["image_centering"], f"{where} [image_centering]")
         if data.get("feature_readout") is not None:
             data["feature_readout"] = _sub(FeatureReadoutConfig, data["feature_readout"], f"{where} [feature_readout]")
+        if data.get("neighbour_captions") is not None:
+            data["neighbour_captions"] = _sub(NeighbourCaptionsConfig, data["neighbour_captions"],
+                                              f"{where} [neighbour_captions]")
         cfg = _sub(cls, data, where)  # unknown fields and __post_init__'s checks, named with the file
         if not cfg.sources:
             raise ValueError(f"{where}: no [[sources]]: nothing to train on")

@@ -4,6 +4,8 @@ and which of its parameters get gradients."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import re
 from typing import Sequence
 
@@ -13,6 +15,8 @@ from ..vision import tower_trained_prefixes
 from .config import TrainConfig
 from .custom_pairs import load_custom_pairs
 from .pairs import PairSource, group_pairs, pairs_from_manifest
+
+logger = logging.getLogger(__name__)
 
 
 def build_sources(cfg: TrainConfig) -> tuple[list[PairSource], list[str]]:
@@ -117,6 +121,9 @@ def build_model(cfg: TrainConfig) -> MMEmbedModel:
     if cfg.feature_readout is not None:
         model.config.feature_readout = cfg.feature_readout
         model.add_feature_readout()  # fitted on the training pictures before dev scoring and export
+    if cfg.neighbour_captions is not None:
+        model.config.neighbour_captions = dataclasses.replace(cfg.neighbour_captions, size=0)
+        model.add_neighbour_captions()  # built from the training pictures before dev scoring and export
     model.config.name = cfg.name
     # the base's description ("untrained ... the training starting point") no longer holds
     model.config.description = f"{cfg.name}: trained by `mmembed train` from {cfg.start()} ({cfg.steps} steps asked)."
@@ -158,3 +165,14 @@ def set_trainable(model: MMEmbedModel, cfg: TrainConfig) -> None:
             block.requires_grad_(True)
     if model.config.image_trained is False and model.projector is not None:
         model.config.image_trained = True  # the projector is what this run trains
+    if model.neighbour_captions is not None and cfg.neighbour_captions is None and cfg.steps > 0 and text_side_trains(model):
+        logger.warning("neighbour captions: this run trains the text side and its recipe has no [neighbour_captions] "
+                       "table, so the base's memory (text embeddings of the old text side) is dropped")
+        model.neighbour_captions = None
+        model.config.neighbour_captions = None
+
+
+def text_side_trains(model: MMEmbedModel) -> bool:
+    """Whether any parameter every text embedding passes through (LoRA, pooler, head) gets gradients."""
+    return any(p.requires_grad for name, p in model.named_parameters()
+               if name.startswith(("backbone.", "pooler.", "head.")))

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..model import MMEmbedModel
 
 LABEL_TABLE = "label_prior.label_embeddings"
+MEMORY_PREFIX = "neighbour_captions."  # mmembed.neighbour_captions: a memory, not weights to average
 IMAGE_ONLY_PREFIXES = ("projector.", "image_tower.", "image_centering.", "logit_")  # tensors text never passes
 CONFIG_LABELS = ("name", "description", "version")  # may differ between inputs: they change no vector
 
@@ -101,9 +102,15 @@ def soup_model(models: Sequence[str | Path]) -> tuple["MMEmbedModel", SoupReport
             differ.append(key)
         soup[key] = (torch.stack([t.float() for t in tensors]).mean(dim=0)).to(tensor.dtype)
 
+    text_differs = any(k != LABEL_TABLE and not k.startswith(IMAGE_ONLY_PREFIXES + (MEMORY_PREFIX,)) for k in differ)
+    memory = [k for k in soup if k.startswith(MEMORY_PREFIX)]
+    if memory and (text_differs or any(k in differ for k in memory)):
+        # a mean of two memories is no memory, and one memory's values are text embeddings of one text side
+        raise SoupError(f"{', '.join(str(f) for f in folders)} hold neighbour captions and differ in "
+                        f"{'their text side' if text_differs else 'their memories'}: soup models without one and "
+                        f"build it on the soup (a recipe with a [neighbour_captions] table)")
     model = load_model(folders[0])
     model.load_state_dict(soup, strict=False)
-    text_differs = any(k != LABEL_TABLE and not k.startswith(IMAGE_ONLY_PREFIXES) for k in differ)
     refreshed = text_differs and model.label_prior is not None
     if refreshed:
         refresh_label_embeddings(model)

@@ -29,6 +29,7 @@ from .embedder import PairEmbedder
 from .losses import LossConfig, contrastive_loss, distill_loss, embedding_distill_loss, rank_world
 from .memory import release_freed_memory
 from .pairs import MixtureSampler, group_pairs, pairs_from_manifest, partners_from_negatives
+from .neighbours import build_neighbour_captions
 from .readout import fit_feature_readout
 from .setup import build_model, build_sources, check_batch_fits, set_trainable
 from .step import grad_cache_step, plain_step
@@ -76,6 +77,7 @@ class Trainer:
         self.dev_sets = [load_dev_set(d) for d in cfg.dev]
         self._centering_images: Optional[list[str]] = None  # training image paths, listed at the first centering fit
         self._readout_fitted_at: Optional[int] = None  # the step the read-out was last fitted at (export twice: once)
+        self._memory_built_at: Optional[int] = None  # the same for the neighbour-caption memory
         self.step = 0
         if self.rank == 0:  # records past the resumed step are trained (and logged) again; a fresh run logs anew
             run_folder.restart_log(self.out, resumed_step if latest else None)
@@ -292,6 +294,7 @@ class Trainer:
             if any(d.anchor_kind == "image" for d in self.dev_sets):
                 refresh_label_embeddings(self.model)  # image dev sets are scored as users will see them
                 self._fit_feature_readout()
+                self._build_neighbour_captions()
                 self._fit_image_centering()
             return {d.spec.name: dev_metrics(self.model, d) for d in self.dev_sets}
         finally:
@@ -354,6 +357,7 @@ class Trainer:
         self.model.eval()
         refresh_label_embeddings(self.model)
         self._fit_feature_readout()
+        self._build_neighbour_captions()
         self._fit_image_centering()
         card = run_folder.training_card(Path(folder), self.cfg, self.step, self.identity)
         return save_model(self.model, folder, card_extra=card + card_extra if card else card_extra)
@@ -370,6 +374,15 @@ class Trainer:
         report = fit_feature_readout(self.model, self.sources, seed=self.cfg.seed, progress=self.progress)
         self._readout_fitted_at = self.step  # nothing it depends on changes until the next step
         self._log({"step": self.step, "feature_readout": dataclasses.asdict(report)})
+
+    def _build_neighbour_captions(self) -> None:
+        """Build the neighbour-caption memory from this run's pictures when the recipe has a [neighbour_captions]
+        table (after the read-out: the memory's values are text embeddings, which neither changes)."""
+        if self.model.neighbour_captions is None or self.cfg.neighbour_captions is None or self._memory_built_at == self.step:
+            return
+        report = build_neighbour_captions(self.model, self.sources, seed=self.cfg.seed, progress=self.progress)
+        self._memory_built_at = self.step
+        self._log({"step": self.step, "neighbour_captions": dataclasses.asdict(report)})
 
     def _fit_image_centering(self) -> None:
         """Refit the centering mean on this run's training images (it follows the trained image side)."""

@@ -1,0 +1,202 @@
+"""Neighbour captions: image embeddings plus the caption embeddings of their look-alike training pictures
+(mmembed.neighbour_captions, mmembed.training.neighbours)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import mmembed
+from mmembed.config import ModelConfig, NeighbourCaptionsConfig
+from mmembed.model import MMEmbedModel
+from mmembed.neighbour_captions import NeighbourCaptions
+from mmembed.serialization import _fingerprint_config, model_fingerprint
+from mmembed.training.config import SourceSpec, TrainConfig
+from mmembed.training.neighbours import build_neighbour_captions
+from mmembed.training.pairs import group_pairs, pairs_from_manifest
+from mmembed.training.trainer import Trainer
+from mmembed.vision import tower_channels
+
+from swatch_fixtures import SWATCHES, swatch_images, write_swatches
+
+MEMORY = NeighbourCaptionsConfig(weight=1.0, query_weight=0.5, k=1, key_dims=0, captions_per_image=3)
+
+
+@pytest.fixture(scope="module")
+def swatches(tmp_path_factory) -> Path:
+    return write_swatches(tmp_path_factory.mktemp("swatches"))
+
+
+def _model(cfg: NeighbourCaptionsConfig = MEMORY) -> MMEmbedModel:
+    config = mmembed.get_config("tiny-random")
+    config.image_trained = True
+    config.neighbour_captions = dataclasses.replace(cfg)
+    return MMEmbedModel(config)
+
+
+def _sources(swatches: Path):
+    return [group_pairs("swatches", pairs_from_manifest(swatches / "train.jsonl"))]
+
+
+def test_a_picture_in_the_memory_gets_its_own_captions_and_an_empty_memory_adds_nothing():
+    memory = NeighbourCaptions(dataclasses.replace(MEMORY), in_channels=4, dim=3)
+    maps = torch.tensor([[4.0, 0.0, 0.0, 1.0], [0.0, 3.0, 1.0, 0.0]])[:, :, None, None]  # (2, C, 1, 1)
+    emb = torch.nn.functional.normalize(torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]]), dim=-1)
+    torch.testing.assert_close(memory(emb, maps), emb)  # size 0: nothing to borrow
+    pooled = torch.tensor([[4.0, 0.0, 0.0, 1.0], [0.0, 3.0, 1.0, 0.0], [0.0, 0.0, 2.0, 2.0]])  # (N, C)
+    values = torch.tensor([[0.0, 0.0, 2.0], [3.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # (N, D): any length
+    memory.fill(pooled, values)
+    assert memory.size == 3 and memory.cfg.size == 3 and memory.keys.dtype == torch.float16
+    # k = 1: the nearest picture is the image itself, so its own (unit) value is added, with the role's weight
+    expect_doc = torch.nn.functional.normalize(emb + torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]), dim=-1)
+    expect_query = torch.nn.functional.normalize(emb + 0.5 * torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]), dim=-1)
+    torch.testing.assert_close(memory(emb, maps), expect_doc, atol=1e-3, rtol=0)
+    torch.testing.assert_close(memory(emb, maps, role="query"), expect_query, atol=1e-3, rtol=0)
+    # the scale of the features does not matter (keys are directions), only what they look like
+    torch.testing.assert_close(memory(emb, 10 * maps), memory(emb, maps))
+    with pytest.raises(ValueError, match="image role"):
+        memory(emb, maps, role="thumbnail")
+
+
+def test_keys_keep_the_principal_directions_and_k_mixes_by_similarity():
+    gen = torch.Generator().manual_seed(0)
+    pooled = torch.randn(10, 16, generator=gen).abs()
+    values = torch.randn(10, 5, generator=gen)
+    full = NeighbourCaptions(NeighbourCaptionsConfig(k=3, key_dims=0), in_channels=16, dim=5)
+    small = NeighbourCaptions(NeighbourCaptionsConfig(k=3, key_dims=9), in_channels=16, dim=5)
+    full.fill(pooled, values)
+    small.fill(pooled, values)
+    assert small.keys.shape == (10, 9) and small.key_basis.shape == (16, 9)
+    # 10 centred unit rows span 9 directions: keeping those 9 gives every channel's cosines, up to fp16 storage
+    torch.testing.assert_close(small.key(pooled) @ small.keys.float().T, full.key(pooled) @ full.keys.float().T,
+                               atol=1e-2, rtol=0)
+    tiny = NeighbourCaptions(NeighbourCaptionsConfig(key_dims=8), in_channels=16, dim=5)
+    tiny.fill(pooled[:3], values[:3])  # fewer pictures than key dims: padded, still a working memory (k > N too)
+    assert tiny.keys.shape == (3, 8) and torch.isfinite(tiny.neighbours(pooled)).all()
+    mixed = full.neighbours(pooled[:1])  # a softmax mix of 3 values: closest to the picture's own
+    assert torch.nn.functional.cosine_similarity(mixed, torch.nn.functional.normalize(values[:1], dim=-1)).item() > 0.5
+
+
+def test_bad_memories_and_settings_are_refused_with_what_is_wrong():
+    memory = NeighbourCaptions(NeighbourCaptionsConfig(), in_channels=4, dim=3)
+    with pytest.raises(ValueError, match="4 channels and values 3 dims, got 5 and 3"):
+        memory.fill(torch.ones(2, 5), torch.ones(2, 3))
+    with pytest.raises(ValueError, match="N >= 1"):
+        memory.fill(torch.ones(2, 4), torch.ones(3, 3))
+    assert NeighbourCaptions(NeighbourCaptionsConfig(key_dims=256), in_channels=4, dim=3).key_basis.shape == (4, 4)
+    for bad in ({"k": 0}, {"temperature": 0.0}, {"weight": -1.0}, {"query_weight": -0.1}, {"size": -1}):
+        with pytest.raises(ValueError, match="neighbour_captions"):
+            NeighbourCaptionsConfig(**bad)
+
+
+def test_building_from_the_training_pictures_moves_images_alone_and_survives_save_and_load(swatches, tmp_path):
+    model = _model()
+    texts = ["a red square", "ein blaues Quadrat"]
+    before_text, before_images = model.encode_text(texts), model.encode_image(swatch_images(swatches))
+    report = build_neighbour_captions(model, _sources(swatches), seed=0)
+    assert (report.pictures, report.captions) == (8, 24) and model.config.neighbour_captions.size == 8
+    np.testing.assert_array_equal(model.encode_text(texts), before_text)  # texts never pass through it
+    after = model.encode_image(swatch_images(swatches))
+    assert not np.allclose(after, before_images, atol=1e-3)
+    # k = 1 and each swatch is its own nearest picture: it gets the mean embedding of its own three captions
+    red = model.encode_text(["a red square", "ein rotes Quadrat", "red (fr)"], as_tensor=True).mean(dim=0)
+    expect = torch.nn.functional.normalize(torch.from_numpy(before_images[0]) + torch.nn.functional.normalize(red, dim=0), dim=0)
+    np.testing.assert_allclose(after[0], expect.numpy(), atol=2e-3)
+    fused = (Image.open(swatch_images(swatches)[0]), "a red square")
+    mixed = model.encode([fused])
+    memory, model.neighbour_captions = model.neighbour_captions, None
+    np.testing.assert_allclose(model.encode([fused]), mixed, atol=1e-6)  # an image with its caption: not
+    model.neighbour_captions = memory
+    model.save(tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert saved["neighbour_captions"]["size"] == 8
+    loaded = mmembed.load(str(tmp_path / "saved"))
+    np.testing.assert_allclose(loaded.encode_image(swatch_images(swatches)), after, atol=1e-6)
+    assert model_fingerprint(loaded) == model_fingerprint(model)
+
+
+def test_a_model_without_a_memory_keeps_the_fingerprint_older_versions_computed():
+    model = mmembed.load("tiny-random")
+    assert "neighbour_captions" not in _fingerprint_config(model)  # the section did not exist before session 44
+    before = model_fingerprint(model)
+    model.config.neighbour_captions = NeighbourCaptionsConfig()
+    model.add_neighbour_captions()
+    model.neighbour_captions.fill(torch.rand(4, tower_channels(model.image_tower)), torch.rand(4, model.dim))
+    assert model_fingerprint(model) != before
+    model.neighbour_captions.cfg.query_weight = 0.9  # a query image's weight changes no stored vector
+    with_memory = model_fingerprint(model)
+    model.neighbour_captions.cfg.query_weight = 0.1
+    assert model_fingerprint(model) == with_memory
+    assert ModelConfig.from_dict(model.config.to_dict()).neighbour_captions == model.config.neighbour_captions
+
+
+def _recipe(swatches: Path, tmp_path: Path, base: Path, **kw) -> TrainConfig:
+    return TrainConfig(base=str(base), out=str(tmp_path / "run"), name="with-memory", batch_size=8, seed=1,
+                       sources=[SourceSpec(name="swatches", path=str(swatches / "train.jsonl"))], **kw)
+
+
+def test_a_memory_only_recipe_builds_it_at_export_and_leaves_the_rest_of_the_base(swatches, tmp_path):
+    base = mmembed.load("tiny-random")
+    base.config.image_trained = True
+    base.save(tmp_path / "base")
+    cfg = _recipe(swatches, tmp_path, tmp_path / "base", steps=0, freeze_lora=True, freeze_text_side=True,
+                  neighbour_captions=dataclasses.replace(MEMORY, size=99))  # a recipe's size is ignored: the run's pictures count
+    trainer = Trainer(cfg, progress=False)
+    trainer.run()
+    trainer.export(tmp_path / "export")
+    out = mmembed.load(str(tmp_path / "export"))
+    assert out.neighbour_captions.size == 8 and out.config.neighbour_captions.size == 8
+    base = mmembed.load(str(tmp_path / "base"))
+    np.testing.assert_array_equal(out.encode_text(["a red square"]), base.encode_text(["a red square"]))
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["neighbour_captions"]["pictures"] for r in log if "neighbour_captions" in r] == [8]
+
+
+@pytest.mark.parametrize("freeze_text_side", [True, False])
+def test_a_fine_tune_without_the_table_keeps_the_memory_only_if_the_text_side_stays(swatches, tmp_path, caplog,
+                                                                                     freeze_text_side):
+    base = _model()
+    build_neighbour_captions(base, _sources(swatches), seed=0)
+    base.save(tmp_path / "base")
+    # the tiny base has no LoRA and a parameter-free pooler: lora_r gives its text side something to train
+    text = {"freeze_lora": True} if freeze_text_side else {"lora_r": 4}
+    cfg = _recipe(swatches, tmp_path, tmp_path / "base", steps=1, freeze_text_side=freeze_text_side, **text)
+    with caplog.at_level(logging.WARNING):
+        trainer = Trainer(cfg, progress=False)
+        trainer.run()
+        trainer.export(tmp_path / "export")
+    out = mmembed.load(str(tmp_path / "export"))
+    if freeze_text_side:  # only the projector trained: the memory's text embeddings still hold
+        assert out.neighbour_captions is not None and out.neighbour_captions.size == len(SWATCHES)
+        torch.testing.assert_close(out.neighbour_captions.values, base.neighbour_captions.values)
+    else:
+        assert out.neighbour_captions is None and out.config.neighbour_captions is None
+        assert "memory (text embeddings of the old text side) is dropped" in caplog.text
+
+
+def test_a_soup_keeps_one_shared_memory_and_refuses_two_different_ones(tmp_path):
+    from mmembed.training.soup import SoupError, average_models
+
+    gen = torch.Generator().manual_seed(0)
+    memory = (torch.rand(6, 256, generator=gen), torch.rand(6, 64, generator=gen))
+    folders = []
+    for i, shift in enumerate((0.0, 0.0, 0.5)):
+        model = _model(NeighbourCaptionsConfig())
+        with torch.no_grad():
+            model.projector.position.add_(0.01 * i)  # runs of one base differ in their image side
+        model.neighbour_captions.fill(memory[0], memory[1] + shift)
+        model.save(tmp_path / f"m{i}")
+        folders.append(tmp_path / f"m{i}")
+    report = average_models(folders[:2], tmp_path / "soup")
+    soup = mmembed.load(str(tmp_path / "soup"))
+    assert report.differ and not any(k.startswith("neighbour_captions.") for k in report.differ)
+    torch.testing.assert_close(soup.neighbour_captions.values, mmembed.load(str(folders[0])).neighbour_captions.values)
+    with pytest.raises(SoupError, match="differ in their memories: soup models without one"):
+        average_models([folders[0], folders[2]], tmp_path / "soup2")
+    assert not (tmp_path / "soup2").exists()
