@@ -72,7 +72,10 @@ class NeighbourCaptions(nn.Module):
     def on_rows(self, emb: torch.Tensor, rows: torch.Tensor | list[int], feature_maps: torch.Tensor,
                 role: ImageRole = "document") -> torch.Tensor:
         """(b, D) embeddings -> a copy with the neighbours added to `rows` only (images alone); `feature_maps`
-        (len(rows), C, h, w) follow `rows`."""
+        (len(rows), C, h, w) follow `rows`. A role weighted 0 is left untouched (not even renormalized), so its
+        embeddings stay bit for bit what the model gives without a memory."""
+        if self.role_weight(role) == 0:
+            return emb
         out = emb.clone()
         out[rows] = self(emb[rows], feature_maps, role).to(emb.dtype)
         return out

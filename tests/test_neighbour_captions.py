@@ -62,6 +62,10 @@ def test_a_picture_in_the_memory_gets_its_own_captions_and_an_empty_memory_adds_
     torch.testing.assert_close(memory(emb, 10 * maps), memory(emb, maps))
     with pytest.raises(ValueError, match="image role"):
         memory(emb, maps, role="thumbnail")
+    memory.cfg.query_weight = 0.0  # a role weighted 0 keeps its embeddings bit for bit (bf16 rows are not renormalized)
+    rows = emb.to(torch.bfloat16)
+    assert memory.on_rows(rows, [0, 1], maps, role="query") is rows
+    assert not torch.equal(memory.on_rows(rows, [0, 1], maps), rows)
 
 
 def test_keys_keep_the_principal_directions_and_k_mixes_by_similarity():
