@@ -197,8 +197,9 @@ class NeighbourCaptionsConfig:
     Weights, k and temperature were chosen on the dev sets (adapters/*/README.md)."""
 
     weight: float = 0.6  # for an image that is a document (what an index holds)
-    # for an image that is a QUERY (ImageRole); None: `weight`. Lower: ranking one image's texts wants less of it
-    query_weight: Optional[float] = 0.3
+    # for an image that is a QUERY (ImageRole); None: `weight`. 0 (chosen on dev, stage 45b): a query image is left
+    # untouched, since 0.3 already cost zero-shot emoji 1.9 points (results/session44-neighbours)
+    query_weight: Optional[float] = 0.0
     k: int = 10  # nearest memory pictures mixed
     temperature: float = 0.05  # softmax temperature over their cosines
     key_dims: int = 256  # principal directions of the tower features kept for the keys (0: every channel)

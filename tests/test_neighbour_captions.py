@@ -204,3 +204,17 @@ def test_a_soup_keeps_one_shared_memory_and_refuses_two_different_ones(tmp_path)
     with pytest.raises(SoupError, match="differ in their memories: soup models without one"):
         average_models([folders[0], folders[2]], tmp_path / "soup2")
     assert not (tmp_path / "soup2").exists()
+
+
+def test_a_recipe_with_a_memory_but_only_texts_is_refused_before_anything_runs(tmp_path):
+    from mmembed.data.manifest import PairRecord, write_manifest
+
+    recs = [PairRecord(concept=f"w{i}", caption=de, lang="de", text=en, text_lang="en")
+            for i, (en, de) in enumerate([("dog", "Hund"), ("cat", "Katze"), ("house", "Haus"), ("tree", "Baum")])]
+    write_manifest(tmp_path / "words.jsonl", recs)
+    cfg = TrainConfig(base="tiny-random", out=str(tmp_path / "run"), name="texts-only", batch_size=4, steps=1,
+                      sources=[SourceSpec(name="words", path=str(tmp_path / "words.jsonl"))],
+                      neighbour_captions=NeighbourCaptionsConfig())
+    with pytest.raises(ValueError, match="'texts-only': a \\[neighbour_captions\\] table needs pictures .* words hold only texts"):
+        Trainer(cfg, progress=False)
+    assert not (tmp_path / "run" / "model").exists()

@@ -82,6 +82,9 @@ class Trainer:
         if self.rank == 0:  # records past the resumed step are trained (and logged) again; a fresh run logs anew
             run_folder.restart_log(self.out, resumed_step if latest else None)
         torch.manual_seed(cfg.seed)
+        if cfg.neighbour_captions is not None and not self._sources_have_pictures():
+            raise ValueError(f"run {cfg.name!r}: a [neighbour_captions] table needs pictures (image files or feature "
+                             f"rows) in the run's sources, and {', '.join(s.name for s in cfg.sources)} hold only texts")
         self.model = load_model(latest / "model") if latest else build_model(cfg)
         set_trainable(self.model, cfg)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -367,13 +370,16 @@ class Trainer:
         one, a base's read-out is kept as it is: a fine-tune on a few hundred pairs would fit it to those."""
         if self.model.feature_readout is None or self.cfg.feature_readout is None or self._readout_fitted_at == self.step:
             return
-        if not any(p.image is not None or p.features is not None for src in self.sources
-                   for langs in src.by_concept.values() for pairs in langs.values() for p in pairs):
+        if not self._sources_have_pictures():
             logger.warning("feature read-out: this run's sources hold no pictures, so the base's read-out is kept")
             return
         report = fit_feature_readout(self.model, self.sources, seed=self.cfg.seed, progress=self.progress)
         self._readout_fitted_at = self.step  # nothing it depends on changes until the next step
         self._log({"step": self.step, "feature_readout": dataclasses.asdict(report)})
+
+    def _sources_have_pictures(self) -> bool:
+        return any(p.image is not None or p.features is not None for src in self.sources
+                   for langs in src.by_concept.values() for pairs in langs.values() for p in pairs)
 
     def _build_neighbour_captions(self) -> None:
         """Build the neighbour-caption memory from this run's pictures when the recipe has a [neighbour_captions]
