@@ -24,6 +24,14 @@ ImageRole = Literal["document", "query"]
 IMAGE_ROLES: tuple[str, ...] = typing.get_args(ImageRole)
 
 
+def role_weight(weight: float, query_weight: Optional[float], role: ImageRole) -> float:
+    """The weight an image add-on (feature read-out, neighbour captions) gives pictures in `role`: `query_weight` for
+    queries when it is set, else `weight`."""
+    if role not in IMAGE_ROLES:
+        raise ValueError(f"image role must be one of {IMAGE_ROLES}, got {role!r}")
+    return query_weight if role == "query" and query_weight is not None else weight
+
+
 @functools.cache
 def _choices(cls: type) -> dict[str, tuple[str, ...]]:
     """Field name -> allowed values, for the Literal-typed fields of a config dataclass."""

@@ -26,7 +26,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .config import IMAGE_ROLES, FeatureReadoutConfig, ImageRole
+from .config import FeatureReadoutConfig, ImageRole, role_weight
 
 
 class FeatureReadout(nn.Module):
@@ -58,10 +58,7 @@ class FeatureReadout(nn.Module):
 
     def role_weight(self, role: ImageRole) -> float:
         """The weight before the gate for pictures in `role`: query_weight for queries when it is set, else weight."""
-        if role not in IMAGE_ROLES:
-            raise ValueError(f"image role must be one of {IMAGE_ROLES}, got {role!r}")
-        query = role == "query" and self.cfg.query_weight is not None
-        return self.cfg.query_weight if query else self.cfg.weight
+        return role_weight(self.cfg.weight, self.cfg.query_weight, role)
 
     def weights(self, n: int, logits: Optional[torch.Tensor], device: torch.device | str,
                 role: ImageRole = "document") -> torch.Tensor:

@@ -23,7 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import IMAGE_ROLES, ImageRole, NeighbourCaptionsConfig
+from .config import ImageRole, NeighbourCaptionsConfig, role_weight
+from .feature_readout import pooled_features
 
 
 class NeighbourCaptions(nn.Module):
@@ -53,19 +54,14 @@ class NeighbourCaptions(nn.Module):
         sims = self.key(pooled) @ self.keys.float().T  # (n, N)
         top = sims.topk(min(self.cfg.k, self.size), dim=-1)  # (n, k)
         weights = (top.values / self.cfg.temperature).softmax(dim=-1)  # (n, k)
-        mixed = (weights.unsqueeze(-1) * self.values.float()[top.indices]).sum(dim=1)  # (n, D)
+        mixed = (weights.unsqueeze(-1) * self.values[top.indices].float()).sum(dim=1)  # (n, D): k rows each, not all N
         return nn.functional.normalize(mixed, dim=-1)
 
     def role_weight(self, role: ImageRole) -> float:
-        if role not in IMAGE_ROLES:
-            raise ValueError(f"image role must be one of {IMAGE_ROLES}, got {role!r}")
-        query = role == "query" and self.cfg.query_weight is not None
-        return self.cfg.query_weight if query else self.cfg.weight
+        return role_weight(self.cfg.weight, self.cfg.query_weight, role)
 
     def forward(self, image_emb: torch.Tensor, feature_maps: torch.Tensor, role: ImageRole = "document") -> torch.Tensor:
         """(n, D) unit image embeddings, (n, C, h, w) the tower's feature maps -> (n, D) unit, for pictures in `role`."""
-        from .feature_readout import pooled_features
-
         nb = self.neighbours(pooled_features(feature_maps)).to(image_emb.device)
         return nn.functional.normalize(image_emb.float() + self.role_weight(role) * nb, dim=-1)
 
@@ -90,7 +86,8 @@ class NeighbourCaptions(nn.Module):
         if pooled.shape[1] != self.key_mean.shape[0] or values.shape[1] != self.values.shape[1]:
             raise ValueError(f"neighbour captions: features must have {self.key_mean.shape[0]} channels and values "
                              f"{self.values.shape[1]} dims, got {pooled.shape[1]} and {values.shape[1]}")
-        unit = nn.functional.normalize(pooled.float(), dim=-1)
+        unit = nn.functional.normalize(pooled.detach().float().cpu(), dim=-1)
+        values = values.detach().cpu()
         mean = unit.mean(dim=0)
         centred = unit - mean  # (N, C)
         p = self.key_basis.shape[1]
@@ -100,8 +97,9 @@ class NeighbourCaptions(nn.Module):
                 basis = torch.cat([basis, basis.new_zeros(basis.shape[0], p - basis.shape[1])], dim=1)
         else:
             basis = torch.eye(unit.shape[1])
-        self.key_mean = mean
-        self.key_basis = basis.to(torch.float16)
-        self.keys = nn.functional.normalize(centred @ basis.to(torch.float16).float(), dim=-1).to(torch.float16)
-        self.values = nn.functional.normalize(values.float(), dim=-1).to(torch.float16)
+        device = self.key_mean.device  # the model's (a trainer on a GPU builds from CPU features)
+        self.key_mean = mean.to(device)
+        self.key_basis = basis.to(device, torch.float16)
+        self.keys = nn.functional.normalize(centred @ basis.half().float(), dim=-1).to(device, torch.float16)
+        self.values = nn.functional.normalize(values.float(), dim=-1).to(device, torch.float16)
         self.cfg.size = len(pooled)

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 import torch
 
 import mmembed
 import mmembed.evaluation.encoders as encoders
 import mmembed.registry as registry
+from mmembed.config import NeighbourCaptionsConfig
 from mmembed.model import MMEmbedModel
 
 _load, _features, _check = mmembed.load, MMEmbedModel.image_features, encoders.check_encoder_name
@@ -55,20 +55,14 @@ def _tta_features(self, pixels):
 
 
 def _with_neighbours(model, opts: dict) -> None:
-    base = model.encode_image
-    k, t, a = int(opts.get("k", 10)), float(opts.get("t", 0.05)), float(opts.get("a", 0.3))
-    unit = torch.nn.functional.normalize(BANK["features"].float(), dim=-1)
-    mean = unit.mean(0)
-    keys, values = torch.nn.functional.normalize(unit - mean, dim=-1), BANK["text"].float()
-
-    def encode_image(images, batch_size=32, role="document", **kw):
-        e = torch.from_numpy(np.asarray(base(images, batch_size=batch_size, role=role, **kw))).float()
-        looks = torch.from_numpy(np.asarray(model.encode_appearance(images, batch_size=batch_size))).float()
-        top = (torch.nn.functional.normalize(looks - mean, dim=-1) @ keys.T).topk(k, dim=-1)
-        mixed = ((top.values / t).softmax(-1).unsqueeze(-1) * values[top.indices]).sum(1)
-        return torch.nn.functional.normalize(e + a * mixed, dim=-1).numpy()
-
-    model.encode_image = encode_image
+    """The model's own component (mmembed/neighbour_captions.py) on the bank: every channel for the keys, one weight
+    for both roles. (The session-44 sweep ran an fp32 copy of this arithmetic before the component existed; the
+    component stores keys and values in fp16.)"""
+    model.config.neighbour_captions = NeighbourCaptionsConfig(
+        weight=float(opts.get("a", 0.3)), query_weight=None, k=int(opts.get("k", 10)),
+        temperature=float(opts.get("t", 0.05)), key_dims=0)
+    model.add_neighbour_captions()
+    model.neighbour_captions.fill(BANK["features"], BANK["text"])
 
 
 def load(name=None):

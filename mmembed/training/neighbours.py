@@ -15,7 +15,7 @@ import torch
 
 from ..model import MMEmbedModel
 from .pairs import PairSource
-from .readout import pooled_training_features, readout_pictures
+from .readout import embed_captions, pooled_training_features, readout_pictures
 
 
 @dataclass(frozen=True)
@@ -32,13 +32,11 @@ def build_neighbour_captions(model: MMEmbedModel, sources: Sequence[PairSource],
     if memory is None:
         raise ValueError(f"model {model.name!r} has no neighbour_captions to build (config.neighbour_captions is None)")
     t0 = time.perf_counter()
-    pictures = readout_pictures(sources, memory.cfg.captions_per_image, seed)
+    pictures = readout_pictures(sources, memory.cfg.captions_per_image, seed)  # the read-out's sampling
     if not pictures:
         raise ValueError("neighbour captions: the run's sources hold no pictures (image files or feature rows)")
     feats = pooled_training_features(model, pictures, progress=progress)  # (N, C)
-    texts = sorted({c for p in pictures for c in p.captions})
-    text_emb = model.encode_text(texts, as_tensor=True, progress=progress).float().cpu()  # (m, D)
-    row = {t: i for i, t in enumerate(texts)}
-    values = torch.stack([text_emb[[row[c] for c in p.captions]].mean(dim=0) for p in pictures])  # (N, D)
+    text_emb, caption_rows = embed_captions(model, pictures, progress=progress)  # (m, D)
+    values = torch.stack([text_emb[rows].mean(dim=0) for rows in caption_rows])  # (N, D)
     memory.fill(feats, values)
-    return NeighbourCaptionsReport(len(pictures), len(texts), round(time.perf_counter() - t0, 1))
+    return NeighbourCaptionsReport(len(pictures), len(text_emb), round(time.perf_counter() - t0, 1))

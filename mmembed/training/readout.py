@@ -119,12 +119,19 @@ def readout_fit_data(model: MMEmbedModel, sources: Sequence[PairSource], *, capt
     with torch.inference_mode():  # the head reads the global pool of a map: a 1 x 1 map of the pooled features
         logits = torch.cat([model.image_tower.forward_head(part.to(device)[:, :, None, None]).float().cpu()
                             for part in feats.split(1024)])  # (n, K)
+    text_emb, caption_rows = embed_captions(model, pictures, progress=progress)
+    image_emb = backbone_image_embeddings(model, pictures, progress=progress) if image_embeddings else None
+    return ReadoutFitData(pictures, feats, logits, text_emb, caption_rows, image_emb)
+
+
+def embed_captions(model: MMEmbedModel, pictures: Sequence[ReadoutPicture],
+                   progress: bool = False) -> tuple[torch.Tensor, list[list[int]]]:
+    """Each distinct caption of the pictures embedded once by the model's text path: (m, D) float32 embeddings and,
+    per picture, its captions' rows."""
     texts = sorted({c for p in pictures for c in p.captions})
     text_emb = model.encode_text(texts, as_tensor=True, progress=progress).float()  # (m, D)
     row = {t: i for i, t in enumerate(texts)}
-    caption_rows = [[row[c] for c in p.captions] for p in pictures]
-    image_emb = backbone_image_embeddings(model, pictures, progress=progress) if image_embeddings else None
-    return ReadoutFitData(pictures, feats, logits, text_emb, caption_rows, image_emb)
+    return text_emb, [[row[c] for c in p.captions] for p in pictures]
 
 
 def backbone_image_embeddings(model: MMEmbedModel, pictures: Sequence[ReadoutPicture],
