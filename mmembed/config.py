@@ -22,6 +22,11 @@ PaddingSide = Literal["left", "right"]
 # treat the two differently (FeatureReadoutConfig.query_weight); texts have instructions for the same purpose.
 ImageRole = Literal["document", "query"]
 IMAGE_ROLES: tuple[str, ...] = typing.get_args(ImageRole)
+# what a TEXT is compared with: texts (text -> text retrieval, the default) or images (a text -> image query, a caption
+# or label ranked for an image). Against images a text may borrow the pictures its words name (NeighbourCaptionsConfig
+# text_weight): measured to help text <-> image and to wreck text -> text, hence the switch (session 45)
+TextAgainst = Literal["texts", "images"]
+TEXT_AGAINST: tuple[str, ...] = typing.get_args(TextAgainst)
 
 
 def role_weight(weight: float, query_weight: Optional[float], role: ImageRole) -> float:
@@ -213,8 +218,26 @@ class NeighbourCaptionsConfig:
     key_dims: int = 256  # principal directions of the tower features kept for the keys (0: every channel)
     captions_per_image: int = 8  # captions per picture averaged into its value (a seeded sample)
     size: int = 0  # pictures in the memory: set when it is built (the saved buffers' first dimension)
+    # the memory read the other way (session 45, mmembed.neighbour_pictures): a TEXT adds the document embeddings of the
+    # memory pictures whose captions (keys: one per picture and language of text_langs) are nearest to it. 0: off
+    text_weight: float = 0.0
+    text_k: int = 5  # nearest caption keys mixed into a text
+    text_temperature: float = 0.02  # softmax temperature over their cosines
+    text_langs: tuple[str, ...] = ("en", "de", "fr", "es", "zh", "ja", "ar", "hi", "sw", "ru")  # key languages
+    text_key_dims: int = 64  # principal directions kept for the caption keys (int8)
+    text_picture_dims: int = 128  # principal directions kept for the pictures' embeddings (int8)
+    text_size: int = 0  # caption keys: set when it is built (the saved buffers' first dimension)
 
     def __post_init__(self) -> None:
+        self.text_langs = tuple(self.text_langs)  # a TOML or JSON list
+        if (self.text_weight < 0 or self.text_k < 1 or self.text_temperature <= 0 or self.text_key_dims < 1
+                or self.text_picture_dims < 1 or self.text_size < 0 or not self.text_langs):
+            raise ValueError(f"neighbour_captions needs text_weight >= 0, text_k >= 1, text_temperature > 0, "
+                             f"text_key_dims and text_picture_dims >= 1, text_size >= 0 and some text_langs, got "
+                             f"text_weight={self.text_weight}, text_k={self.text_k}, "
+                             f"text_temperature={self.text_temperature}, text_key_dims={self.text_key_dims}, "
+                             f"text_picture_dims={self.text_picture_dims}, text_size={self.text_size}, "
+                             f"text_langs={self.text_langs}")
         if self.weight < 0 or (self.query_weight is not None and self.query_weight < 0):
             raise ValueError(f"neighbour_captions weights must be >= 0, got weight={self.weight}, "
                              f"query_weight={self.query_weight}")

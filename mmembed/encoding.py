@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .config import IMAGE_ROLES, ImageRole
+from .config import IMAGE_ROLES, TEXT_AGAINST, ImageRole, TextAgainst
 from .text_frontend import SequencePlan
 from .tokenizer import unicode_problem
 
@@ -106,10 +106,13 @@ def run_items(
     progress: Optional[bool] = None,
     role: ImageRole = "document",
     looks: Optional[torch.Tensor] = None,
+    texts_borrow: bool = False,
 ) -> torch.Tensor:
     """Embed items in token-length-sorted batches; returns (n, D) float32 in the input order. `role` is what the
     images alone among them are (config.ImageRole): image add-ons may weigh a query image differently. `looks`
-    (n, C), if given, receives each image item's appearance (mmembed/appearance.py) from the same tower pass."""
+    (n, C), if given, receives each image item's appearance (mmembed/appearance.py) from the same tower pass.
+    `texts_borrow`: the texts alone among them are compared with images, so they borrow the pictures their words
+    name (mmembed/neighbour_pictures.py), if the model keeps any."""
     if not is_int(batch_size) or batch_size < 1:
         raise EncodeInputError(f"batch_size must be a positive int, got {batch_size!r}")
     batch_size = int(batch_size)
@@ -142,6 +145,9 @@ def run_items(
                     emb = _apply_image_addons(model, emb, idx, [i for i, _ in imgs], features, items, role)
                 if features is not None and model.image_centering is not None:
                     emb = _apply_image_centering(model, emb, idx, items)
+                if texts_borrow and model.neighbour_captions is not None:  # texts borrow the pictures they name
+                    emb = model.neighbour_captions.on_text_rows(
+                        emb, [b for b, i in enumerate(idx) if not items[i].plan.num_visual])
                 out[idx] = emb.float().cpu()  # the model may sit on a GPU
     finally:
         model.train(was_training)
@@ -195,11 +201,16 @@ def encode_text(
     instruction: Optional[str] = None,
     progress: Optional[bool] = None,
     as_tensor: bool = False,
+    against: TextAgainst = "texts",
 ):
     texts = check_texts(texts)
     _check_instruction(instruction)
+    if against not in TEXT_AGAINST:
+        raise EncodeInputError(f"against must be 'texts' (the default: texts compared with texts) or 'images' (texts "
+                               f"compared with pictures: text -> image queries, labels, captions), got {against!r}")
     plans = model.text.text_plans(texts, instruction)
-    emb = run_items(model, [Item(p) for p in plans], batch_size=batch_size, progress=progress)
+    emb = run_items(model, [Item(p) for p in plans], batch_size=batch_size, progress=progress,
+                    texts_borrow=against == "images")
     return _finish(emb, model, dim, as_tensor)
 
 

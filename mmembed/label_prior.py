@@ -75,6 +75,9 @@ def refresh_label_embeddings(model: "MMEmbedModel", batch_size: int = 64) -> Non
     """Embed the class names with the model's current text path into its label prior (no-op without one)."""
     if model.label_prior is None:
         return
-    emb = model.encode_text(imagenet_class_names(), batch_size=batch_size, as_tensor=True)  # (C, D)
+    from .neighbour_captions import paused_text_side
+
+    with paused_text_side(model):  # the plain text path: a table of words, not of the pictures they name
+        emb = model.encode_text(imagenet_class_names(), batch_size=batch_size, as_tensor=True)  # (C, D)
     buffer = model.label_prior.label_embeddings
     buffer.copy_(emb.to(buffer.device, buffer.dtype))

@@ -227,7 +227,9 @@ class MMEmbedModel(nn.Module):
     # ---- user API (numpy in/out, batching, order) lives in mmembed.encoding -----------------
     def encode_text(self, texts, **kwargs):
         """(n, dim) float32 L2-normalized embeddings of a list of strings, in input order.
-        Keywords: batch_size=32, dim (Matryoshka truncation, renormalized), instruction, progress, as_tensor.
+        Keywords: batch_size=32, dim (Matryoshka truncation, renormalized), instruction, progress, as_tensor, and
+        against: 'texts' (the default) or 'images' (texts compared with pictures: they may borrow the pictures their
+        words name, config.TextAgainst).
         (mmembed/encoding.py: batches are sorted by token length and the order restored.)"""
         from .encoding import encode_text
 

@@ -12,19 +12,26 @@ and the model's mean embedding of its captions (the value), lets an unseen pictu
     embedding      = normalize(e_image + w * neighbours)         w = weight (documents) or query_weight (queries)
 
 mu is the mean of the memory's unit features and P (C, p) their top-p principal directions (p = key_dims: the keys
-stay small enough to ship, ~4 MB for 7k pictures at p = 256, fp16). Texts never pass through it, and it applies to
-images alone, as the label prior and the feature read-out do. Empty (size 0) it adds nothing.
+stay small enough to ship, ~4 MB for 7k pictures at p = 256, fp16). Empty (size 0) it adds nothing.
+
+Read the other way (text_weight > 0, session 45), the memory lets a TEXT borrow the pictures its words name:
+mmembed.neighbour_pictures (its `texts` part) keeps caption keys and the pictures' document embeddings; every text
+(query or document) adds the pictures of its nearest caption keys.
 `mmembed.training.neighbours.build_neighbour_captions` fills it from a run's pictures with the model's own text path,
 so it belongs to that text space: the trainer rebuilds it when a recipe has a [neighbour_captions] table and drops it
 (with a warning) when a run changes the text side without one.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Optional
+
 import torch
 from torch import nn
 
 from .config import ImageRole, NeighbourCaptionsConfig, role_weight
 from .feature_readout import pooled_features
+from .neighbour_pictures import NeighbourPictures, principal_basis
 
 
 class NeighbourCaptions(nn.Module):
@@ -37,6 +44,10 @@ class NeighbourCaptions(nn.Module):
         self.register_buffer("key_basis", torch.eye(in_channels, p, dtype=torch.float16))  # (C, p)
         self.register_buffer("keys", torch.zeros(cfg.size, p, dtype=torch.float16))  # (N, p) unit rows
         self.register_buffer("values", torch.zeros(cfg.size, dim, dtype=torch.float16))  # (N, D) unit rows
+        self.text_paused = False  # set by paused_text_side: the model's plain text path (building, label tables)
+        self.texts: Optional[NeighbourPictures] = None  # texts borrow pictures (text_weight > 0): built with the memory
+        if cfg.text_weight > 0:
+            self.texts = NeighbourPictures(dim, cfg.size, cfg.text_size, cfg.text_key_dims, cfg.text_picture_dims)
 
     @property
     def size(self) -> int:
@@ -76,6 +87,37 @@ class NeighbourCaptions(nn.Module):
         out[rows] = self(emb[rows], feature_maps, role).to(emb.dtype)
         return out
 
+    @property
+    def reads_texts(self) -> bool:
+        """Whether texts borrow pictures now (a text weight, a built table, not paused)."""
+        return self.texts is not None and self.cfg.text_weight > 0 and not self.text_paused and self.texts.built
+
+    def on_text_rows(self, emb: torch.Tensor, rows: list[int]) -> torch.Tensor:
+        """(b, D) embeddings -> a copy with the borrowed pictures added to `rows` (texts alone); unchanged (the same
+        tensor) when texts borrow nothing."""
+        if not rows or not self.reads_texts:
+            return emb
+        out = emb.clone()
+        text = emb[rows].float()
+        mixed = self.texts.mix(text, self.cfg.text_k, self.cfg.text_temperature).to(text.device)
+        out[rows] = nn.functional.normalize(text + self.cfg.text_weight * mixed, dim=-1).to(emb.dtype)
+        return out
+
+    @torch.no_grad()
+    def fill_texts(self, key_emb: torch.Tensor, key_picture: torch.Tensor, picture_emb: torch.Tensor) -> None:
+        """Set what texts borrow: (M, D) caption keys (plain text path), (M,) the memory picture of each, and (N, D)
+        the memory pictures' document embeddings in the memory's row order. The config's `text_size` follows."""
+        if self.cfg.text_weight <= 0:
+            raise ValueError("neighbour captions: text_weight is 0, so texts borrow no pictures (nothing to fill)")
+        if len(picture_emb) != self.size:
+            raise ValueError(f"neighbour captions: one picture embedding per memory picture ({self.size}), got "
+                             f"{len(picture_emb)}")
+        texts = NeighbourPictures(self.values.shape[1], self.size, len(key_emb), self.cfg.text_key_dims,
+                                  self.cfg.text_picture_dims).to(self.key_mean.device)
+        texts.fill(key_emb, key_picture, picture_emb)
+        self.texts = texts
+        self.cfg.text_size = len(key_emb)
+
     @torch.no_grad()
     def fill(self, pooled: torch.Tensor, values: torch.Tensor) -> None:
         """Set the memory: (N, C) pooled tower features of the pictures and (N, D) their caption embeddings (any
@@ -90,16 +132,28 @@ class NeighbourCaptions(nn.Module):
         values = values.detach().cpu()
         mean = unit.mean(dim=0)
         centred = unit - mean  # (N, C)
-        p = self.key_basis.shape[1]
-        if p < unit.shape[1]:  # principal directions of the centred memory: rows of Vh
-            basis = torch.linalg.svd(centred, full_matrices=False).Vh[:p].T  # (C, min(N, C)) -> (C, p)
-            if basis.shape[1] < p:  # fewer pictures than key dims: pad with zero directions
-                basis = torch.cat([basis, basis.new_zeros(basis.shape[0], p - basis.shape[1])], dim=1)
-        else:
-            basis = torch.eye(unit.shape[1])
+        basis = principal_basis(centred, self.key_basis.shape[1])  # (C, p); fewer pictures than p: zero-padded
         device = self.key_mean.device  # the model's (a trainer on a GPU builds from CPU features)
         self.key_mean = mean.to(device)
         self.key_basis = basis.to(device, torch.float16)
         self.keys = nn.functional.normalize(centred @ basis.half().float(), dim=-1).to(device, torch.float16)
         self.values = nn.functional.normalize(values.float(), dim=-1).to(device, torch.float16)
         self.cfg.size = len(pooled)
+        if self.cfg.text_weight > 0:  # the old table belongs to the old pictures: empty until fill_texts
+            self.texts = NeighbourPictures(values.shape[1], len(pooled), 0, self.cfg.text_key_dims,
+                                           self.cfg.text_picture_dims).to(device)
+            self.cfg.text_size = 0
+
+@contextmanager
+def paused_text_side(model):
+    """Within it the model's texts borrow no pictures: the plain text path that builds the memory's values and
+    the label prior's table (the borrowed pictures are themselves built from them)."""
+    memory = getattr(model, "neighbour_captions", None)
+    if memory is None:
+        yield
+        return
+    was, memory.text_paused = memory.text_paused, True
+    try:
+        yield
+    finally:
+        memory.text_paused = was

@@ -80,6 +80,8 @@ def _fingerprint_config(model) -> dict:
     config = saved_config(model)
     if config.get("neighbour_captions") is None:  # session 44's section: a model without it keeps its fingerprint
         config.pop("neighbour_captions", None)
+    elif not config["neighbour_captions"].get("text_weight"):  # session 45's text side, off: the fingerprint of before
+        config["neighbour_captions"] = {k: v for k, v in config["neighbour_captions"].items() if not k.startswith("text_")}
     for path in FINGERPRINT_IGNORES:
         config = _without(config, path)
     return config

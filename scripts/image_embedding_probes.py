@@ -8,11 +8,16 @@ named NAME+VARIANT loads NAME and changes how it embeds images. Session 44 (resu
                         pooled tower features are nearest (the probe behind mmembed/neighbour_captions.py; its memory
                         comes from `--bank`, written by `--build-bank`)
 
+    NAME+text:w=1.0:k=5:t=0.02
+                        session 45: a model whose neighbour-caption memory has a picture table (text_weight > 0)
+                        scored with another text weight, text_k and text_temperature (w=0: texts untouched)
+
     python scripts/image_embedding_probes.py --build-bank MODEL CONFIG.toml BANK.pt      # the training pictures
     python scripts/image_embedding_probes.py --bank BANK.pt eval -m MODEL -m "MODEL+knn:a=0.6" -t t2i ...
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import torch
@@ -65,6 +70,15 @@ def _with_neighbours(model, opts: dict) -> None:
     model.neighbour_captions.fill(BANK["features"], BANK["text"])
 
 
+def _text_side(model, opts: dict) -> None:
+    memory = model.neighbour_captions
+    if memory is None or memory.cfg.text_weight <= 0:
+        raise SystemExit(f"{model.name}: +text needs a memory built with text_weight > 0 (a picture table)")
+    memory.cfg = dataclasses.replace(memory.cfg, text_weight=float(opts.get("w", memory.cfg.text_weight)),
+                                     text_k=int(opts.get("k", memory.cfg.text_k)),
+                                     text_temperature=float(opts.get("t", memory.cfg.text_temperature)))
+
+
 def load(name=None):
     if not name or "+" not in str(name):
         return _load(name)
@@ -74,6 +88,8 @@ def load(name=None):
     kind, *opts = variant.split(":")
     if kind == "knn":
         _with_neighbours(model, dict(o.split("=", 1) for o in opts))
+    elif kind == "text":
+        _text_side(model, dict(o.split("=", 1) for o in opts))
     else:
         model._probe = kind
     return model

@@ -131,6 +131,16 @@ def test_the_fingerprints_collections_recorded_for_the_read_out_models_stay_as_t
     assert legacy_fingerprints(model) == ["1ec9acfa57cab7dc"]  # session 35's, before fit_target existed
 
 
+def test_the_fingerprint_of_a_memory_without_a_text_side_stays_as_session_44_recorded_it():
+    """Stage 45b's memory has no picture table (text_weight 0, a field added in session 45): collections indexed with
+    it in session 44 (the demo's, named by the fingerprint) must still open."""
+    from mmembed.serialization import model_fingerprint
+
+    model = mmembed.load("gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui4-soup-neighbours")
+    assert model.neighbour_captions.cfg.text_weight == 0
+    assert model_fingerprint(model) == "08f44500ee259113"
+
+
 def test_default_model_finds_real_photos(tmp_path):
     """Real photographs (the eval-only `photos` set): an English name finds its photo (the card says
     t2i R@1 en 70%, R@5 100%); this guards it."""

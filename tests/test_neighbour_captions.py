@@ -14,6 +14,7 @@ from PIL import Image
 
 import mmembed
 from mmembed.config import ModelConfig, NeighbourCaptionsConfig
+from mmembed.encoding import EncodeInputError
 from mmembed.model import MMEmbedModel
 from mmembed.neighbour_captions import NeighbourCaptions
 from mmembed.serialization import _fingerprint_config, model_fingerprint
@@ -218,3 +219,137 @@ def test_a_recipe_with_a_memory_but_only_texts_is_refused_before_anything_runs(t
     with pytest.raises(ValueError, match="'texts-only': a \\[neighbour_captions\\] table needs pictures .* words hold only texts"):
         Trainer(cfg, progress=False)
     assert not (tmp_path / "run" / "model").exists()
+
+
+# ---- the memory read the other way: texts borrow the pictures their words name (session 45) ----------------------
+TEXTS = dataclasses.replace(MEMORY, text_weight=0.5, text_k=1)
+
+
+def test_a_text_borrows_the_picture_whose_captions_it_matches_and_nothing_until_the_table_is_built():
+    memory = NeighbourCaptions(dataclasses.replace(TEXTS, text_key_dims=3, text_picture_dims=3), in_channels=4, dim=3)
+    pooled = torch.tensor([[4.0, 0.0, 0.0, 1.0], [0.0, 3.0, 1.0, 0.0], [0.0, 0.0, 2.0, 2.0]])  # (N, C)
+    captions = torch.tensor([[0.0, 0.0, 2.0], [3.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # (N, D) caption means
+    pictures = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 0.0, 1.0]])  # (N, D) image embeddings
+    keys = torch.tensor([[0.0, 0.2, 1.0], [1.0, 0.0, 0.1], [0.0, 1.0, 0.0], [0.9, 0.1, 0.0]])  # (M, D) caption keys
+    key_picture = torch.tensor([0, 1, 2, 1])  # the picture of each key (two keys name picture 1)
+    text = torch.nn.functional.normalize(torch.tensor([[0.1, 0.0, 1.0], [1.0, 0.2, 0.0]]), dim=-1)  # near 0 and 1
+    memory.fill(pooled, captions)
+    assert not memory.reads_texts and memory.on_text_rows(text, [0, 1]) is text  # no table yet: untouched
+    memory.fill_texts(keys, key_picture, pictures)
+    assert memory.reads_texts and memory.texts.keys.dtype == torch.int8 and memory.cfg.text_size == 4
+    unit = torch.nn.functional.normalize(pictures, dim=-1)
+    expect = torch.nn.functional.normalize(text + 0.5 * unit[[0, 1]], dim=-1)  # k = 1: the nearest key's picture
+    torch.testing.assert_close(memory.on_text_rows(text, [0, 1]), expect, atol=2e-2, rtol=0)
+    only_first = memory.on_text_rows(text, [0])
+    torch.testing.assert_close(only_first[1], text[1])  # rows not named (an image, a fused item) keep theirs
+    memory.text_paused = True
+    assert memory.on_text_rows(text, [0, 1]) is text
+    memory.text_paused = False
+    memory.fill(pooled, captions)  # a new memory: the old table belonged to the old pictures
+    assert not memory.reads_texts and memory.cfg.text_size == 0
+    with pytest.raises(ValueError, match="one picture embedding per memory picture \\(3\\), got 2"):
+        memory.fill_texts(keys, key_picture, pictures[:2])
+    with pytest.raises(ValueError, match="a key names picture row 5 of 3"):
+        memory.fill_texts(keys, torch.tensor([0, 1, 2, 5]), pictures)
+    off = NeighbourCaptions(dataclasses.replace(MEMORY), in_channels=4, dim=3)
+    assert off.texts is None and off.on_text_rows(text, [0, 1]) is text  # text_weight 0: no table at all
+    with pytest.raises(ValueError, match="text_weight is 0"):
+        off.fill_texts(keys, key_picture, pictures)
+    for bad in ({"text_weight": -1.0}, {"text_k": 0}, {"text_temperature": 0.0}, {"text_langs": ()},
+                {"text_key_dims": 0}):
+        with pytest.raises(ValueError, match="text_weight >= 0, text_k >= 1, text_temperature > 0"):
+            NeighbourCaptionsConfig(**bad)
+
+
+def test_built_from_the_run_texts_move_toward_their_pictures_and_the_label_table_stays_plain(swatches, tmp_path):
+    model = _model(TEXTS)
+    texts = ["a red square", "ein blaues Quadrat", "something else entirely"]
+    plain_texts = model.encode_text(texts)
+    build_neighbour_captions(model, _sources(swatches), seed=0)
+    assert model.neighbour_captions.reads_texts and model.config.neighbour_captions.text_size == 24  # 8 x en, de, fr
+    images = model.encode_image(swatch_images(swatches))  # documents, as the table holds them
+    np.testing.assert_array_equal(model.encode_text(texts), plain_texts)  # texts against texts: untouched
+    borrowed = model.encode_text(texts, against="images")
+    assert not np.allclose(borrowed, plain_texts, atol=1e-3)
+    with pytest.raises(EncodeInputError, match="against must be 'texts'.*got 'pictures'"):
+        model.encode_text(texts, against="pictures")
+    red = int(np.argmax(images @ borrowed[0]))
+    assert float(images[red] @ borrowed[0]) > float(images[red] @ plain_texts[0])  # the query moved toward its picture
+    from mmembed.neighbour_captions import paused_text_side
+
+    with paused_text_side(model):
+        np.testing.assert_array_equal(model.encode_text(texts, against="images"), plain_texts)  # plain, bit for bit
+    np.testing.assert_allclose(model.encode_image(swatch_images(swatches)), images, atol=1e-6)  # images: not
+    model.save(tmp_path / "saved")
+    loaded = mmembed.load(str(tmp_path / "saved"))
+    np.testing.assert_allclose(loaded.encode_text(texts, against="images"), borrowed, atol=1e-6)
+    assert model_fingerprint(loaded) == model_fingerprint(model)
+    loaded.neighbour_captions.cfg.text_weight = 0.25  # the text weight changes stored text vectors
+    assert model_fingerprint(loaded) != model_fingerprint(model)
+
+
+def test_a_memory_without_a_text_side_keeps_its_earlier_fingerprint():
+    model = _model(NeighbourCaptionsConfig())
+    config = _fingerprint_config(model)["neighbour_captions"]
+    assert not any(k.startswith("text_") for k in config)  # session 44's models: the section as it was then
+    assert "text_weight" in _fingerprint_config(_model(TEXTS))["neighbour_captions"]
+
+
+def test_a_label_prior_refresh_uses_the_plain_text_path():
+    from mmembed.label_prior import imagenet_class_names, refresh_label_embeddings
+    from mmembed.neighbour_captions import paused_text_side
+
+    from mmembed.config import LabelPriorConfig
+
+    config = mmembed.get_config("tiny-random")
+    config.label_prior = LabelPriorConfig(weight=0.75, top_k=5)
+    config.neighbour_captions = dataclasses.replace(TEXTS)
+    model = MMEmbedModel(config)
+    gen = torch.Generator().manual_seed(0)
+    n = 6
+    model.neighbour_captions.fill(torch.rand(n, tower_channels(model.image_tower), generator=gen),
+                                  torch.rand(n, model.dim, generator=gen))
+    model.neighbour_captions.fill_texts(torch.randn(3, model.dim, generator=gen), torch.tensor([0, 2, 5]),
+                                        torch.randn(n, model.dim, generator=gen))
+    refresh_label_embeddings(model)
+    with paused_text_side(model):
+        plain = model.encode_text(imagenet_class_names()[:50], as_tensor=True, against="images")
+    torch.testing.assert_close(model.label_prior.label_embeddings[:50], plain.to(model.label_prior.label_embeddings.dtype))
+
+
+def test_a_picture_table_is_dropped_by_a_fine_tune_of_the_image_side_and_refused_by_a_soup_across_image_sides(
+        swatches, tmp_path, caplog):
+    from mmembed.training.soup import SoupError, average_models
+
+    base = _model(TEXTS)
+    build_neighbour_captions(base, _sources(swatches), seed=0)
+    base.save(tmp_path / "base")
+    # only the projector trains (text side frozen): the table's image embeddings are the old image side's
+    cfg = _recipe(swatches, tmp_path, tmp_path / "base", steps=1, freeze_lora=True, freeze_text_side=True)
+    with caplog.at_level(logging.WARNING):
+        trainer = Trainer(cfg, progress=False)
+        trainer.run()
+        trainer.export(tmp_path / "export")
+    assert "memory (image embeddings of the old image side) is dropped" in caplog.text
+    assert mmembed.load(str(tmp_path / "export")).neighbour_captions is None
+    other = mmembed.load(str(tmp_path / "base"))
+    with torch.no_grad():
+        other.projector.position.add_(0.01)  # another run's image side, the same memory
+    other.save(tmp_path / "other")
+    with pytest.raises(SoupError, match="differ in their image side"):
+        average_models([tmp_path / "base", tmp_path / "other"], tmp_path / "soup")
+    assert not (tmp_path / "soup").exists()
+
+
+def test_the_eval_embeds_texts_against_images_apart_from_texts_against_texts(swatches):
+    from mmembed.evaluation.encoders import MMEmbedEncoder
+    from mmembed.evaluation.runner import Embedder
+    from mmembed.evaluation.tasks import Side
+
+    model = _model(TEXTS)
+    build_neighbour_captions(model, _sources(swatches), seed=0)
+    embedder = Embedder(MMEmbedEncoder(model))
+    side = Side("text", ("a red square", "ein blaues Quadrat"), ((), ()), "query")
+    np.testing.assert_allclose(embedder.embed(side, against="image"),
+                               model.encode_text(list(side.items), against="images"), atol=1e-6)
+    np.testing.assert_allclose(embedder.embed(side), model.encode_text(list(side.items)), atol=1e-6)  # bitext: plain

@@ -57,8 +57,16 @@ class MMEmbedEncoder:
         can_see = self.model.image_tower is not None and self.model.config.image_trained
         return frozenset({"text", "image"} if can_see else {"text"})
 
-    def encode_text(self, texts: Sequence[str], role: Role) -> np.ndarray:
-        return self.model.encode_text(list(texts), batch_size=self.batch_size, instruction=self.instructions.get(role))
+    def encode_text(self, texts: Sequence[str], role: Role, against: str = "texts") -> np.ndarray:
+        return self.model.encode_text(list(texts), batch_size=self.batch_size, instruction=self.instructions.get(role),
+                                      against=against)
+
+    @property
+    def texts_borrow_pictures(self) -> bool:
+        """A text compared with images borrows the pictures its words name (config.TextAgainst): the eval then
+        embeds such texts apart from texts compared with texts."""
+        memory = getattr(self.model, "neighbour_captions", None)
+        return memory is not None and memory.cfg.text_weight > 0
 
     @property
     def image_roles_differ(self) -> bool:

@@ -66,12 +66,17 @@ class Embedder:
         self.encoder = encoder
         self.cache: dict[tuple[str, str, str], np.ndarray] = {}
 
-    def embed(self, side: Side) -> np.ndarray:
-        """(n, d) float32 unit rows for the side's items, in order."""
+    def embed(self, side: Side, against: str = "text") -> np.ndarray:
+        """(n, d) float32 unit rows for the side's items, in order; `against` is the modality of the other side (a
+        text compared with images may be embedded differently: config.TextAgainst)."""
         role = side.role if side.modality == "text" or _image_roles_differ(self.encoder) else "document"
+        borrow = side.modality == "text" and against == "image" and bool(getattr(self.encoder, "texts_borrow_pictures", False))
+        role = f"{role}|against-images" if borrow else role  # the cache keeps the two text embeddings apart
         todo = list(dict.fromkeys(it for it in side.items if (side.modality, role, it) not in self.cache))
         if todo:
-            if side.modality == "text":
+            if borrow:
+                fresh = self.encoder.encode_text(todo, side.role, against="images")
+            elif side.modality == "text":
                 fresh = self.encoder.encode_text(todo, role)
             else:
                 fresh = self.encoder.encode_images(todo, role)
@@ -107,8 +112,8 @@ def similarity(embedder: Embedder, task: EvalTask, glossing: Optional["QueryGlos
     if glossing is not None and glossing.applies(task):
         queries = glossing(embedder, task)
     else:
-        queries = embedder.embed(task.queries)
-    return queries @ embedder.embed(task.targets).T
+        queries = embedder.embed(task.queries, against=task.targets.modality)
+    return queries @ embedder.embed(task.targets, against=task.queries.modality).T
 
 
 class QueryGlossing:
@@ -151,11 +156,12 @@ class QueryGlossing:
             self.glosses[task.id] = [glossary.gloss(t) for t in task.queries.items]
         glosses = self.glosses[task.id]
         has = np.array([g is not None for g in glosses])
-        queries = embedder.embed(task.queries)
+        against = task.targets.modality
+        queries = embedder.embed(task.queries, against=against)
         if not has.any():
             return queries
         gloss_side = Side("text", tuple(g or "" for g in glosses), tuple(() for _ in glosses), task.queries.role)
-        return fuse_gloss(queries, embedder.embed(gloss_side), has, self.weights[lang])
+        return fuse_gloss(queries, embedder.embed(gloss_side, against=against), has, self.weights[lang])
 
 
 class LexicalScores:

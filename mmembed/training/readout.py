@@ -22,6 +22,7 @@ import torch
 from ..data.feature_table import load_feature_table
 from ..data.manifest import FeatureRef
 from ..feature_readout import add_readout, pooled_features
+from ..neighbour_captions import paused_text_side
 from ..model import MMEmbedModel
 from ..vision import tower_channels
 from .pairs import PairSource
@@ -129,21 +130,31 @@ def embed_captions(model: MMEmbedModel, pictures: Sequence[ReadoutPicture],
     """Each distinct caption of the pictures embedded once by the model's text path: (m, D) float32 embeddings and,
     per picture, its captions' rows."""
     texts = sorted({c for p in pictures for c in p.captions})
-    text_emb = model.encode_text(texts, as_tensor=True, progress=progress).float()  # (m, D)
+    text_emb = plain_text_embeddings(model, texts, progress)  # (m, D)
     row = {t: i for i, t in enumerate(texts)}
     return text_emb, [[row[c] for c in p.captions] for p in pictures]
 
 
+def plain_text_embeddings(model: MMEmbedModel, texts: Sequence[str], progress: bool = False) -> torch.Tensor:
+    """(m, D) float32 embeddings by the plain text path (texts borrowing no pictures): what captions mean to the
+    read-out and the memory, which are themselves what texts borrow from."""
+    with paused_text_side(model):
+        return model.encode_text(list(texts), as_tensor=True, progress=progress).float()
+
+
 def backbone_image_embeddings(model: MMEmbedModel, pictures: Sequence[ReadoutPicture],
-                              progress: bool = False) -> torch.Tensor:
-    """(n, D) the pictures' embeddings without the read-out: files as encode_image gives them (label prior
-    included), feature rows as the trainer embeds them."""
+                              progress: bool = False, with_readout: bool = False) -> torch.Tensor:
+    """(n, D) the pictures' embeddings without the read-out (`with_readout`: with it, as an index holds them):
+    files as encode_image embeds a document (label prior included), feature rows (no pixels) as the trainer embeds
+    them."""
     from .devset import encode_feature_anchors
 
     out = torch.empty(len(pictures), model.dim)
     files = [i for i, p in enumerate(pictures) if p.image is not None]
     rows = [i for i, p in enumerate(pictures) if p.image is None]
-    readout, model.feature_readout = model.feature_readout, None
+    readout = model.feature_readout
+    if not with_readout:
+        model.feature_readout = None
     try:
         if files:
             out[files] = model.encode_image([pictures[i].image for i in files], as_tensor=True, progress=progress).float()

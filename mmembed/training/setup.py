@@ -165,14 +165,25 @@ def set_trainable(model: MMEmbedModel, cfg: TrainConfig) -> None:
             block.requires_grad_(True)
     if model.config.image_trained is False and model.projector is not None:
         model.config.image_trained = True  # the projector is what this run trains
-    if model.neighbour_captions is not None and cfg.neighbour_captions is None and cfg.steps > 0 and text_side_trains(model):
-        logger.warning("neighbour captions: this run trains the text side and its recipe has no [neighbour_captions] "
-                       "table, so the base's memory (text embeddings of the old text side) is dropped")
-        model.neighbour_captions = None
-        model.config.neighbour_captions = None
+    memory = model.neighbour_captions
+    if memory is not None and cfg.neighbour_captions is None and cfg.steps > 0:
+        stale = ("text embeddings of the old text side" if text_side_trains(model) else
+                 "image embeddings of the old image side" if memory.cfg.text_weight > 0 and image_side_trains(model)
+                 else None)
+        if stale:
+            logger.warning("neighbour captions: this run trains what the base's memory was built from and its recipe "
+                           "has no [neighbour_captions] table, so the memory (%s) is dropped", stale)
+            model.neighbour_captions = None
+            model.config.neighbour_captions = None
 
 
 def text_side_trains(model: MMEmbedModel) -> bool:
     """Whether any parameter every text embedding passes through (LoRA, pooler, head) gets gradients."""
     return any(p.requires_grad for name, p in model.named_parameters()
                if name.startswith(("backbone.", "pooler.", "head.")))
+
+
+def image_side_trains(model: MMEmbedModel) -> bool:
+    """Whether any parameter only images pass through (projector, tower blocks) gets gradients."""
+    return any(p.requires_grad for name, p in model.named_parameters()
+               if name.startswith(("projector.", "image_tower.")))

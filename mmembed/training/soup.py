@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 LABEL_TABLE = "label_prior.label_embeddings"
 MEMORY_PREFIX = "neighbour_captions."  # mmembed.neighbour_captions: a memory, not weights to average
 IMAGE_ONLY_PREFIXES = ("projector.", "image_tower.", "image_centering.", "logit_")  # tensors text never passes
+# what an image embedding passes through besides the text side (the label table follows the text side)
+IMAGE_SIDE_PREFIXES = ("projector.", "image_tower.", "image_centering.", "feature_readout.")
 CONFIG_LABELS = ("name", "description", "version")  # may differ between inputs: they change no vector
 
 
@@ -104,11 +106,13 @@ def soup_model(models: Sequence[str | Path]) -> tuple["MMEmbedModel", SoupReport
 
     text_differs = any(k != LABEL_TABLE and not k.startswith(IMAGE_ONLY_PREFIXES + (MEMORY_PREFIX,)) for k in differ)
     memory = [k for k in soup if k.startswith(MEMORY_PREFIX)]
-    if memory and (text_differs or any(k in differ for k in memory)):
+    # a memory with a picture table (texts borrow pictures) also holds image embeddings of one image side
+    image_differs = MEMORY_PREFIX + "texts.pictures" in soup and any(k.startswith(IMAGE_SIDE_PREFIXES) for k in differ)
+    if memory and (text_differs or image_differs or any(k in differ for k in memory)):
         # a mean of two memories is no memory, and one memory's values are text embeddings of one text side
-        raise SoupError(f"{', '.join(str(f) for f in folders)} hold neighbour captions and differ in "
-                        f"{'their text side' if text_differs else 'their memories'}: soup models without one and "
-                        f"build it on the soup (a recipe with a [neighbour_captions] table)")
+        what = "their text side" if text_differs else "their image side" if image_differs else "their memories"
+        raise SoupError(f"{', '.join(str(f) for f in folders)} hold neighbour captions and differ in {what}: soup "
+                        f"models without one and build it on the soup (a recipe with a [neighbour_captions] table)")
     model = load_model(folders[0])
     model.load_state_dict(soup, strict=False)
     refreshed = text_differs and model.label_prior is not None
