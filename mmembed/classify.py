@@ -52,7 +52,7 @@ def classify(model: "MMEmbedModel", images: Sequence, labels: Sequence[str], *, 
     if not is_int(top_k) or not 1 <= top_k <= len(labels):
         raise EncodeInputError(f"top_k must be an int in 1..{len(labels)} (the number of labels), got {top_k!r}")
     texts = [template.replace("{}", label) for label in labels] if template else labels
-    label_emb = model.encode_text(texts, batch_size=batch_size, progress=progress)  # (L, D)
+    label_emb = model.encode_text(texts, batch_size=batch_size, progress=progress, against="images")  # (L, D)
     image_emb = model.encode_image(images, batch_size=batch_size, progress=progress, role="query")  # (n, D)
     scores = image_emb @ label_emb.T  # (n, L) cosines: rows are unit vectors
     best = np.argsort(-scores, axis=1, kind="stable")[:, : int(top_k)]  # (n, top_k)

@@ -353,3 +353,28 @@ def test_the_eval_embeds_texts_against_images_apart_from_texts_against_texts(swa
     np.testing.assert_allclose(embedder.embed(side, against="image"),
                                model.encode_text(list(side.items), against="images"), atol=1e-6)
     np.testing.assert_allclose(embedder.embed(side), model.encode_text(list(side.items)), atol=1e-6)  # bitext: plain
+
+
+def test_a_search_over_pictures_alone_embeds_its_text_query_against_images(swatches, tmp_path):
+    from mmembed.search.collection import Collection
+    from mmembed.search.documents import Document
+    from mmembed.search.server import TextAgainstImages, make_encoder
+
+    model = _model(TEXTS)
+    build_neighbour_captions(model, _sources(swatches), seed=0)
+    col = Collection(tmp_path / "col", model=model, appearance=False)
+    col.add([Document(id=p.stem, kind="image", image=str(p)) for p in swatch_images(swatches)])
+    assert col.texts_against() == "images"
+    query = "ein rotes Quadrat"
+    borrowed = model.encode_text([query], against="images")[0]
+    hits = col.search(query, k=8)
+    assert [h.document.id for h in hits] == [h.document.id for h in col.search_vector(borrowed, k=8)]
+    np.testing.assert_allclose([h.score for h in hits], [h.score for h in col.search_vector(borrowed, k=8)], atol=1e-5)
+    col.add([Document(id="note", kind="text", text="a note about squares")])  # text rows: the plain query
+    assert col.texts_against() == "texts" and col.texts_against("image") == "images"
+    plain = model.encode_text([query])[0]
+    assert [h.document.id for h in col.search(query, k=9)] == [h.document.id for h in col.search_vector(plain, k=9)]
+    # the server's batcher embeds a TextAgainstImages item as Collection.search does
+    encoded = make_encoder(model)([TextAgainstImages(query), query])
+    np.testing.assert_allclose(encoded.vectors, np.stack([borrowed, plain]), atol=1e-6)
+    assert encoded.tokens[0] == encoded.tokens[1]

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from ..config import TextAgainst
 from .documents import Document, Hit, as_documents, as_ids, image_rows, text_rows
 from .ann import DEFAULT_ANN_THRESHOLD, MIN_ROWS, AnnParams, build_ann_index, has_vector_index, refresh_ann_index
 from .filters import Values, build_where, quote
@@ -231,17 +232,20 @@ class Collection:
     def _embed(self, docs: Sequence[Document], progress: Optional[bool], looks: bool):
         return embed_documents(self.model, docs, dim=self.dim, batch_size=self.batch_size, progress=progress, looks=looks)
 
-    def query_vector(self, query: Any, query_lang: Optional[str] = None, gloss_weight: Optional[float] = None) -> np.ndarray:
+    def query_vector(self, query: Any, query_lang: Optional[str] = None, gloss_weight: Optional[float] = None,
+                     against: TextAgainst = "texts") -> np.ndarray:
         """(dim,) vector for a text (str), an image (Path / PIL / (h, w[, c]) array) or a vector. A text with its
-        `query_lang` (sw, hi, ar, de, fr, es, ru) is glossed: moved toward its English gloss (mmembed/glossary.py)."""
+        `query_lang` (sw, hi, ar, de, fr, es, ru) is glossed: moved toward its English gloss (mmembed/glossary.py).
+        `against`: what a text query is compared with (config.TextAgainst; search picks it: texts_against)."""
         if isinstance(query, str) and not query.strip():
             raise ValueError("the query text is empty; give a text to search for (or an image or a vector)")
         if query_lang is not None or gloss_weight is not None:
             from mmembed.glossary import glossed_query
 
-            return glossed_query(lambda texts: self.model.encode_text(texts, dim=self.dim), query, query_lang, gloss_weight)
+            return glossed_query(lambda texts: self.model.encode_text(texts, dim=self.dim, against=against), query,
+                                 query_lang, gloss_weight)
         if isinstance(query, str):
-            return self.model.encode_text([query], dim=self.dim)[0]
+            return self.model.encode_text([query], dim=self.dim, against=against)[0]
         if isinstance(query, np.ndarray) and query.ndim == 1:
             if query.shape[0] != self.dim:
                 raise ModelMismatchError(f"query vector has {query.shape[0]} dims; collection {self.path!r} stores {self.dim}")
@@ -400,11 +404,21 @@ class Collection:
             vectors, looks = self.model.encode_image_and_appearance([query], dim=self.dim, role="query")
             vector, appearance = vectors[0], looks[0]  # one tower pass for both
         else:
-            vector = self.query_vector(query, query_lang, gloss_weight)
+            vector = self.query_vector(query, query_lang, gloss_weight, self.texts_against(kind))
         return self.search_vector(vector, k, where=where, language=language, folder=folder,
                                   tag=tag, kind=kind, exact=exact,
                                   text=query if isinstance(query, str) else None, lexical_weight=lexical_weight,
                                   appearance=appearance, appearance_weight=appearance_weight)
+
+    def texts_against(self, kind: Optional[str] = None) -> TextAgainst:
+        """What a text query here is compared with: 'images' when only image rows can answer it (`kind` 'image', or
+        a collection without text rows), so it may borrow the pictures its words name (mmembed/neighbour_pictures.py);
+        else 'texts' (its plain embedding: in a collection of texts and images the text rows must rank as before)."""
+        if kind == "image":
+            return "images"
+        if self._table is None or kind == "text":
+            return "texts"
+        return "texts" if self._table.count_rows("kind = 'text'") else "images"
 
     def uses_looks(self, appearance_weight: Optional[float]) -> bool:
         """Whether an image query here is ranked with its look (a weight > 0 and stored appearances)."""

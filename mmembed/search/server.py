@@ -42,27 +42,42 @@ class QueryImage:
     image: Any
 
 
+@dataclass(frozen=True)
+class TextAgainstImages:
+    """A search text that only image rows answer (Collection.texts_against): embedded with against="images", so it
+    may borrow the pictures its words name (mmembed/neighbour_pictures.py), as Collection.search embeds it."""
+
+    text: str
+
+
 def make_encoder(model, batch_size: int = 32):
-    """The blocking function the batcher runs: mixed texts / PIL images / QueryImages -> vectors + token counts."""
+    """The blocking function the batcher runs: mixed texts / PIL images / QueryImages / TextAgainstImages -> vectors
+    + token counts."""
 
     def encode(items: list[Any]) -> Encoded:
         queries = [i for i, x in enumerate(items) if isinstance(x, QueryImage)]
+        facing = [i for i, x in enumerate(items) if isinstance(x, TextAgainstImages)]
         looks = None
-        if not queries:  # the common case: one call, as before query images existed
+        if not queries and not facing:  # the common case: one call, as before query images existed
             vectors = model.encode(items, batch_size=batch_size)  # str: text; PIL image: image
         else:
-            rest = [i for i, x in enumerate(items) if not isinstance(x, QueryImage)]
+            rest = [i for i, x in enumerate(items) if not isinstance(x, (QueryImage, TextAgainstImages))]
             vectors = np.empty((len(items), model.dim), dtype=np.float32)
             if rest:
                 vectors[rest] = model.encode([items[i] for i in rest], batch_size=batch_size)
-            vectors[queries], found = model.encode_image_and_appearance(
-                [items[i].image for i in queries], batch_size=batch_size, role="query")
-            looks = [None] * len(items)
-            for i, look in zip(queries, found):
-                looks[i] = look
-        texts = [x for x in items if isinstance(x, str)]
+            if facing:
+                vectors[facing] = model.encode_text([items[i].text for i in facing], batch_size=batch_size,
+                                                    against="images")
+            if queries:
+                vectors[queries], found = model.encode_image_and_appearance(
+                    [items[i].image for i in queries], batch_size=batch_size, role="query")
+                looks = [None] * len(items)
+                for i, look in zip(queries, found):
+                    looks[i] = look
+        as_text = [x.text if isinstance(x, TextAgainstImages) else x for x in items]
+        texts = [x for x in as_text if isinstance(x, str)]
         lengths = iter(len(ids) for ids in model.tokenizer.encode_batch(texts)) if texts else iter(())
-        tokens = [next(lengths) if isinstance(x, str) else model.num_visual_tokens for x in items]
+        tokens = [next(lengths) if isinstance(x, str) else model.num_visual_tokens for x in as_text]
         return Encoded(np.asarray(vectors, dtype=np.float32), tokens, looks)
 
     return encode
@@ -215,8 +230,10 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
                 raise InputError(422, str(err), "appearance_weight") from None
         query = decode_input(req.query, 0, settings, images_ok, param="query")
         glossary, gloss = await gloss_of(req, query)
-        item = query if isinstance(query, str) else QueryImage(query)  # an image searched with is a query image
-        items = [item] if gloss is None else [item, gloss]
+        facing = isinstance(query, str) and collection.texts_against(req.kind) == "images"
+        text_item = TextAgainstImages if facing else str  # as Collection.search embeds a text query
+        item = text_item(query) if isinstance(query, str) else QueryImage(query)  # an image searched with is a query image
+        items = [item] if gloss is None else [item, text_item(gloss)]
         encoded = await batcher.embed(items)
         looks = None if encoded.looks is None else encoded.looks[0]
         vectors = encoded.vectors[:, : collection.dim]  # (1 or 2, dim)
