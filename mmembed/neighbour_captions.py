@@ -15,8 +15,9 @@ mu is the mean of the memory's unit features and P (C, p) their top-p principal 
 stay small enough to ship, ~4 MB for 7k pictures at p = 256, fp16). Empty (size 0) it adds nothing.
 
 Read the other way (text_weight > 0, session 45), the memory lets a TEXT borrow the pictures its words name:
-mmembed.neighbour_pictures (its `texts` part) keeps caption keys and the pictures' document embeddings; every text
-(query or document) adds the pictures of its nearest caption keys.
+mmembed.neighbour_pictures (its `texts` part) keeps caption keys and the pictures' document embeddings; a text
+compared with images (encode_text(..., against="images"), config.TextAgainst) adds the pictures of its nearest caption
+keys. Texts compared with texts never pass through it.
 `mmembed.training.neighbours.build_neighbour_captions` fills it from a run's pictures with the model's own text path,
 so it belongs to that text space: the trainer rebuilds it when a recipe has a [neighbour_captions] table and drops it
 (with a warning) when a run changes the text side without one.
@@ -143,6 +144,7 @@ class NeighbourCaptions(nn.Module):
             self.texts = NeighbourPictures(values.shape[1], len(pooled), 0, self.cfg.text_key_dims,
                                            self.cfg.text_picture_dims).to(device)
             self.cfg.text_size = 0
+
 
 @contextmanager
 def paused_text_side(model):

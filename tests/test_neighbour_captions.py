@@ -330,8 +330,10 @@ def test_a_picture_table_is_dropped_by_a_fine_tune_of_the_image_side_and_refused
         trainer = Trainer(cfg, progress=False)
         trainer.run()
         trainer.export(tmp_path / "export")
-    assert "memory (image embeddings of the old image side) is dropped" in caplog.text
-    assert mmembed.load(str(tmp_path / "export")).neighbour_captions is None
+    assert "the pictures texts borrow (image embeddings of the old image side) are dropped" in caplog.text
+    out = mmembed.load(str(tmp_path / "export")).neighbour_captions  # the look-alike memory itself still holds
+    assert out is not None and out.texts is None and out.cfg.text_weight == 0 and out.size == len(SWATCHES)
+    torch.testing.assert_close(out.values, base.neighbour_captions.values)
     other = mmembed.load(str(tmp_path / "base"))
     with torch.no_grad():
         other.projector.position.add_(0.01)  # another run's image side, the same memory

@@ -81,4 +81,3 @@ def caption_keys(sources: Sequence[PairSource], pictures: Sequence[ReadoutPictur
                 texts.append(rng.choice(sorted(captions[lang])))
                 rows.append(row)
     return texts, rows
-

@@ -166,15 +166,21 @@ def set_trainable(model: MMEmbedModel, cfg: TrainConfig) -> None:
     if model.config.image_trained is False and model.projector is not None:
         model.config.image_trained = True  # the projector is what this run trains
     memory = model.neighbour_captions
-    if memory is not None and cfg.neighbour_captions is None and cfg.steps > 0:
-        stale = ("text embeddings of the old text side" if text_side_trains(model) else
-                 "image embeddings of the old image side" if memory.cfg.text_weight > 0 and image_side_trains(model)
-                 else None)
-        if stale:
-            logger.warning("neighbour captions: this run trains what the base's memory was built from and its recipe "
-                           "has no [neighbour_captions] table, so the memory (%s) is dropped", stale)
-            model.neighbour_captions = None
-            model.config.neighbour_captions = None
+    if memory is None or cfg.neighbour_captions is not None or cfg.steps == 0:
+        return
+    if text_side_trains(model):
+        logger.warning("neighbour captions: this run trains the text side and its recipe has no [neighbour_captions] "
+                       "table, so the base's memory (text embeddings of the old text side) is dropped")
+        model.neighbour_captions = None
+        model.config.neighbour_captions = None
+    elif memory.texts is not None and image_side_trains(model):
+        # the pictures texts borrow are image embeddings of the old image side; the rest of the memory (tower
+        # features, caption embeddings) still holds
+        logger.warning("neighbour captions: this run trains the image side and its recipe has no [neighbour_captions] "
+                       "table, so the pictures texts borrow (image embeddings of the old image side) are dropped")
+        memory.cfg.text_weight = 0.0
+        memory.cfg.text_size = 0
+        memory.texts = None
 
 
 def text_side_trains(model: MMEmbedModel) -> bool:
