@@ -372,6 +372,16 @@ def test_a_search_over_pictures_alone_embeds_its_text_query_against_images(swatc
     hits = col.search(query, k=8)
     assert [h.document.id for h in hits] == [h.document.id for h in col.search_vector(borrowed, k=8)]
     np.testing.assert_allclose([h.score for h in hits], [h.score for h in col.search_vector(borrowed, k=8)], atol=1e-5)
+    import httpx
+
+    from mmembed.search.server import BackgroundServer, create_app
+    from mmembed.search.server_inputs import ServerSettings
+
+    with BackgroundServer(create_app(model, col, ServerSettings())) as url:  # /v1/search embeds it the same way
+        r = httpx.post(url + "/v1/search", json={"query": query, "k": 8}, timeout=60)
+        assert r.status_code == 200, r.text
+        assert [d["id"] for d in r.json()["data"]] == [h.document.id for h in hits]
+        np.testing.assert_allclose([d["score"] for d in r.json()["data"]], [h.score for h in hits], atol=1e-4)
     col.add([Document(id="note", kind="text", text="a note about squares")])  # text rows: the plain query
     assert col.texts_against() == "texts" and col.texts_against("image") == "images"
     plain = model.encode_text([query])[0]
