@@ -146,6 +146,13 @@ class NeighbourCaptions(nn.Module):
             self.cfg.text_size = 0
 
 
+def texts_borrow_pictures(model) -> bool:
+    """Whether the model's texts compared with images borrow pictures now (a built picture table, not paused): when
+    not, encode_text gives the same vectors against texts and against images."""
+    memory = getattr(model, "neighbour_captions", None)
+    return memory is not None and memory.reads_texts
+
+
 @contextmanager
 def paused_text_side(model):
     """Within it the model's texts borrow no pictures: the plain text path that builds the memory's values and

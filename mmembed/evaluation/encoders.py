@@ -65,8 +65,9 @@ class MMEmbedEncoder:
     def texts_borrow_pictures(self) -> bool:
         """A text compared with images borrows the pictures its words name (config.TextAgainst): the eval then
         embeds such texts apart from texts compared with texts."""
-        memory = getattr(self.model, "neighbour_captions", None)
-        return memory is not None and memory.cfg.text_weight > 0
+        from mmembed.neighbour_captions import texts_borrow_pictures
+
+        return texts_borrow_pictures(self.model)
 
     @property
     def image_roles_differ(self) -> bool:

@@ -413,11 +413,14 @@ class Collection:
     def texts_against(self, kind: Optional[str] = None) -> TextAgainst:
         """What a text query here is compared with: 'images' when only image rows can answer it (`kind` 'image', or
         a collection without text rows), so it may borrow the pictures its words name (mmembed/neighbour_pictures.py);
-        else 'texts' (its plain embedding: in a collection of texts and images the text rows must rank as before)."""
+        else 'texts' (its plain embedding: in a collection of texts and images the text rows must rank as before).
+        A model whose texts borrow nothing gets 'texts' without counting the collection's rows (the same vector)."""
+        from mmembed.neighbour_captions import texts_borrow_pictures
+
+        if kind == "text" or self._table is None or not texts_borrow_pictures(self.model):
+            return "texts"
         if kind == "image":
             return "images"
-        if self._table is None or kind == "text":
-            return "texts"
         return "texts" if self._table.count_rows("kind = 'text'") else "images"
 
     def uses_looks(self, appearance_weight: Optional[float]) -> bool:
