@@ -106,13 +106,10 @@ def run_items(
     progress: Optional[bool] = None,
     role: ImageRole = "document",
     looks: Optional[torch.Tensor] = None,
-    texts_borrow: bool = False,
 ) -> torch.Tensor:
     """Embed items in token-length-sorted batches; returns (n, D) float32 in the input order. `role` is what the
     images alone among them are (config.ImageRole): image add-ons may weigh a query image differently. `looks`
-    (n, C), if given, receives each image item's appearance (mmembed/appearance.py) from the same tower pass.
-    `texts_borrow`: the texts alone among them are compared with images, so they borrow the pictures their words
-    name (mmembed/neighbour_pictures.py), if the model keeps any."""
+    (n, C), if given, receives each image item's appearance (mmembed/appearance.py) from the same tower pass."""
     if not is_int(batch_size) or batch_size < 1:
         raise EncodeInputError(f"batch_size must be a positive int, got {batch_size!r}")
     batch_size = int(batch_size)
@@ -145,9 +142,6 @@ def run_items(
                     emb = _apply_image_addons(model, emb, idx, [i for i, _ in imgs], features, items, role)
                 if features is not None and model.image_centering is not None:
                     emb = _apply_image_centering(model, emb, idx, items)
-                if texts_borrow and model.neighbour_captions is not None:  # texts borrow the pictures they name
-                    emb = model.neighbour_captions.on_text_rows(
-                        emb, [b for b, i in enumerate(idx) if not items[i].plan.num_visual])
                 out[idx] = emb.float().cpu()  # the model may sit on a GPU
     finally:
         model.train(was_training)
@@ -209,9 +203,38 @@ def encode_text(
         raise EncodeInputError(f"against must be 'texts' (the default: texts compared with texts) or 'images' (texts "
                                f"compared with pictures: text -> image queries, labels, captions), got {against!r}")
     plans = model.text.text_plans(texts, instruction)
-    emb = run_items(model, [Item(p) for p in plans], batch_size=batch_size, progress=progress,
-                    texts_borrow=against == "images")
+    emb = run_items(model, [Item(p) for p in plans], batch_size=batch_size, progress=progress)
+    if against == "images":
+        emb = borrowed_pictures(model, emb, batch_size)
     return _finish(emb, model, dim, as_tensor)
+
+
+def borrowed_pictures(model: "MMEmbedModel", plain: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """(n, D) unit text embeddings (the plain path, every dim) -> (n, D) the same texts compared with images: each
+    adds the pictures its words name (mmembed/neighbour_pictures.py), or is unchanged when the model borrows none.
+    A post-step on finished embeddings, so one backbone pass serves both sides (encode_text_both). In batches: a
+    text's nearest caption keys are a (b, M) product."""
+    memory = model.neighbour_captions
+    if memory is None or not memory.reads_texts or len(plain) == 0:
+        return plain
+    device = memory.texts.key_mean.device
+    out = torch.empty_like(plain)
+    with torch.inference_mode():
+        for s in range(0, len(plain), batch_size):
+            rows = plain[s : s + batch_size].to(device)
+            out[s : s + batch_size] = memory.on_text_rows(rows, list(range(len(rows)))).to(out.device, out.dtype)
+    return out
+
+
+def encode_text_both(model: "MMEmbedModel", texts: Sequence[str], *, batch_size: int = 32, dim: Optional[int] = None,
+                     instruction: Optional[str] = None, progress: Optional[bool] = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """((n, dim) the texts against texts, (n, dim) the same against images) from ONE backbone pass: a text query in
+    a collection of texts and pictures ranks each kind of row with its own vector (mmembed/search/query.py)."""
+    plain = encode_text(model, texts, batch_size=batch_size, instruction=instruction, progress=progress,
+                        as_tensor=True)  # (n, D): every dim, so the borrowing sees what encode_text's does
+    facing = borrowed_pictures(model, plain, batch_size)
+    return _finish(plain, model, dim, False), _finish(facing, model, dim, False)
 
 
 def encode_image(

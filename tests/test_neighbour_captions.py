@@ -382,11 +382,114 @@ def test_a_search_over_pictures_alone_embeds_its_text_query_against_images(swatc
         assert r.status_code == 200, r.text
         assert [d["id"] for d in r.json()["data"]] == [h.document.id for h in hits]
         np.testing.assert_allclose([d["score"] for d in r.json()["data"]], [h.score for h in hits], atol=1e-4)
-    col.add([Document(id="note", kind="text", text="a note about squares")])  # text rows: the plain query
-    assert col.texts_against() == "texts" and col.texts_against("image") == "images"
+    assert col.texts_against("text") == "texts"
+    # the server's batcher embeds a TextAgainstImages item as Collection.search does, and a text sent on both sides
+    # once through the backbone
     plain = model.encode_text([query])[0]
-    assert [h.document.id for h in col.search(query, k=9)] == [h.document.id for h in col.search_vector(plain, k=9)]
-    # the server's batcher embeds a TextAgainstImages item as Collection.search does
     encoded = make_encoder(model)([TextAgainstImages(query), query])
     np.testing.assert_allclose(encoded.vectors, np.stack([borrowed, plain]), atol=1e-6)
     assert encoded.tokens[0] == encoded.tokens[1]
+
+
+def _mixed_collection(swatches, tmp_path, model):
+    from mmembed.search.collection import Collection
+    from mmembed.search.documents import Document
+
+    col = Collection(tmp_path / "mixed", model=model, appearance=False)
+    col.add([Document(id=p.stem, kind="image", image=str(p), language="en" if i % 2 else "de")
+             for i, p in enumerate(swatch_images(swatches))])
+    col.add([Document(id=f"note-{i}", kind="text", text=t, language="en") for i, t in enumerate(
+        ["a note about squares", "ein rotes Quadrat", "blue things", "the colour green", "a red square",
+         "nothing to do with colours"])])
+    return col
+
+
+@pytest.mark.parametrize("lexical_weight", [0.0, 0.3])
+def test_a_text_query_in_a_collection_of_texts_and_pictures_ranks_each_kind_with_its_own_vector(
+        swatches, tmp_path, lexical_weight):
+    from mmembed.encoding import encode_text_both
+
+    model = _model(TEXTS)
+    build_neighbour_captions(model, _sources(swatches), seed=0)
+    col = _mixed_collection(swatches, tmp_path, model)
+    assert col.texts_against() == "both" and col.texts_against("image") == "images"
+    assert col.texts_against("text") == "texts"
+    query = "ein rotes Quadrat"
+    plain, facing = (v[0] for v in encode_text_both(model, [query]))
+    np.testing.assert_array_equal(facing, model.encode_text([query], against="images")[0])  # one pass, same vectors
+    np.testing.assert_array_equal(plain, model.encode_text([query])[0])
+    n = len(col)
+    alone = col.search_vector(plain, k=n, text=query, lexical_weight=lexical_weight)  # the plain vector ranks all
+    hits = col.search(query, k=n, lexical_weight=lexical_weight)
+    assert len(hits) == n and [h.rank for h in hits] == list(range(1, n + 1))
+    # texts keep their places; the places images hold go to the images in the order a search of images alone gives
+    assert [h.document.kind for h in hits] == [h.document.kind for h in alone]
+    assert [(h.rank, h.document.id, h.score) for h in hits if h.document.kind == "text"] == \
+        [(h.rank, h.document.id, h.score) for h in alone if h.document.kind == "text"]
+    images = col.search(query, k=n, kind="image", lexical_weight=lexical_weight)
+    assert [h.document.id for h in hits if h.document.kind == "image"] == [h.document.id for h in images]
+    np.testing.assert_allclose([h.score for h in hits if h.document.kind == "image"], [h.score for h in images],
+                               atol=1e-5)  # an image's score: its cosine with the query against images
+    assert [h.document.id for h in hits] != [h.document.id for h in alone]  # the borrowing changed the images' order
+    # filters reach both sides: only German-labelled pictures and no text row answer language="de"
+    de = col.search(query, k=n, language="de", lexical_weight=lexical_weight)
+    assert {h.document.kind for h in de} == {"image"} and len(de) == sum(h.document.language == "de" for h in hits)
+    # a glossed query (mmembed/glossary.py) is glossed on each side as it would be alone
+    both = col.query_vectors("mbwa", query_lang="sw", gloss_weight=1.0, facing="both")
+    np.testing.assert_allclose(both[0], col.query_vector("mbwa", "sw", 1.0, against="texts"), atol=1e-6)
+    np.testing.assert_allclose(both[1], col.query_vector("mbwa", "sw", 1.0, against="images"), atol=1e-6)
+    assert not np.allclose(both[0], both[1], atol=1e-3)
+    # k cuts the merged order
+    assert [h.document.id for h in col.search(query, k=3, lexical_weight=lexical_weight)] == \
+        [h.document.id for h in hits[:3]]
+
+
+def test_a_model_that_borrows_nothing_searches_a_mixed_collection_with_one_vector(swatches, tmp_path):
+    model = _model(MEMORY)  # a memory without a picture table: texts borrow nothing
+    build_neighbour_captions(model, _sources(swatches), seed=0)
+    col = _mixed_collection(swatches, tmp_path, model)
+    assert col.texts_against() == "texts"
+    query = "ein rotes Quadrat"
+    plain = model.encode_text([query])[0]
+    assert [h.document.id for h in col.search(query, k=9)] == [h.document.id for h in col.search_vector(plain, k=9)]
+
+
+def test_the_server_searches_a_mixed_collection_and_embeds_texts_against_images_on_request(swatches, tmp_path):
+    import base64
+
+    import httpx
+
+    from mmembed.search.server import BackgroundServer, create_app
+    from mmembed.search.server_inputs import ServerSettings
+
+    model = _model(TEXTS)
+    build_neighbour_captions(model, _sources(swatches), seed=0)
+    col = _mixed_collection(swatches, tmp_path, model)
+    query = "ein rotes Quadrat"
+    hits = col.search(query, k=10)
+    with BackgroundServer(create_app(model, col, ServerSettings())) as url:
+        r = httpx.post(url + "/v1/search", json={"query": query, "k": 10}, timeout=60)
+        assert r.status_code == 200, r.text
+        assert [d["id"] for d in r.json()["data"]] == [h.document.id for h in hits]
+        np.testing.assert_allclose([d["score"] for d in r.json()["data"]], [h.score for h in hits], atol=1e-4)
+        glossed = col.search("mbwa", k=10, query_lang="sw")
+        r = httpx.post(url + "/v1/search", json={"query": "mbwa", "k": 10, "query_lang": "sw"}, timeout=60)
+        assert [d["id"] for d in r.json()["data"]] == [h.document.id for h in glossed]
+        np.testing.assert_allclose([d["score"] for d in r.json()["data"]], [h.score for h in glossed], atol=1e-4)
+        texts = ["a red square", "ein blaues Quadrat"]
+        got = {}
+        for against in ("texts", "images"):
+            r = httpx.post(url + "/v1/embeddings", json={"input": texts, "against": against}, timeout=60)
+            assert r.status_code == 200, r.text
+            got[against] = np.array([d["embedding"] for d in r.json()["data"]], dtype=np.float32)
+        r = httpx.post(url + "/v1/embeddings", json={"input": texts, "against": "pictures"}, timeout=60)
+        assert r.status_code == 422 and r.json()["error"]["param"] == "against", r.text
+        # an image input is unaffected by `against`
+        png = swatch_images(swatches)[0].read_bytes()
+        image_url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        pair = [httpx.post(url + "/v1/embeddings", json={"input": [image_url], "against": a}, timeout=60).json()
+                for a in ("texts", "images")]
+    np.testing.assert_allclose(got["texts"], model.encode_text(texts), atol=1e-5)
+    np.testing.assert_allclose(got["images"], model.encode_text(texts, against="images"), atol=1e-5)
+    assert not np.allclose(got["texts"], got["images"], atol=1e-3)
+    assert pair[0]["data"][0]["embedding"] == pair[1]["data"][0]["embedding"]

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from ..config import TextAgainst
+from .facing import TextFacing, text_facing, text_query_vectors
 from .documents import Document, Hit, as_documents, as_ids, image_rows, text_rows
 from .ann import DEFAULT_ANN_THRESHOLD, MIN_ROWS, AnnParams, build_ann_index, has_vector_index, refresh_ann_index
 from .filters import Values, build_where, quote
@@ -237,20 +238,26 @@ class Collection:
         """(dim,) vector for a text (str), an image (Path / PIL / (h, w[, c]) array) or a vector. A text with its
         `query_lang` (sw, hi, ar, de, fr, es, ru) is glossed: moved toward its English gloss (mmembed/glossary.py).
         `against`: what a text query is compared with (config.TextAgainst; search picks it: texts_against)."""
+        return self.query_vectors(query, query_lang, gloss_weight, against)[0]
+
+    def query_vectors(self, query: Any, query_lang: Optional[str] = None, gloss_weight: Optional[float] = None,
+                      facing: TextFacing = "texts") -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """((dim,) query vector, (dim,) a text query's vector for image rows or None): the second only when
+        `facing` is 'both' (mmembed/search/facing.py); see query_vector."""
         if isinstance(query, str) and not query.strip():
             raise ValueError("the query text is empty; give a text to search for (or an image or a vector)")
-        if query_lang is not None or gloss_weight is not None:
-            from mmembed.glossary import glossed_query
-
-            return glossed_query(lambda texts: self.model.encode_text(texts, dim=self.dim, against=against), query,
-                                 query_lang, gloss_weight)
         if isinstance(query, str):
-            return self.model.encode_text([query], dim=self.dim, against=against)[0]
+            return text_query_vectors(self.model, self.dim, query, facing, query_lang, gloss_weight)
+        from mmembed.glossary import options_problem
+
+        problem = options_problem(False, query_lang, gloss_weight)  # only a text is glossed
+        if problem is not None:
+            raise ValueError(problem[1])
         if isinstance(query, np.ndarray) and query.ndim == 1:
             if query.shape[0] != self.dim:
                 raise ModelMismatchError(f"query vector has {query.shape[0]} dims; collection {self.path!r} stores {self.dim}")
-            return query.astype(np.float32)
-        return self.model.encode_image([query], dim=self.dim, role="query")[0]
+            return query.astype(np.float32), None
+        return self.model.encode_image([query], dim=self.dim, role="query")[0], None
 
     # ---- writing ------------------------------------------------------------------------------
     def _arrow(self, rows: Rows):
@@ -398,30 +405,26 @@ class Collection:
         backbone does not know ('mbwa', dog) find their pictures.
         An image query also ranks the image rows by their appearance (`appearance_weight`, None: the tuned
         appearance.DEFAULT_APPEARANCE_WEIGHT; 0: cosine alone): see search_vector."""
-        appearance = None
+        appearance = image_vector = None
         image = not isinstance(query, (str, np.ndarray)) or (isinstance(query, np.ndarray) and query.ndim > 1)
         if image and query_lang is None and gloss_weight is None and self.uses_looks(appearance_weight):
             vectors, looks = self.model.encode_image_and_appearance([query], dim=self.dim, role="query")
             vector, appearance = vectors[0], looks[0]  # one tower pass for both
         else:
-            vector = self.query_vector(query, query_lang, gloss_weight, self.texts_against(kind))
+            facing = self.texts_against(kind) if isinstance(query, str) else "texts"
+            vector, image_vector = self.query_vectors(query, query_lang, gloss_weight, facing)
         return self.search_vector(vector, k, where=where, language=language, folder=folder,
                                   tag=tag, kind=kind, exact=exact,
                                   text=query if isinstance(query, str) else None, lexical_weight=lexical_weight,
-                                  appearance=appearance, appearance_weight=appearance_weight)
+                                  appearance=appearance, appearance_weight=appearance_weight,
+                                  image_vector=image_vector)
 
-    def texts_against(self, kind: Optional[str] = None) -> TextAgainst:
-        """What a text query here is compared with: 'images' when only image rows can answer it (`kind` 'image', or
-        a collection without text rows), so it may borrow the pictures its words name (mmembed/neighbour_pictures.py);
-        else 'texts' (its plain embedding: in a collection of texts and images the text rows must rank as before).
-        A model whose texts borrow nothing gets 'texts' without counting the collection's rows (the same vector)."""
-        from mmembed.neighbour_captions import texts_borrow_pictures
-
-        if kind == "text" or self._table is None or not texts_borrow_pictures(self.model):
-            return "texts"
-        if kind == "image":
-            return "images"
-        return "texts" if self._table.count_rows("kind = 'text'") else "images"
+    def texts_against(self, kind: Optional[str] = None) -> TextFacing:
+        """What a text query here is compared with (mmembed/search/facing.py): 'images' when only image rows can
+        answer it (`kind` 'image', or a collection of pictures alone), so it may borrow the pictures its words name
+        (mmembed/neighbour_pictures.py); 'both' in a collection of texts and pictures (text rows ranked by the plain
+        vector, the places images hold by the one against images); else 'texts'."""
+        return text_facing(self.model, self._table, kind)
 
     def uses_looks(self, appearance_weight: Optional[float]) -> bool:
         """Whether an image query here is ranked with its look (a weight > 0 and stored appearances)."""
@@ -430,27 +433,31 @@ class Collection:
     def search_vector(self, vector: np.ndarray, k: int = 10, *, exact: Optional[bool] = None,
                       text: Optional[str] = None, lexical_weight: float = 0.0,
                       appearance: Optional[np.ndarray] = None, appearance_weight: Optional[float] = None,
-                      **filters: Any) -> list[Hit]:
+                      image_vector: Optional[np.ndarray] = None, **filters: Any) -> list[Hit]:
         """Top-k documents for a (dim,) vector; `filters` are those of `search` (where, language...). With the
         query's `text` and a `lexical_weight` > 0, the top max(100, 10 k) by cosine are re-ordered by the fused
         score (each hit's `score` stays its cosine). With a query image's (C,) `appearance`, the top max(100, 10 k)
         by cosine and the top max(100, 10 k) image rows by appearance are ranked together by (1 - w) cosine + w
         appearance cosine (w: `appearance_weight`, None: the tuned default) among themselves, while rows without an
         appearance (texts) keep their places in the cosine order (looks.fused_order); each hit's `score` stays its
-        cosine."""
+        cosine. A text query's (dim,) `image_vector` (its vector against images: query_vectors with facing 'both')
+        ranks the image rows: the top max(100, 10 k) by `vector` keep their places by kind, the places images hold
+        go to the images nearest `image_vector` (query.two_sided_order), and an image hit's `score` is its cosine
+        with `image_vector`."""
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_K:
             raise ValueError(f"k must be an int in 1..{MAX_K:,} (hits to return), got {k!r}")
         k = int(k)
         if not (isinstance(lexical_weight, (int, float)) and 0 <= lexical_weight < float("inf")):
             raise ValueError(f"lexical_weight must be a finite number >= 0 (0: cosine only), got {lexical_weight!r}")
         lexical = text is not None and lexical_weight > 0
-        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if not np.isfinite(vector).all():
-            raise ValueError("the query vector contains NaN or inf; give a finite vector")
+        vector = self._checked_vector(vector, "query vector")
+        if image_vector is not None:
+            if appearance is not None:
+                raise ValueError("image_vector ranks a text query's image rows; an image query (with an appearance) "
+                                 "has one vector")
+            image_vector = self._checked_vector(image_vector, "image_vector")
         if self._table is None:
             return []
-        if vector.shape[0] != self.dim:
-            raise ModelMismatchError(f"query vector has {vector.shape[0]} dims; collection {self.path!r} stores {self.dim}")
         clause = build_where(**filters)
         weight = resolve_weight(appearance_weight)
         if appearance is not None and weight > 0 and self.appearance_dim is not None:  # format 1: cosine alone
@@ -459,4 +466,12 @@ class Collection:
             appearance, weight = None, 0.0
         return search_table(self._table, self.ann, TableQuery(
             vector, k, clause, exact, text=text, lexical_weight=float(lexical_weight) if lexical else 0.0,
-            appearance=appearance, appearance_weight=weight))
+            appearance=appearance, appearance_weight=weight, image_vector=image_vector))
+
+    def _checked_vector(self, vector: np.ndarray, name: str) -> np.ndarray:
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if not np.isfinite(vector).all():
+            raise ValueError(f"the {name} contains NaN or inf; give a finite vector")
+        if vector.shape[0] != self.dim:
+            raise ModelMismatchError(f"{name} has {vector.shape[0]} dims; collection {self.path!r} stores {self.dim}")
+        return vector

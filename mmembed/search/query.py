@@ -7,8 +7,12 @@ and the candidate rules, nothing about models or writes:
 - lexical (a text query, `lexical_weight` > 0): the max(100, 10 k) nearest re-ordered by cosine fused with romanized
   character n-grams (mmembed/lexical.py);
 - appearance (an image query with its look): the max(100, 10 k) nearest by cosine and the max(100, 10 k) image rows
-  nearest by look, ranked by looks.rank_candidates.
-A hit's `score` is always its cosine; the channels only order.
+  nearest by look, ranked by looks.rank_candidates;
+- two-sided (a text query with its own vector for image rows, in a collection of texts and pictures): the rows nearest
+  the plain vector keep their places by kind, and the places images hold go to the images nearest the vector against
+  images (two_sided_order).
+A hit's `score` is always its cosine (an image's, in a two-sided search, with the vector against images); the channels
+only order.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ class TableQuery:
     lexical_weight: float = 0.0
     appearance: Optional[np.ndarray] = None  # (C,) the query image's look, for the appearance channel
     appearance_weight: float = 0.0
+    image_vector: Optional[np.ndarray] = None  # (d,) a text query's vector for image rows (against images), two-sided
 
 
 def nearest(table, ann: AnnParams, column: str, vector: np.ndarray, limit: int, clause: Optional[str],
@@ -60,16 +65,36 @@ def search_table(table, ann: AnnParams, query: TableQuery) -> list[Hit]:
     if query.appearance is not None and query.appearance_weight > 0:
         return _fused_image_search(table, ann, query)
     lexical = query.text is not None and query.lexical_weight > 0
-    limit = max(LEXICAL_CANDIDATES, 10 * query.k) if lexical else query.k
-    rows = nearest(table, ann, "vector", query.vector, limit, query.clause, query.exact).to_pylist()
-    if lexical and rows:
-        from mmembed.lexical import rerank
-
-        cosines = np.array([1.0 - float(r["_distance"]) for r in rows], dtype=np.float32)  # (n,)
-        rows = [rows[i] for i in rerank(query.text, [r.get("text") or "" for r in rows], cosines,
-                                        query.lexical_weight)[:query.k]]
+    two_sided = query.image_vector is not None
+    limit = max(LEXICAL_CANDIDATES, 10 * query.k) if lexical or two_sided else query.k
+    rows = _ordered(query, nearest(table, ann, "vector", query.vector, limit, query.clause, query.exact).to_pylist())
+    if two_sided and any(r["kind"] == "image" for r in rows):
+        images_only = "kind = 'image'" + (f" AND ({query.clause})" if query.clause else "")
+        images = nearest(table, ann, "vector", query.image_vector, limit, images_only, query.exact).to_pylist()
+        rows = two_sided_order(rows, _ordered(query, images))
     return [Hit(Document.from_row(r), score=1.0 - float(r["_distance"]), rank=rank)
-            for rank, r in enumerate(rows, start=1)]
+            for rank, r in enumerate(rows[:query.k], start=1)]
+
+
+def _ordered(query: TableQuery, rows: list[dict]) -> list[dict]:
+    """Rows nearest first (as LanceDB gives them), re-ordered by the lexical channel when the query asks for it."""
+    if query.text is None or query.lexical_weight <= 0 or not rows:
+        return rows
+    from mmembed.lexical import rerank
+
+    cosines = np.array([1.0 - float(r["_distance"]) for r in rows], dtype=np.float32)  # (n,)
+    return [rows[i] for i in rerank(query.text, [r.get("text") or "" for r in rows], cosines, query.lexical_weight)]
+
+
+def two_sided_order(rows: list[dict], images: list[dict]) -> list[dict]:
+    """A text query's candidates by its plain vector (`rows`, best first) with the places image rows hold refilled
+    by `images` (the image rows by its vector against images, best first): texts keep their places, and a collection
+    shows as many pictures as before, the ones its words name first. Were the ANN index to give fewer images than
+    places, the plain order's images fill the rest."""
+    chosen = images + [r for r in rows if r["kind"] == "image"]
+    seen: set = set()
+    refill = iter(r for r in chosen if not (r["id"] in seen or seen.add(r["id"])))
+    return [next(refill) if r["kind"] == "image" else r for r in rows]
 
 
 def _fused_image_search(table, ann: AnnParams, query: TableQuery) -> list[Hit]:

@@ -2,7 +2,8 @@
 
     POST /v1/embeddings  {"input": "text" | ["text", "data:image/png;base64,..."], "model": ...,
                           "dimensions": 256, "encoding_format": "float" | "base64",
-                          "input_type": "document" | "query"}   (what the images are: config.ImageRole)
+                          "input_type": "document" | "query",   (what the images are: config.ImageRole)
+                          "against": "texts" | "images"}        (what the texts are compared with: config.TextAgainst)
     POST /v1/search      {"query": "ein roter Apfel", "k": 10, "language": "en", "where": "...",
                           "lexical_weight": 0.15, "query_lang": "de"}
     GET  /health
@@ -22,8 +23,10 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
+import torch
 
 from mmembed.appearance import check_appearance_weight
+from mmembed.encoding import borrowed_pictures
 
 from .batching import DynamicBatcher, Encoded
 from .server_inputs import EmbeddingRequest, InputError, SearchRequest, ServerSettings, decode_input, input_list
@@ -44,8 +47,9 @@ class QueryImage:
 
 @dataclass(frozen=True)
 class TextAgainstImages:
-    """A search text that only image rows answer (Collection.texts_against): embedded with against="images", so it
-    may borrow the pictures its words name (mmembed/neighbour_pictures.py), as Collection.search embeds it."""
+    """A text compared with images (a search text that image rows answer: Collection.texts_against; /v1/embeddings
+    with against "images"): embedded with against="images", so it may borrow the pictures its words name
+    (mmembed/neighbour_pictures.py), as Collection.search embeds it."""
 
     text: str
 
@@ -57,24 +61,29 @@ def make_encoder(model, batch_size: int = 32):
     def encode(items: list[Any]) -> Encoded:
         queries = [i for i, x in enumerate(items) if isinstance(x, QueryImage)]
         facing = [i for i, x in enumerate(items) if isinstance(x, TextAgainstImages)]
+        as_text = [x.text if isinstance(x, TextAgainstImages) else x for x in items]
         looks = None
         if not queries and not facing:  # the common case: one call, as before query images existed
             vectors = model.encode(items, batch_size=batch_size)  # str: text; PIL image: image
         else:
-            rest = [i for i, x in enumerate(items) if not isinstance(x, (QueryImage, TextAgainstImages))]
             vectors = np.empty((len(items), model.dim), dtype=np.float32)
-            if rest:
-                vectors[rest] = model.encode([items[i] for i in rest], batch_size=batch_size)
-            if facing:
-                vectors[facing] = model.encode_text([items[i].text for i in facing], batch_size=batch_size,
-                                                    against="images")
+            rest = [i for i, x in enumerate(items) if not isinstance(x, QueryImage)]
+            if rest:  # one backbone pass per distinct text: a search facing both sides sends its query twice
+                first: dict[Any, int] = {}
+                keys = [as_text[i] if isinstance(as_text[i], str) else ("item", i) for i in rest]
+                for i, key in zip(rest, keys):
+                    first.setdefault(key, i)
+                vectors[list(first.values())] = model.encode([as_text[i] for i in first.values()], batch_size=batch_size)
+                vectors[rest] = vectors[[first[key] for key in keys]]
+            if facing:  # the plain vectors, then the pictures their words name (encoding.borrowed_pictures)
+                plain = torch.from_numpy(vectors[facing])
+                vectors[facing] = borrowed_pictures(model, plain, batch_size).numpy()
             if queries:
                 vectors[queries], found = model.encode_image_and_appearance(
                     [items[i].image for i in queries], batch_size=batch_size, role="query")
                 looks = [None] * len(items)
                 for i, look in zip(queries, found):
                     looks[i] = look
-        as_text = [x.text if isinstance(x, TextAgainstImages) else x for x in items]
         texts = [x for x in as_text if isinstance(x, str)]
         lengths = iter(len(ids) for ids in model.tokenizer.encode_batch(texts)) if texts else iter(())
         tokens = [next(lengths) if isinstance(x, str) else model.num_visual_tokens for x in as_text]
@@ -184,6 +193,8 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
         items = [decode_input(x, i, settings, images_ok) for i, x in enumerate(input_list(req.input, settings))]
         if req.input_type == "query":
             items = [x if isinstance(x, str) else QueryImage(x) for x in items]
+        if req.against == "images":
+            items = [TextAgainstImages(x) if isinstance(x, str) else x for x in items]
         out = await batcher.embed(items)
         vectors = _truncate(out.vectors, req.dimensions, model.dim)
         used = int(sum(out.tokens))
@@ -230,26 +241,31 @@ def create_app(model, collection=None, settings: ServerSettings = ServerSettings
                 raise InputError(422, str(err), "appearance_weight") from None
         query = decode_input(req.query, 0, settings, images_ok, param="query")
         glossary, gloss = await gloss_of(req, query)
-        facing = isinstance(query, str) and collection.texts_against(req.kind) == "images"
-        text_item = TextAgainstImages if facing else str  # as Collection.search embeds a text query
-        item = text_item(query) if isinstance(query, str) else QueryImage(query)  # an image searched with is a query image
-        items = [item] if gloss is None else [item, text_item(gloss)]
+        # as Collection.search embeds a text query (mmembed/search/facing.py): one item per side it faces
+        facing = collection.texts_against(req.kind) if isinstance(query, str) else "texts"
+        sides = {"texts": [str], "images": [TextAgainstImages], "both": [str, TextAgainstImages]}[facing]
+        texts = [query] if gloss is None else [query, gloss]
+        items = ([side(t) for side in sides for t in texts] if isinstance(query, str)
+                 else [QueryImage(query)])  # an image searched with is a query image
         encoded = await batcher.embed(items)
         looks = None if encoded.looks is None else encoded.looks[0]
-        vectors = encoded.vectors[:, : collection.dim]  # (1 or 2, dim)
+        vectors = encoded.vectors[:, : collection.dim]  # (len(items), dim): per side the query (and its gloss)
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        vector = vectors[0]
+        per_side = [vectors[s : s + len(texts)] for s in range(0, len(vectors), len(texts))]
         if gloss is not None:
             from mmembed.glossary import fuse_gloss, weight_for
 
-            vector = fuse_gloss(vectors[:1], vectors[1:], np.array([True]), weight_for(glossary.lang, req.gloss_weight))[0]
+            weight = weight_for(glossary.lang, req.gloss_weight)
+            per_side = [fuse_gloss(v[:1], v[1:], np.array([True]), weight) for v in per_side]
+        vector = per_side[0][0]
+        image_vector = per_side[1][0] if len(per_side) > 1 else None  # facing both: the vector for image rows
         filters = dict(where=req.where, language=req.language, folder=req.folder, tag=req.tag, kind=req.kind)
         try:
             hits = await asyncio.get_running_loop().run_in_executor(
                 None, lambda: collection.search_vector(
                     vector, req.k, exact=req.exact, text=query if isinstance(query, str) else None,
                     lexical_weight=req.lexical_weight, appearance=looks, appearance_weight=req.appearance_weight,
-                    **filters))
+                    image_vector=image_vector, **filters))
         except (ValueError, RuntimeError) as err:  # a bad `where` clause, typically
             raise InputError(422, f"search failed: {err}", "where") from None
         return {

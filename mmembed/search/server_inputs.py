@@ -56,6 +56,10 @@ class EmbeddingRequest(BaseModel):
     input_type: Literal["document", "query"] = Field(
         "document", description="what the input images are: documents (to be searched; the default) or queries "
         "(their texts are ranked: labelling, zero-shot); a model may embed the two differently. Texts: unaffected")
+    against: Literal["texts", "images"] = Field(
+        "texts", description="what the input texts are compared with (config.TextAgainst): texts (the default) or "
+        "images (text -> image queries, labels, captions: they may borrow the pictures their words name). Images: "
+        "unaffected")
     user: Optional[str] = None
 
     _numbers = field_validator("dimensions", mode="before")(_no_bool)
