@@ -404,7 +404,9 @@ class Collection:
         dictionary (mmembed/glossary.py; `gloss_weight` None is that language's tuned weight): everyday words the
         backbone does not know ('mbwa', dog) find their pictures.
         An image query also ranks the image rows by their appearance (`appearance_weight`, None: the tuned
-        appearance.DEFAULT_APPEARANCE_WEIGHT; 0: cosine alone): see search_vector."""
+        appearance.DEFAULT_APPEARANCE_WEIGHT; 0: cosine alone): see search_vector.
+        A text query is embedded as `texts_against` says: against images where only pictures answer it, and both ways
+        in a collection of texts and pictures (the pictures' places go to those nearest it against images)."""
         appearance = image_vector = None
         image = not isinstance(query, (str, np.ndarray)) or (isinstance(query, np.ndarray) and query.ndim > 1)
         if image and query_lang is None and gloss_weight is None and self.uses_looks(appearance_weight):
