@@ -398,9 +398,18 @@ def _mixed_collection(swatches, tmp_path, model):
     col = Collection(tmp_path / "mixed", model=model, appearance=False)
     col.add([Document(id=p.stem, kind="image", image=str(p), language="en" if i % 2 else "de")
              for i, p in enumerate(swatch_images(swatches))])
+    facing = col.texts_against()
     col.add([Document(id=f"note-{i}", kind="text", text=t, language="en") for i, t in enumerate(
         ["a note about squares", "ein rotes Quadrat", "blue things", "the colour green", "a red square",
          "nothing to do with colours"])])
+    if facing != "texts":  # a model that borrows: the counts behind it follow every write
+        assert facing == "images" and col.texts_against() == "both"
+        col.delete([f"note-{i}" for i in range(6)])
+        assert col.texts_against() == "images" and col.kind_counts() == (0, len(SWATCHES))
+        col.upsert([Document(id=f"note-{i}", kind="text", text=t, language="en") for i, t in enumerate(
+            ["a note about squares", "ein rotes Quadrat", "blue things", "the colour green", "a red square",
+             "nothing to do with colours"])])
+        assert col.kind_counts() == (6, len(SWATCHES))
     return col
 
 

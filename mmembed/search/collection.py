@@ -87,6 +87,7 @@ class Collection:
             raise ModelMismatchError(f"collection {self.path!r} stores {self.info.dim}-d vectors; dim={dim} was asked")
         self._model_arg = model
         self._model = None
+        self._kind_counts: Optional[tuple[int, int, int]] = None  # (table version, text rows, image rows)
         if model is not None:
             _ = self.model  # an explicit model is checked now, not at the first search
 
@@ -145,6 +146,7 @@ class Collection:
                 self._db = lancedb.connect(self.path)
             schema = table_schema(written, self.appearance_dim)
             self._table = self._db.create_table(TABLE, schema=schema, exist_ok=True)
+            self._kind_counts = None
             self.info = read_info(self._table.schema, self.path)  # another writer may have won the race
             if self.info != written:  # only then can it hold another model's vectors
                 self.info.check_model(self.model, repr(self.path))
@@ -426,7 +428,16 @@ class Collection:
         answer it (`kind` 'image', or a collection of pictures alone), so it may borrow the pictures its words name
         (mmembed/neighbour_pictures.py); 'both' in a collection of texts and pictures (text rows ranked by the plain
         vector, the places images hold by the one against images); else 'texts'."""
-        return text_facing(self.model, self._table, kind)
+        return text_facing(self.model, None if self._table is None else self.kind_counts, kind)
+
+    def kind_counts(self) -> tuple[int, int]:
+        """(text rows, image rows), counted once per table version: two filtered counts cost ~9 ms at 200k rows,
+        more than an indexed search, and a text search asks for them every time (texts_against)."""
+        version = self._table.version
+        if self._kind_counts is None or self._kind_counts[0] != version:
+            self._kind_counts = (version, self._table.count_rows("kind = 'text'"),
+                                 self._table.count_rows("kind = 'image'"))
+        return self._kind_counts[1], self._kind_counts[2]
 
     def uses_looks(self, appearance_weight: Optional[float]) -> bool:
         """Whether an image query here is ranked with its look (a weight > 0 and stored appearances)."""

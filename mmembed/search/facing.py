@@ -12,23 +12,24 @@ embedded (`TextFacing`):
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 import numpy as np
 
 TextFacing = Literal["texts", "images", "both"]
 
 
-def text_facing(model, table, kind: Optional[str] = None) -> TextFacing:
-    """`TextFacing` of a text query on `table` (a LanceDB table with a `kind` column, or None: nothing stored yet)
-    filtered to `kind`. A model that borrows nothing gets 'texts' without counting the table's rows."""
+def text_facing(model, kind_counts: Optional[Callable[[], tuple[int, int]]], kind: Optional[str] = None) -> TextFacing:
+    """`TextFacing` of a text query on a collection whose `kind_counts()` gives its (text rows, image rows) (None:
+    nothing stored yet), filtered to `kind`. A model that borrows nothing gets 'texts' without counting."""
     from mmembed.neighbour_captions import texts_borrow_pictures
 
-    if kind == "text" or table is None or not texts_borrow_pictures(model):
+    if kind == "text" or kind_counts is None or not texts_borrow_pictures(model):
         return "texts"
-    if kind == "image" or not table.count_rows("kind = 'text'"):
+    if kind == "image":
         return "images"
-    return "both" if table.count_rows("kind = 'image'") else "texts"
+    texts, images = kind_counts()
+    return "images" if not texts else ("both" if images else "texts")
 
 
 def text_query_vectors(model, dim: int, query: str, facing: TextFacing, query_lang: Optional[str] = None,
