@@ -11,6 +11,8 @@ named NAME+VARIANT loads NAME and changes how it embeds images. Session 44 (resu
     NAME+text:w=1.0:k=5:t=0.02
                         session 45: a model whose neighbour-caption memory has a picture table (text_weight > 0)
                         scored with another text weight, text_k and text_temperature (w=0: texts untouched)
+    NAME+text:lang=1    session 46: a text's k keys drawn from the language of its nearest key alone (the key
+                        languages are recomputed from the recipe in MMEMBED_PROBE_RECIPE, as the trainer picked them)
 
     python scripts/image_embedding_probes.py --build-bank MODEL CONFIG.toml BANK.pt      # the training pictures
     python scripts/image_embedding_probes.py --bank BANK.pt eval -m MODEL -m "MODEL+knn:a=0.6" -t t2i ...
@@ -77,6 +79,55 @@ def _text_side(model, opts: dict) -> None:
     memory.cfg = dataclasses.replace(memory.cfg, text_weight=float(opts.get("w", memory.cfg.text_weight)),
                                      text_k=int(opts.get("k", memory.cfg.text_k)),
                                      text_temperature=float(opts.get("t", memory.cfg.text_temperature)))
+    if opts.get("lang") == "1":
+        _same_language_keys(memory)
+
+
+def key_languages(recipe: str, langs) -> torch.Tensor:
+    """(M,) index into `langs` of each caption key, in the order mmembed.training.neighbours.caption_keys made them."""
+    from mmembed.training.config import TrainConfig
+    from mmembed.training.readout import readout_pictures
+    from mmembed.training.setup import build_sources
+
+    cfg = TrainConfig.from_toml(recipe)
+    sources, _ = build_sources(cfg)
+    pictures = readout_pictures(sources, cfg.neighbour_captions.captions_per_image, cfg.seed)
+    has: dict[object, set] = {}
+    for src in sources:
+        for concept in src.concepts:
+            for lang, pairs in src.by_concept[concept].items():
+                if lang in langs:
+                    for pair in pairs:
+                        anchor = pair.image if pair.image is not None else pair.features
+                        if anchor is not None:
+                            has.setdefault(anchor, set()).add(lang)
+    out = [i for p in pictures for i, lang in enumerate(langs)
+           if lang in has.get(p.image if p.image is not None else p.features, ())]
+    return torch.tensor(out)
+
+
+def _same_language_keys(memory) -> None:
+    import os
+
+    table = memory.texts
+    lang = key_languages(os.environ["MMEMBED_PROBE_RECIPE"], memory.cfg.text_langs)
+    if len(lang) != len(table.keys):
+        raise SystemExit(f"recomputed {len(lang)} key languages for {len(table.keys)} keys: another recipe?")
+
+    def mix(text_emb, k, temperature):
+        key = torch.nn.functional.normalize((text_emb.float() - table.key_mean) @ table.key_basis.float(), dim=-1)
+        keys = table.keys.float() * table.key_scale.float().unsqueeze(-1)  # (M, p)
+        sims = key @ keys.T  # (n, M)
+        first = lang[sims.argmax(dim=-1)]  # (n,) language of each text's nearest key
+        sims = sims.masked_fill(lang.unsqueeze(0) != first.unsqueeze(1), float("-inf"))
+        top = sims.topk(min(k, len(keys)), dim=-1)
+        weights = (top.values / temperature).softmax(dim=-1)
+        rows = table.key_picture[top.indices].long()
+        coeffs = table.pictures[rows].float() * table.picture_scale[rows].float().unsqueeze(-1)
+        values = coeffs @ table.picture_basis.float().T + table.picture_mean
+        return torch.nn.functional.normalize((weights.unsqueeze(-1) * values).sum(dim=1), dim=-1)
+
+    table.mix = mix
 
 
 def load(name=None):
