@@ -502,3 +502,21 @@ def test_the_server_searches_a_mixed_collection_and_embeds_texts_against_images_
     np.testing.assert_allclose(got["images"], model.encode_text(texts, against="images"), atol=1e-5)
     assert not np.allclose(got["texts"], got["images"], atol=1e-3)
     assert pair[0]["data"][0]["embedding"] == pair[1]["data"][0]["embedding"]
+
+
+def test_a_two_sided_search_refuses_a_bad_image_vector_and_an_empty_collection_answers_nothing(swatches, tmp_path):
+    from mmembed.search.collection import Collection
+    from mmembed.search.info import ModelMismatchError
+
+    model = _model(TEXTS)
+    build_neighbour_captions(model, _sources(swatches), seed=0)
+    empty = Collection(tmp_path / "empty", model=model, appearance=False)
+    assert empty.search_vector(np.ones(3, np.float32), k=3, image_vector=np.ones(5, np.float32)) == []
+    col = _mixed_collection(swatches, tmp_path, model)
+    plain = model.encode_text(["a red square"])[0]
+    with pytest.raises(ModelMismatchError, match="image_vector has 3 dims"):
+        col.search_vector(plain, k=3, image_vector=np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="image_vector contains NaN"):
+        col.search_vector(plain, k=3, image_vector=np.full(model.dim, np.nan, np.float32))
+    with pytest.raises(ValueError, match="an image query"):
+        col.search_vector(plain, k=3, image_vector=plain, appearance=np.ones(4, np.float32))

@@ -463,14 +463,16 @@ class Collection:
         if not (isinstance(lexical_weight, (int, float)) and 0 <= lexical_weight < float("inf")):
             raise ValueError(f"lexical_weight must be a finite number >= 0 (0: cosine only), got {lexical_weight!r}")
         lexical = text is not None and lexical_weight > 0
-        vector = self._checked_vector(vector, "query vector")
-        if image_vector is not None:
-            if appearance is not None:
-                raise ValueError("image_vector ranks a text query's image rows; an image query (with an appearance) "
-                                 "has one vector")
-            image_vector = self._checked_vector(image_vector, "image_vector")
+        if image_vector is not None and appearance is not None:
+            raise ValueError("image_vector ranks a text query's image rows; an image query (with an appearance) has "
+                             "one vector")
+        vector = self._finite(vector, "query vector")
+        image_vector = None if image_vector is None else self._finite(image_vector, "image_vector")
         if self._table is None:
-            return []
+            return []  # nothing stored: no dims to check against (and no model to load for them)
+        for name, v in (("query vector", vector), ("image_vector", image_vector)):
+            if v is not None and v.shape[0] != self.dim:
+                raise ModelMismatchError(f"{name} has {v.shape[0]} dims; collection {self.path!r} stores {self.dim}")
         clause = build_where(**filters)
         weight = resolve_weight(appearance_weight)
         if appearance is not None and weight > 0 and self.appearance_dim is not None:  # format 1: cosine alone
@@ -481,10 +483,9 @@ class Collection:
             vector, k, clause, exact, text=text, lexical_weight=float(lexical_weight) if lexical else 0.0,
             appearance=appearance, appearance_weight=weight, image_vector=image_vector))
 
-    def _checked_vector(self, vector: np.ndarray, name: str) -> np.ndarray:
+    @staticmethod
+    def _finite(vector: np.ndarray, name: str) -> np.ndarray:
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         if not np.isfinite(vector).all():
             raise ValueError(f"the {name} contains NaN or inf; give a finite vector")
-        if vector.shape[0] != self.dim:
-            raise ModelMismatchError(f"{name} has {vector.shape[0]} dims; collection {self.path!r} stores {self.dim}")
         return vector
