@@ -257,3 +257,27 @@ def test_a_collection_that_recorded_an_older_fingerprint_of_the_same_model_accep
     model.feature_readout.cfg = dataclasses.replace(model.feature_readout.cfg, fit_target="sum")
     assert legacy_fingerprints(model) == []  # "sum" did not exist before the field: no older fingerprint
     assert legacy_fingerprints(tiny_model()) == []  # no read-out, nothing added later
+
+
+def test_a_two_sided_text_search_through_the_ann_index(tmp_path):
+    """A text query's two vectors (plain, and against images: mmembed/search/facing.py) on an indexed collection of
+    texts and pictures: the texts keep the places the plain vector's candidates give them, the pictures come in the
+    order the vector against images finds them, through the same index."""
+    dim, n = 32, 3000
+    vectors = clustered(n, dim, seed=0)
+    col = Collection(tmp_path / "mixed-ann.lance", model=VectorsOnly(dim), ann_threshold=2000)
+    col.append([Document(str(i), "image", f"row {i}", image=f"/pictures/{i}.png") if i % 3 == 0
+                else Document(str(i), "text", f"row {i}") for i in range(n)], vectors)
+    assert col.ensure_index() and col.has_index
+    plain, facing = clustered(2, dim, seed=5)
+    hits = col.search_vector(plain, 30, image_vector=facing)
+    alone = col.search_vector(plain, 300)[:30]  # the candidates a two-sided search orders (max(100, 10 k))
+    assert len(hits) == 30 and [h.document.kind for h in hits] == [h.document.kind for h in alone]
+    assert [(h.rank, h.document.id) for h in hits if h.document.kind == "text"] == \
+        [(h.rank, h.document.id) for h in alone if h.document.kind == "text"]
+    pictures = [h.document.id for h in hits if h.document.kind == "image"]
+    assert pictures and pictures == [h.document.id for h in col.search_vector(facing, 300, kind="image")][:len(pictures)]
+    assert pictures != [h.document.id for h in alone if h.document.kind == "image"]
+    # a filter reaches both sides
+    some = col.search_vector(plain, 10, image_vector=facing, where="CAST(id AS INT) < 1500")
+    assert some and all(int(h.document.id) < 1500 for h in some)
