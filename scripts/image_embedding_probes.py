@@ -11,6 +11,8 @@ named NAME+VARIANT loads NAME and changes how it embeds images. Session 44 (resu
     NAME+text:w=1.0:k=5:t=0.02
                         session 45: a model whose neighbour-caption memory has a picture table (text_weight > 0)
                         scored with another text weight, text_k and text_temperature (w=0: texts untouched)
+    NAME+values8        session 46: the neighbour-caption memory's values (fp16, 9.1 MB in 46b) rounded to int8 with a
+                        scale per row, as storing them so would (room for caption keys in more languages)
     NAME+text:lang=1    session 46: a text's k keys drawn from the language of its nearest key alone (the key
                         languages are recomputed from the recipe in MMEMBED_PROBE_RECIPE, as the trainer picked them)
 
@@ -83,6 +85,14 @@ def _text_side(model, opts: dict) -> None:
         _same_language_keys(memory)
 
 
+@torch.no_grad()
+def _int8_values(memory) -> None:
+    values = memory.values.float()  # (N, D) unit rows
+    scale = values.abs().amax(dim=-1, keepdim=True) / 127
+    rounded = (values / scale).round().clamp(-127, 127) * scale
+    memory.values.copy_(torch.nn.functional.normalize(rounded, dim=-1).to(memory.values.dtype))
+
+
 def key_languages(recipe: str, langs) -> torch.Tensor:
     """(M,) index into `langs` of each caption key, in the order mmembed.training.neighbours.caption_keys made them."""
     from mmembed.training.config import TrainConfig
@@ -141,6 +151,8 @@ def load(name=None):
         _with_neighbours(model, dict(o.split("=", 1) for o in opts))
     elif kind == "text":
         _text_side(model, dict(o.split("=", 1) for o in opts))
+    elif kind == "values8":
+        _int8_values(model.neighbour_captions)
     else:
         model._probe = kind
     return model
