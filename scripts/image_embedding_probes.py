@@ -94,26 +94,17 @@ def _int8_values(memory) -> None:
 
 
 def key_languages(recipe: str, langs) -> torch.Tensor:
-    """(M,) index into `langs` of each caption key, in the order mmembed.training.neighbours.caption_keys made them."""
+    """(M,) index into `langs` of each caption key, as mmembed.training.neighbours.caption_keys made them."""
     from mmembed.training.config import TrainConfig
+    from mmembed.training.neighbours import caption_keys
     from mmembed.training.readout import readout_pictures
     from mmembed.training.setup import build_sources
 
     cfg = TrainConfig.from_toml(recipe)
     sources, _ = build_sources(cfg)
     pictures = readout_pictures(sources, cfg.neighbour_captions.captions_per_image, cfg.seed)
-    has: dict[object, set] = {}
-    for src in sources:
-        for concept in src.concepts:
-            for lang, pairs in src.by_concept[concept].items():
-                if lang in langs:
-                    for pair in pairs:
-                        anchor = pair.image if pair.image is not None else pair.features
-                        if anchor is not None:
-                            has.setdefault(anchor, set()).add(lang)
-    out = [i for p in pictures for i, lang in enumerate(langs)
-           if lang in has.get(p.image if p.image is not None else p.features, ())]
-    return torch.tensor(out)
+    keys = caption_keys(sources, pictures, langs, cfg.seed)
+    return torch.tensor([list(langs).index(lang) for lang in keys.langs])
 
 
 def _same_language_keys(memory) -> None:

@@ -47,22 +47,31 @@ def build_neighbour_captions(model: MMEmbedModel, sources: Sequence[PairSource],
     memory.fill(feats, values)
     keys = 0
     if memory.cfg.text_weight > 0:  # after fill: a picture's document embedding includes its neighbour captions
-        texts, key_picture = caption_keys(sources, pictures, memory.cfg.text_langs, seed)
-        if not texts:
+        found = caption_keys(sources, pictures, memory.cfg.text_langs, seed)
+        if not found.texts:
             raise ValueError(f"neighbour captions: the run's pictures have no captions in text_langs "
                              f"{list(memory.cfg.text_langs)}")
-        key_emb = plain_text_embeddings(model, sorted(set(texts)), progress)
-        row = {t: i for i, t in enumerate(sorted(set(texts)))}
+        distinct = sorted(set(found.texts))  # a caption two pictures share is embedded once
+        key_emb = plain_text_embeddings(model, distinct, progress)
+        row = {t: i for i, t in enumerate(distinct)}
         picture_emb = backbone_image_embeddings(model, pictures, progress=progress, with_readout=True)
-        memory.fill_texts(key_emb[[row[t] for t in texts]], torch.tensor(key_picture), picture_emb)
-        keys = len(texts)
+        memory.fill_texts(key_emb[[row[t] for t in found.texts]], torch.tensor(found.rows), picture_emb)
+        keys = len(found.texts)
     return NeighbourCaptionsReport(len(pictures), len(text_emb), keys, round(time.perf_counter() - t0, 1))
 
 
+@dataclass(frozen=True)
+class CaptionKeys:
+    """The caption keys of a memory's pictures, one entry per key."""
+    texts: list[str]
+    rows: list[int]  # the memory picture of each
+    langs: list[str]  # the language of each
+
+
 def caption_keys(sources: Sequence[PairSource], pictures: Sequence[ReadoutPicture], langs: Sequence[str],
-                 seed: int) -> tuple[list[str], list[int]]:
+                 seed: int) -> CaptionKeys:
     """One caption per memory picture and language of `langs` that it has (a seeded pick among its captions in that
-    language): the texts and, for each, its picture's memory row."""
+    language)."""
     by_anchor: dict[object, dict[str, set[str]]] = {}
     for src in sources:
         for concept in src.concepts:
@@ -73,11 +82,12 @@ def caption_keys(sources: Sequence[PairSource], pictures: Sequence[ReadoutPictur
                         if anchor is not None:
                             by_anchor.setdefault(anchor, {}).setdefault(lang, set()).add(pair.positive)
     rng = random.Random(seed)
-    texts, rows = [], []
+    keys = CaptionKeys([], [], [])
     for row, picture in enumerate(pictures):
         captions = by_anchor.get(picture.image if picture.image is not None else picture.features, {})
         for lang in langs:
             if captions.get(lang):
-                texts.append(rng.choice(sorted(captions[lang])))
-                rows.append(row)
-    return texts, rows
+                keys.texts.append(rng.choice(sorted(captions[lang])))
+                keys.rows.append(row)
+                keys.langs.append(lang)
+    return keys
