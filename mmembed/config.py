@@ -218,6 +218,9 @@ class NeighbourCaptionsConfig:
     key_dims: int = 256  # principal directions of the tower features kept for the keys (0: every channel)
     captions_per_image: int = 8  # captions per picture averaged into its value (a seeded sample)
     size: int = 0  # pictures in the memory: set when it is built (the saved buffers' first dimension)
+    # storage of the memory's keys and values: 16 (fp16) or 8 (int8 with an fp16 scale per row: half the bytes, dev
+    # retrieval equal, results/session47-memory8), room in the ~50 MB adapter for caption keys in more languages
+    memory_bits: int = 16
     # the memory read the other way (session 45, mmembed.neighbour_pictures): a TEXT adds the document embeddings of the
     # memory pictures whose captions (keys: one per picture and language of text_langs) are nearest to it. 0: off
     text_weight: float = 0.0
@@ -241,6 +244,8 @@ class NeighbourCaptionsConfig:
         if self.weight < 0 or (self.query_weight is not None and self.query_weight < 0):
             raise ValueError(f"neighbour_captions weights must be >= 0, got weight={self.weight}, "
                              f"query_weight={self.query_weight}")
+        if self.memory_bits not in (8, 16):
+            raise ValueError(f"neighbour_captions memory_bits must be 8 (int8) or 16 (fp16), got {self.memory_bits!r}")
         if self.k < 1 or self.temperature <= 0 or self.key_dims < 0 or self.captions_per_image < 1 or self.size < 0:
             raise ValueError(f"neighbour_captions needs k >= 1, temperature > 0, key_dims >= 0, captions_per_image >= 1 "
                              f"and size >= 0, got k={self.k}, temperature={self.temperature}, key_dims={self.key_dims}, "

@@ -12,7 +12,8 @@ and the model's mean embedding of its captions (the value), lets an unseen pictu
     embedding      = normalize(e_image + w * neighbours)         w = weight (documents) or query_weight (queries)
 
 mu is the mean of the memory's unit features and P (C, p) their top-p principal directions (p = key_dims: the keys
-stay small enough to ship, ~4 MB for 7k pictures at p = 256, fp16). Empty (size 0) it adds nothing.
+stay small enough to ship, ~4 MB for 7k pictures at p = 256, fp16; memory_bits = 8 stores keys and values as int8
+with a scale per row, half that). Empty (size 0) it adds nothing.
 
 Read the other way (text_weight > 0, session 45), the memory lets a TEXT borrow the pictures its words name:
 mmembed.neighbour_pictures (its `texts` part) keeps caption keys and the pictures' document embeddings; a text
@@ -32,7 +33,7 @@ from torch import nn
 
 from .config import ImageRole, NeighbourCaptionsConfig, role_weight
 from .feature_readout import pooled_features
-from .neighbour_pictures import NeighbourPictures, principal_basis
+from .neighbour_pictures import NeighbourPictures, int8_rows, principal_basis
 
 
 class NeighbourCaptions(nn.Module):
@@ -40,11 +41,15 @@ class NeighbourCaptions(nn.Module):
         super().__init__()
         p = min(cfg.key_dims or in_channels, in_channels)  # a tower with fewer channels keeps them all
         self.cfg = cfg
-        # fp16: the memory is shipped with the adapter; scores are computed in float32
+        # fp16 or int8 (memory_bits): the memory is shipped with the adapter; scores are computed in float32
+        stored = torch.int8 if cfg.memory_bits == 8 else torch.float16
         self.register_buffer("key_mean", torch.zeros(in_channels))  # (C,) mean of the memory's unit features
         self.register_buffer("key_basis", torch.eye(in_channels, p, dtype=torch.float16))  # (C, p)
-        self.register_buffer("keys", torch.zeros(cfg.size, p, dtype=torch.float16))  # (N, p) unit rows
-        self.register_buffer("values", torch.zeros(cfg.size, dim, dtype=torch.float16))  # (N, D) unit rows
+        self.register_buffer("keys", torch.zeros(cfg.size, p, dtype=stored))  # (N, p) unit rows (/ key_scale)
+        self.register_buffer("values", torch.zeros(cfg.size, dim, dtype=stored))  # (N, D) unit rows (/ value_scale)
+        if cfg.memory_bits == 8:  # a row is its int8 entries times its scale
+            self.register_buffer("key_scale", torch.zeros(cfg.size, dtype=torch.float16))  # (N,)
+            self.register_buffer("value_scale", torch.zeros(cfg.size, dtype=torch.float16))  # (N,)
         self.text_paused = False  # set by paused_text_side: the model's plain text path (building, label tables)
         self.texts: Optional[NeighbourPictures] = None  # texts borrow pictures (text_weight > 0): built with the memory
         if cfg.text_weight > 0:
@@ -64,10 +69,19 @@ class NeighbourCaptions(nn.Module):
         if self.size == 0:
             return pooled.new_zeros(len(pooled), self.values.shape[1], dtype=torch.float32)
         sims = self.key(pooled) @ self.keys.float().T  # (n, N)
+        if self.cfg.memory_bits == 8:
+            sims = sims * self.key_scale.float()  # (n, N): the int8 rows' scales, one per column
         top = sims.topk(min(self.cfg.k, self.size), dim=-1)  # (n, k)
         weights = (top.values / self.cfg.temperature).softmax(dim=-1)  # (n, k)
-        mixed = (weights.unsqueeze(-1) * self.values[top.indices].float()).sum(dim=1)  # (n, D): k rows each, not all N
+        mixed = (weights.unsqueeze(-1) * self.memory_values(top.indices)).sum(dim=1)  # (n, D): k rows each, not all N
         return nn.functional.normalize(mixed, dim=-1)
+
+    def memory_values(self, rows: torch.Tensor) -> torch.Tensor:
+        """(...) memory rows -> (..., D) their caption embeddings in float32 (unit rows, up to the int8 rounding)."""
+        values = self.values[rows].float()
+        if self.cfg.memory_bits == 8:
+            values = values * self.value_scale[rows].float().unsqueeze(-1)
+        return values
 
     def role_weight(self, role: ImageRole) -> float:
         return role_weight(self.cfg.weight, self.cfg.query_weight, role)
@@ -137,8 +151,12 @@ class NeighbourCaptions(nn.Module):
         device = self.key_mean.device  # the model's (a trainer on a GPU builds from CPU features)
         self.key_mean = mean.to(device)
         self.key_basis = basis.to(device, torch.float16)
-        self.keys = nn.functional.normalize(centred @ basis.half().float(), dim=-1).to(device, torch.float16)
-        self.values = nn.functional.normalize(values.float(), dim=-1).to(device, torch.float16)
+        keys = nn.functional.normalize(centred @ basis.half().float(), dim=-1)  # (N, p)
+        values = nn.functional.normalize(values.float(), dim=-1)  # (N, D)
+        if self.cfg.memory_bits == 8:
+            (keys, key_scale), (values, value_scale) = int8_rows(keys), int8_rows(values)
+            self.key_scale, self.value_scale = key_scale.to(device), value_scale.to(device)
+        self.keys, self.values = keys.to(device, self.keys.dtype), values.to(device, self.values.dtype)
         self.cfg.size = len(pooled)
         if self.cfg.text_weight > 0:  # the old table belongs to the old pictures: empty until fill_texts
             self.texts = NeighbourPictures(values.shape[1], len(pooled), 0, self.cfg.text_key_dims,

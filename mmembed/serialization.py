@@ -82,6 +82,8 @@ def _fingerprint_config(model) -> dict:
         config.pop("neighbour_captions", None)
     elif not config["neighbour_captions"].get("text_weight"):  # session 45's text side, off: the fingerprint of before
         config["neighbour_captions"] = {k: v for k, v in config["neighbour_captions"].items() if not k.startswith("text_")}
+    if (config.get("neighbour_captions") or {}).get("memory_bits") == 16:  # session 47's field at its default: as before
+        config = _without(config, "neighbour_captions.memory_bits")
     for path in FINGERPRINT_IGNORES:
         config = _without(config, path)
     return config

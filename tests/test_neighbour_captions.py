@@ -88,6 +88,34 @@ def test_keys_keep_the_principal_directions_and_k_mixes_by_similarity():
     assert torch.nn.functional.cosine_similarity(mixed, torch.nn.functional.normalize(values[:1], dim=-1)).item() > 0.5
 
 
+def test_an_int8_memory_mixes_what_the_fp16_one_does_in_half_the_bytes_and_survives_save_and_load(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    pooled, values = torch.randn(40, 16, generator=gen).abs(), torch.randn(40, 12, generator=gen)
+    half, eight = (NeighbourCaptions(NeighbourCaptionsConfig(k=3, key_dims=8, memory_bits=bits), in_channels=16, dim=12)
+                   for bits in (16, 8))
+    half.fill(pooled, values)
+    eight.fill(pooled, values)
+    assert eight.keys.dtype == eight.values.dtype == torch.int8 and eight.key_scale.shape == eight.value_scale.shape == (40,)
+    stored = lambda m: sum(b.numel() * b.element_size() for n, b in m.named_buffers() if n in {
+        "keys", "values", "key_scale", "value_scale"})
+    assert (stored(half), stored(eight)) == (40 * (8 + 12) * 2, 40 * (8 + 12) + 40 * 2 * 2)  # 1 byte an entry + scales
+    torch.testing.assert_close(eight.memory_values(torch.arange(40)), half.memory_values(torch.arange(40)),
+                               atol=1e-2, rtol=0)  # int8 rows: within a step of 1/127 of each row's largest entry
+    query = pooled + 0.1 * torch.randn(40, 16, generator=gen).abs()
+    torch.testing.assert_close(eight.neighbours(query), half.neighbours(query), atol=3e-2, rtol=0)
+    # through a model's save and load: the int8 buffers and scales come back bit for bit, vectors equal
+    model = _model(NeighbourCaptionsConfig(memory_bits=8))
+    model.neighbour_captions.fill(torch.rand(6, tower_channels(model.image_tower), generator=gen),
+                                  torch.rand(6, model.dim, generator=gen))
+    model.save(tmp_path / "int8")
+    assert json.loads((tmp_path / "int8" / "config.json").read_text())["neighbour_captions"]["memory_bits"] == 8
+    loaded = mmembed.load(str(tmp_path / "int8"))
+    for name in ("keys", "values", "key_scale", "value_scale"):
+        assert torch.equal(getattr(loaded.neighbour_captions, name), getattr(model.neighbour_captions, name))
+    assert model_fingerprint(loaded) == model_fingerprint(model)
+    assert _fingerprint_config(loaded)["neighbour_captions"]["memory_bits"] == 8  # a different storage, another space
+
+
 def test_bad_memories_and_settings_are_refused_with_what_is_wrong():
     memory = NeighbourCaptions(NeighbourCaptionsConfig(), in_channels=4, dim=3)
     with pytest.raises(ValueError, match="4 channels and values 3 dims, got 5 and 3"):
@@ -95,7 +123,8 @@ def test_bad_memories_and_settings_are_refused_with_what_is_wrong():
     with pytest.raises(ValueError, match="N >= 1"):
         memory.fill(torch.ones(2, 4), torch.ones(3, 3))
     assert NeighbourCaptions(NeighbourCaptionsConfig(key_dims=256), in_channels=4, dim=3).key_basis.shape == (4, 4)
-    for bad in ({"k": 0}, {"temperature": 0.0}, {"weight": -1.0}, {"query_weight": -0.1}, {"size": -1}):
+    for bad in ({"k": 0}, {"temperature": 0.0}, {"weight": -1.0}, {"query_weight": -0.1}, {"size": -1},
+                {"memory_bits": 4}, {"memory_bits": "8"}):
         with pytest.raises(ValueError, match="neighbour_captions"):
             NeighbourCaptionsConfig(**bad)
 
@@ -134,6 +163,7 @@ def test_a_model_without_a_memory_keeps_the_fingerprint_older_versions_computed(
     model.add_neighbour_captions()
     model.neighbour_captions.fill(torch.rand(4, tower_channels(model.image_tower)), torch.rand(4, model.dim))
     assert model_fingerprint(model) != before
+    assert "memory_bits" not in _fingerprint_config(model)["neighbour_captions"]  # fp16, as saved before session 47
     model.neighbour_captions.cfg.query_weight = 0.9  # a query image's weight changes no stored vector
     with_memory = model_fingerprint(model)
     model.neighbour_captions.cfg.query_weight = 0.1
