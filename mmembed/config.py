@@ -219,7 +219,7 @@ class NeighbourCaptionsConfig:
     captions_per_image: int = 8  # captions per picture averaged into its value (a seeded sample)
     size: int = 0  # pictures in the memory: set when it is built (the saved buffers' first dimension)
     # storage of the memory's keys and values: 16 (fp16) or 8 (int8 with an fp16 scale per row: half the bytes, dev
-    # retrieval equal, results/session47-memory8), room in the ~50 MB adapter for caption keys in more languages
+    # retrieval equal, results/session47-keys40), room in the ~50 MB adapter for caption keys in more languages
     memory_bits: int = 16
     # the memory read the other way (session 45, mmembed.neighbour_pictures): a TEXT adds the document embeddings of the
     # memory pictures whose captions (keys: one per picture and language of text_langs) are nearest to it. 0: off

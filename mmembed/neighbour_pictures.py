@@ -19,7 +19,8 @@ and sentences far from the memory's captions borrow unrelated pictures, differen
 
 Storage (shipped with the adapter): keys int8 in `text_key_dims` principal directions with a scale per row, values
 int8 in `text_picture_dims` principal directions of the pictures' embeddings: 3.5 MB for 7k pictures x 10 languages
-(stage 46a), 5.6 MB x 20 (stage 46b: keys in a language a query is written in lift it most, results/session46-keys20).
+(stage 46a), 5.6 MB x 20 (stage 46b: keys in a language a query is written in lift it most, results/session46-keys20),
+9.6 MB x 40 (stage 47a, with the picture memory stored as int8 to make room: results/session47-keys40).
 """
 from __future__ import annotations
 

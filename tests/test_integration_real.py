@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
 
 import mmembed
@@ -101,13 +102,14 @@ def test_default_model_is_the_shipped_adapter_and_finds_pictures():
     from mmembed.data.builders.sources import NOTO_EMOJI
 
     model = mmembed.load()
-    assert model.name == "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui4-soup-neighbours-texts20"
+    assert model.name == "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui4-soup-neighbours-texts40"
     assert model.config.image_trained and model.config.lora is not None and model.feature_readout is not None
     assert (model.config.feature_readout.weight, model.config.feature_readout.query_weight) == (0.25, 1.5)
     memory = model.neighbour_captions  # documents borrow their look-alikes' captions, queries do not
-    assert (memory.cfg.weight, memory.cfg.query_weight, memory.size) == (0.6, 0.0, 7141)
-    assert memory.reads_texts and (memory.cfg.text_weight, memory.cfg.text_size) == (1.0, 63871)
-    assert len(memory.cfg.text_langs) == 20 and {"it", "ko", "vi", "bn"} <= set(memory.cfg.text_langs)
+    assert (memory.cfg.weight, memory.cfg.query_weight, memory.size, memory.cfg.memory_bits) == (0.6, 0.0, 7141, 8)
+    assert memory.keys.dtype == memory.values.dtype == torch.int8  # stored as int8: room for keys in 40 languages
+    assert memory.reads_texts and (memory.cfg.text_weight, memory.cfg.text_size) == (1.0, 119829)
+    assert len(memory.cfg.text_langs) == 40 and {"it", "ko", "nl", "ta", "ur", "ha"} <= set(memory.cfg.text_langs)
     renderer = EmojiRenderer(NOTO_EMOJI.require())
     images = [renderer.render(cp) for cp in ["\U0001F34E", "\U0001F436", "\U0001F697"]]  # apple, dog, car
     queries = ["a red apple", "ein Hund", "一辆汽车"]  # en, de, zh
@@ -135,17 +137,23 @@ def test_the_fingerprints_collections_recorded_for_the_read_out_models_stay_as_t
 
 
 def test_the_default_compares_texts_with_texts_exactly_as_stage_45b_did():
-    """Stages 46a and 46b add neighbour pictures to texts compared with images only: text -> text (cross-lingual
-    retrieval, whose test numbers the card carries over from 45b) and every image embedding must be 45b's bit for bit;
-    46b's keys in ten more languages move an Italian text compared with images, not a judged language's alone."""
-    texts = ["a red apple", "ein kleiner Hund", "一只猫", "الشمس المشرقة", "गिटार बजाना", "mti mkubwa", "un gatto nero"]
+    """Stages 46a, 46b and 47a add neighbour pictures to texts compared with images only: text -> text (cross-lingual
+    retrieval, whose test numbers the card carries over from 45b) must be 45b's bit for bit; 46b's keys in ten more
+    languages move an Italian text compared with images, 47a's in twenty more a Dutch one."""
+    texts = ["a red apple", "ein kleiner Hund", "一只猫", "الشمس المشرقة", "गिटार बजाना", "mti mkubwa", "un gatto nero",
+             "een zwarte kat"]
     new = mmembed.load()
     old = mmembed.load("gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui4-soup-neighbours")
     np.testing.assert_array_equal(new.encode_text(texts), old.encode_text(texts))
     assert not np.allclose(new.encode_text(texts, against="images"), old.encode_text(texts), atol=1e-3)
-    ten = mmembed.load("gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui4-soup-neighbours-texts")
-    moved = np.abs(new.encode_text(texts, against="images") - ten.encode_text(texts, against="images")).max(axis=1)
-    assert moved[-1] > 1e-2, moved  # the Italian text finds Italian caption keys now
+    stages = {stage: mmembed.load(f"gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui4-soup-neighbours-{stage}")
+              for stage in ("texts", "texts20")}  # 46a, 46b
+    against = {stage: model.encode_text(texts, against="images") for stage, model in stages.items()}
+    against["texts40"] = new.encode_text(texts, against="images")
+    moved_46b = np.abs(against["texts20"] - against["texts"]).max(axis=1)
+    moved_47a = np.abs(against["texts40"] - against["texts20"]).max(axis=1)
+    assert moved_46b[-2] > 1e-2, moved_46b  # 46b: the Italian text finds Italian caption keys...
+    assert moved_47a[-1] > 1e-2, moved_47a  # ...47a: the Dutch one Dutch keys
 
 
 def test_the_fingerprint_of_a_memory_without_a_text_side_stays_as_session_44_recorded_it():
