@@ -244,7 +244,7 @@ class NeighbourCaptionsConfig:
         if self.weight < 0 or (self.query_weight is not None and self.query_weight < 0):
             raise ValueError(f"neighbour_captions weights must be >= 0, got weight={self.weight}, "
                              f"query_weight={self.query_weight}")
-        if self.memory_bits not in (8, 16):
+        if type(self.memory_bits) is not int or self.memory_bits not in (8, 16):  # not 8.0 or True: a saved config's type
             raise ValueError(f"neighbour_captions memory_bits must be 8 (int8) or 16 (fp16), got {self.memory_bits!r}")
         if self.k < 1 or self.temperature <= 0 or self.key_dims < 0 or self.captions_per_image < 1 or self.size < 0:
             raise ValueError(f"neighbour_captions needs k >= 1, temperature > 0, key_dims >= 0, captions_per_image >= 1 "

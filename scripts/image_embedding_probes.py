@@ -87,6 +87,8 @@ def _text_side(model, opts: dict) -> None:
 
 @torch.no_grad()
 def _int8_values(memory) -> None:
+    if memory.cfg.memory_bits == 8:
+        raise ValueError("+values8: this model's memory is stored as int8 already (memory_bits = 8)")
     values = memory.values.float()  # (N, D) unit rows
     scale = values.abs().amax(dim=-1, keepdim=True) / 127
     rounded = (values / scale).round().clamp(-127, 127) * scale

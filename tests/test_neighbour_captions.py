@@ -124,7 +124,7 @@ def test_bad_memories_and_settings_are_refused_with_what_is_wrong():
         memory.fill(torch.ones(2, 4), torch.ones(3, 3))
     assert NeighbourCaptions(NeighbourCaptionsConfig(key_dims=256), in_channels=4, dim=3).key_basis.shape == (4, 4)
     for bad in ({"k": 0}, {"temperature": 0.0}, {"weight": -1.0}, {"query_weight": -0.1}, {"size": -1},
-                {"memory_bits": 4}, {"memory_bits": "8"}):
+                {"memory_bits": 4}, {"memory_bits": "8"}, {"memory_bits": 8.0}):
         with pytest.raises(ValueError, match="neighbour_captions"):
             NeighbourCaptionsConfig(**bad)
 
