@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 _REGISTRY: dict[str, Callable[[], ModelConfig]] = {}
 
-DEFAULT_ADAPTER = "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui4-soup-neighbours-texts40"  # the shipped trained model, when adapters/ has it
+DEFAULT_ADAPTER = "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui4-soup-neighbours-texts52"  # the shipped trained model, when adapters/ has it
 DEFAULT_PROMPT_ONLY = "gemma3-270m-prompteol"
 
 

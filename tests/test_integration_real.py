@@ -102,14 +102,14 @@ def test_default_model_is_the_shipped_adapter_and_finds_pictures():
     from mmembed.data.builders.sources import NOTO_EMOJI
 
     model = mmembed.load()
-    assert model.name == "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui4-soup-neighbours-texts40"
+    assert model.name == "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui4-soup-neighbours-texts52"
     assert model.config.image_trained and model.config.lora is not None and model.feature_readout is not None
     assert (model.config.feature_readout.weight, model.config.feature_readout.query_weight) == (0.25, 1.5)
     memory = model.neighbour_captions  # documents borrow their look-alikes' captions, queries do not
     assert (memory.cfg.weight, memory.cfg.query_weight, memory.size, memory.cfg.memory_bits) == (0.6, 0.0, 7141, 8)
-    assert memory.keys.dtype == memory.values.dtype == torch.int8  # stored as int8: room for keys in 40 languages
-    assert memory.reads_texts and (memory.cfg.text_weight, memory.cfg.text_size) == (1.0, 119829)
-    assert len(memory.cfg.text_langs) == 40 and {"it", "ko", "nl", "ta", "ur", "ha"} <= set(memory.cfg.text_langs)
+    assert memory.keys.dtype == memory.values.dtype == torch.int8  # stored as int8: room for keys in 52 languages
+    assert memory.reads_texts and (memory.cfg.text_weight, memory.cfg.text_size) == (1.0, 153888)
+    assert len(memory.cfg.text_langs) == 52 and {"it", "ko", "nl", "ta", "ur", "ha", "fi", "si"} <= set(memory.cfg.text_langs)
     renderer = EmojiRenderer(NOTO_EMOJI.require())
     images = [renderer.render(cp) for cp in ["\U0001F34E", "\U0001F436", "\U0001F697"]]  # apple, dog, car
     queries = ["a red apple", "ein Hund", "一辆汽车"]  # en, de, zh
@@ -137,23 +137,24 @@ def test_the_fingerprints_collections_recorded_for_the_read_out_models_stay_as_t
 
 
 def test_the_default_compares_texts_with_texts_exactly_as_stage_45b_did():
-    """Stages 46a, 46b and 47a add neighbour pictures to texts compared with images only: text -> text (cross-lingual
+    """Stages 46a to 47b add neighbour pictures to texts compared with images only: text -> text (cross-lingual
     retrieval, whose test numbers the card carries over from 45b) must be 45b's bit for bit; 46b's keys in ten more
-    languages move an Italian text compared with images, 47a's in twenty more a Dutch one."""
+    languages move an Italian text compared with images, 47a's in twenty more a Dutch one, 47b's a Finnish one."""
     texts = ["a red apple", "ein kleiner Hund", "一只猫", "الشمس المشرقة", "गिटार बजाना", "mti mkubwa", "un gatto nero",
-             "een zwarte kat"]
+             "een zwarte kat", "musta kissa"]
     new = mmembed.load()
     old = mmembed.load("gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui4-soup-neighbours")
     np.testing.assert_array_equal(new.encode_text(texts), old.encode_text(texts))
     assert not np.allclose(new.encode_text(texts, against="images"), old.encode_text(texts), atol=1e-3)
     stages = {stage: mmembed.load(f"gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui4-soup-neighbours-{stage}")
-              for stage in ("texts", "texts20")}  # 46a, 46b
+              for stage in ("texts", "texts20", "texts40")}  # 46a, 46b, 47a
     against = {stage: model.encode_text(texts, against="images") for stage, model in stages.items()}
-    against["texts40"] = new.encode_text(texts, against="images")
-    moved_46b = np.abs(against["texts20"] - against["texts"]).max(axis=1)
-    moved_47a = np.abs(against["texts40"] - against["texts20"]).max(axis=1)
-    assert moved_46b[-2] > 1e-2, moved_46b  # 46b: the Italian text finds Italian caption keys...
-    assert moved_47a[-1] > 1e-2, moved_47a  # ...47a: the Dutch one Dutch keys
+    against["texts52"] = new.encode_text(texts, against="images")
+    moved = {stage: np.abs(against[stage] - against[before]).max(axis=1)
+             for stage, before in (("texts20", "texts"), ("texts40", "texts20"), ("texts52", "texts40"))}
+    assert moved["texts20"][-3] > 1e-2, moved  # 46b: the Italian text finds Italian caption keys...
+    assert moved["texts40"][-2] > 1e-2, moved  # ...47a: the Dutch one Dutch keys...
+    assert moved["texts52"][-1] > 1e-2, moved  # ...47b: the Finnish one Finnish keys
 
 
 def test_the_fingerprint_of_a_memory_without_a_text_side_stays_as_session_44_recorded_it():
