@@ -33,7 +33,7 @@ from torch import nn
 
 from .config import ImageRole, NeighbourCaptionsConfig, role_weight
 from .feature_readout import pooled_features
-from .neighbour_pictures import NeighbourPictures, int8_rows, principal_basis
+from .neighbour_pictures import NeighbourPictures, int8_rows, principal_basis, scaled_rows, scaled_scores
 
 
 class NeighbourCaptions(nn.Module):
@@ -68,9 +68,7 @@ class NeighbourCaptions(nn.Module):
         """(n, C) pooled tower features -> (n, D) unit mean of the nearest memory pictures' caption embeddings."""
         if self.size == 0:
             return pooled.new_zeros(len(pooled), self.values.shape[1], dtype=torch.float32)
-        sims = self.key(pooled) @ self.keys.float().T  # (n, N)
-        if self.cfg.memory_bits == 8:
-            sims = sims * self.key_scale.float()  # (n, N): the int8 rows' scales, one per column
+        sims = scaled_scores(self.key(pooled), self.keys, self._scale("key_scale"))  # (n, N)
         top = sims.topk(min(self.cfg.k, self.size), dim=-1)  # (n, k)
         weights = (top.values / self.cfg.temperature).softmax(dim=-1)  # (n, k)
         mixed = (weights.unsqueeze(-1) * self.memory_values(top.indices)).sum(dim=1)  # (n, D): k rows each, not all N
@@ -78,10 +76,11 @@ class NeighbourCaptions(nn.Module):
 
     def memory_values(self, rows: torch.Tensor) -> torch.Tensor:
         """(...) memory rows -> (..., D) their caption embeddings in float32 (unit rows, up to the int8 rounding)."""
-        values = self.values[rows].float()
-        if self.cfg.memory_bits == 8:
-            values = values * self.value_scale[rows].float().unsqueeze(-1)
-        return values
+        return scaled_rows(self.values, self._scale("value_scale"), rows)
+
+    def _scale(self, name: str) -> Optional[torch.Tensor]:
+        """The (N,) scales of the int8 rows (memory_bits 8); None for fp16 rows."""
+        return getattr(self, name) if self.cfg.memory_bits == 8 else None
 
     def role_weight(self, role: ImageRole) -> float:
         return role_weight(self.cfg.weight, self.cfg.query_weight, role)

@@ -24,6 +24,8 @@ int8 in `text_picture_dims` principal directions of the pictures' embeddings: 3.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 
@@ -42,6 +44,19 @@ def int8_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(n, d) float rows -> (n, d) int8 and (n,) fp16 scales with x ~ int8 * scale."""
     scale = x.abs().amax(dim=-1).clamp_min(1e-8) / 127
     return (x / scale.unsqueeze(-1)).round().clamp(-127, 127).to(torch.int8), scale.to(torch.float16)
+
+
+def scaled_scores(query: torch.Tensor, rows: torch.Tensor, scale: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """(n, p) float queries and (M, p) stored rows (int8 with (M,) scales from int8_rows, or fp16 with None) -> (n, M)
+    dot products. The scales multiply the (n, M) scores, not the (M, p) rows: a query is one row, the table many."""
+    scores = query @ rows.float().T
+    return scores if scale is None else scores * scale.float()
+
+
+def scaled_rows(rows: torch.Tensor, scale: Optional[torch.Tensor], index: torch.Tensor) -> torch.Tensor:
+    """(M, p) stored rows (int8 with (M,) scales, or fp16 with None) -> (..., p) float32 rows at `index` (...)."""
+    out = rows[index].float()
+    return out if scale is None else out * scale[index].float().unsqueeze(-1)
 
 
 class NeighbourPictures(nn.Module):
@@ -65,11 +80,10 @@ class NeighbourPictures(nn.Module):
     def mix(self, text_emb: torch.Tensor, k: int, temperature: float) -> torch.Tensor:
         """(n, D) text embeddings -> (n, D) unit mix of the values of the pictures of their k nearest keys."""
         key = nn.functional.normalize((text_emb.float() - self.key_mean) @ self.key_basis.float(), dim=-1)  # (n, p)
-        keys = self.keys.float() * self.key_scale.float().unsqueeze(-1)  # (M, p)
-        top = (key @ keys.T).topk(min(k, len(keys)), dim=-1)  # (n, k)
+        top = scaled_scores(key, self.keys, self.key_scale).topk(min(k, len(self.keys)), dim=-1)  # (n, k) of (n, M)
         weights = (top.values / temperature).softmax(dim=-1)  # (n, k)
         rows = self.key_picture[top.indices].long()  # (n, k) memory pictures
-        coeffs = self.pictures[rows].float() * self.picture_scale[rows].float().unsqueeze(-1)  # (n, k, q)
+        coeffs = scaled_rows(self.pictures, self.picture_scale, rows)  # (n, k, q)
         values = coeffs @ self.picture_basis.float().T + self.picture_mean  # (n, k, D)
         return nn.functional.normalize((weights.unsqueeze(-1) * values).sum(dim=1), dim=-1)
 

@@ -31,6 +31,7 @@ import mmembed.evaluation.encoders as encoders
 import mmembed.registry as registry
 from mmembed.config import NeighbourCaptionsConfig
 from mmembed.model import MMEmbedModel
+from mmembed.neighbour_pictures import scaled_rows, scaled_scores
 
 _load, _features, _check = mmembed.load, MMEmbedModel.image_features, encoders.check_encoder_name
 BANK: dict = {}
@@ -119,14 +120,13 @@ def _same_language_keys(memory) -> None:
 
     def mix(text_emb, k, temperature):
         key = torch.nn.functional.normalize((text_emb.float() - table.key_mean) @ table.key_basis.float(), dim=-1)
-        keys = table.keys.float() * table.key_scale.float().unsqueeze(-1)  # (M, p)
-        sims = key @ keys.T  # (n, M)
+        sims = scaled_scores(key, table.keys, table.key_scale)  # (n, M)
         first = lang[sims.argmax(dim=-1)]  # (n,) language of each text's nearest key
         sims = sims.masked_fill(lang.unsqueeze(0) != first.unsqueeze(1), float("-inf"))
-        top = sims.topk(min(k, len(keys)), dim=-1)
+        top = sims.topk(min(k, len(table.keys)), dim=-1)
         weights = (top.values / temperature).softmax(dim=-1)
         rows = table.key_picture[top.indices].long()
-        coeffs = table.pictures[rows].float() * table.picture_scale[rows].float().unsqueeze(-1)
+        coeffs = scaled_rows(table.pictures, table.picture_scale, rows)
         values = coeffs @ table.picture_basis.float().T + table.picture_mean
         return torch.nn.functional.normalize((weights.unsqueeze(-1) * values).sum(dim=1), dim=-1)
 
