@@ -16,6 +16,7 @@ from typing import Any, Literal, Optional
 BackboneSource = Literal["packaged", "pretrained", "random"]
 PoolingKind = Literal["last_token", "mean", "weighted_mean", "latent_attention"]
 AttentionKind = Literal["causal", "bidirectional"]
+StorageDtype = Literal["float32", "float16"]  # how a save stores the trained float32 tensors
 PaddingSide = Literal["left", "right"]
 # what an image is in a retrieval: a DOCUMENT (what a search index holds, what text queries rank) or a QUERY (an
 # image whose texts are ranked: image -> text, zero-shot labels, an image as a search query). Image add-ons may
@@ -273,6 +274,9 @@ class ModelConfig:
     neighbour_captions: Optional[NeighbourCaptionsConfig] = None  # None: no memory of training pictures
     image_trained: bool = False  # False until a projector has been trained: encode_image refuses
     init_seed: Optional[int] = None  # set: parts not loaded from weights (projector, head) start the same at every load
+    # how a save stores the trained float32 tensors (LoRA, projector, head, read-out...): "float16" halves them on disk
+    # and rounds the live model to the same values, so the saved and the live model give the same vectors
+    storage_dtype: StorageDtype = "float32"
     description: str = ""
     version: str = "0"
 

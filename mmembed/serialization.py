@@ -41,6 +41,25 @@ def trained_state_dict(model) -> dict[str, torch.Tensor]:
     return state
 
 
+def round_to_storage(model) -> dict[str, torch.Tensor]:
+    """The trained tensors as a save stores them (`model.config.storage_dtype`). At "float16" every float32 tensor
+    within float16's range is stored as float16 and the live model's own tensor is rounded to that value in place,
+    so the model keeps giving the vectors the saved folder gives; one beyond that range stays float32 (exact)."""
+    state = trained_state_dict(model)
+    if model.config.storage_dtype == "float32":
+        return state
+    set_merged = getattr(model, "set_lora_merged", None)
+    if set_merged is not None:
+        set_merged(False)  # a merged LoRA lives in the base weights too; the next encode merges the rounded one
+    live, limit = model.state_dict(), torch.finfo(torch.float16).max
+    with torch.no_grad():
+        for key, value in state.items():
+            if value.dtype == torch.float32 and value.numel() and bool(value.abs().max() <= limit):
+                state[key] = value.to(torch.float16)
+                live[key].copy_(state[key])
+    return state
+
+
 def saved_config(model) -> dict:
     """The model's config as a saved folder records it (what the live model does, not what it was loaded with)."""
     config = model.config.to_dict()
@@ -59,7 +78,8 @@ def saved_config(model) -> dict:
 
 # fields that do not change a stored vector: labels, and a query image's read-out weight (an index holds documents);
 # "section.field" for a field of a config section
-FINGERPRINT_IGNORES = ("name", "description", "version", "feature_readout.query_weight",
+# and how the trained tensors are stored (the tensors themselves are hashed)
+FINGERPRINT_IGNORES = ("name", "description", "version", "storage_dtype", "feature_readout.query_weight",
                        "neighbour_captions.query_weight")
 # config fields added after models that have them were saved: ("section.field", the value the older saves implied).
 # A model whose field holds that value also matches the fingerprint computed before the field existed, which
@@ -158,9 +178,11 @@ def _check_replaceable(folder: Path) -> None:
         )
 
 
-def save_model(model, folder, card_extra: str = "") -> Path:
+def save_model(model, folder, card_extra: str = "", lossless: bool = False) -> Path:
     """Write the model to `folder` atomically. Replacing an earlier-saved model keeps that folder's
-    other files (a train_log.jsonl, notes); any other non-empty folder is refused, never emptied."""
+    other files (a train_log.jsonl, notes); any other non-empty folder is refused, never emptied.
+    The trained tensors are stored as the config's storage_dtype says (`round_to_storage`), or exactly as they are
+    with `lossless` (a training checkpoint: rounding there would change the run it resumes)."""
     folder = Path(folder)
     _check_replaceable(folder)
     from safetensors.torch import save_file
@@ -175,7 +197,8 @@ def save_model(model, folder, card_extra: str = "") -> Path:
                     shutil.copytree(extra, tmp / extra.name, symlinks=True)
                 else:
                     shutil.copy2(extra, tmp / extra.name, follow_symlinks=False)
-        save_file(trained_state_dict(model), str(tmp / WEIGHTS), metadata={"format": "pt", "mmembed": "1"})
+        state = trained_state_dict(model) if lossless else round_to_storage(model)
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "mmembed": "1"})
         config = saved_config(model)
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
         for name in (WEIGHTS, CONFIG):  # files kept from an earlier save keep their own modes

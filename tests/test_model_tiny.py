@@ -152,15 +152,22 @@ def test_head_init_identity_or_random():
     assert not torch.equal(MMEmbedModel(cfg).head.weight, torch.eye(64))
 
 
-def test_save_load_round_trip_bit_exact(tmp_path):
+def _tiny_lora_model(pooling: str | None = None) -> MMEmbedModel:
+    """tiny-random (its pooling, or `pooling`) with LoRA whose B matrices are non-zero, so it matters."""
     cfg = mmembed.get_config("tiny-random")
     cfg.lora = mmembed.config.LoraConfig(r=4, alpha=8)
-    cfg.pooling.kind = "latent_attention"
+    if pooling is not None:
+        cfg.pooling.kind = pooling
     model = MMEmbedModel(cfg)
-    with torch.no_grad():  # make the LoRA B matrices non-zero so they matter
+    with torch.no_grad():
         for name, p in model.backbone.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.05)
+    return model
+
+
+def test_save_load_round_trip_bit_exact(tmp_path):
+    model = _tiny_lora_model(pooling="latent_attention")
     before_t = model.encode_text(TEXTS)
     before_i = model.encode_image([Image.new("RGB", (32, 32), (0, 200, 0))])
     model.save(tmp_path / "saved")
@@ -182,13 +189,7 @@ def test_lora_merges_for_inference_and_unmerges_for_training():
     """encode() folds LoRA into the base weights (speed); train() takes it back out (gradients)."""
     from peft.tuners.lora import LoraLayer
 
-    cfg = mmembed.get_config("tiny-random")
-    cfg.lora = mmembed.config.LoraConfig(r=4, alpha=8)
-    model = MMEmbedModel(cfg)
-    with torch.no_grad():
-        for name, p in model.backbone.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.05)
+    model = _tiny_lora_model()
     base = {n: p.detach().clone() for n, p in model.backbone.named_parameters() if "lora_" not in n}
     plans = model.text.text_plans(TEXTS)
     with torch.no_grad():
@@ -249,3 +250,53 @@ def test_projector_resize_tokens_keeps_the_mlp_and_resamples_positions():
     torch.testing.assert_close(proj.position.detach()[0], pos.mean(0), atol=1e-6, rtol=1e-6)
     with pytest.raises(ValueError, match="perfect square"):
         proj.resize_tokens(5)
+
+
+def test_float16_storage_halves_the_file_and_the_model_that_saved_it_gives_the_loaded_vectors(tmp_path):
+    from safetensors.torch import load_file
+
+    from mmembed.serialization import model_fingerprint
+
+    model = _tiny_lora_model()
+    with torch.no_grad():
+        model.logit_bias.fill_(1e5)  # beyond float16's range
+    image = [Image.new("RGB", (32, 32), (0, 200, 0))]
+    exact_t = model.encode_text(TEXTS)
+    model.save(tmp_path / "fp32")
+    model.config.storage_dtype = "float16"
+    model.save(tmp_path / "fp16")
+    exact, half = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("fp32", "fp16"))
+    assert exact.keys() == half.keys()
+    assert all(t.dtype == torch.float32 for t in exact.values() if t.is_floating_point())
+    beyond = {k for k, t in half.items() if t.dtype == torch.float32}
+    assert beyond == {"logit_bias"}  # 1e5 does not fit float16: that tensor stays exact
+    assert torch.equal(half["logit_bias"], exact["logit_bias"])
+    for key in exact.keys() - beyond:
+        if exact[key].is_floating_point():
+            assert half[key].dtype == torch.float16
+            torch.testing.assert_close(half[key].float(), exact[key], rtol=1e-3, atol=1e-7)
+    lora = [k for k in exact if "lora_" in k]
+    assert lora and sum(half[k].nbytes for k in lora) * 2 == sum(exact[k].nbytes for k in lora)
+
+    # the live model was rounded to what it saved: it and the loaded folder agree (up to the float noise of taking
+    # its merged LoRA back out of the base weights, ~1e-7: rounding moved the vectors ~1e-4), a re-save bit for bit
+    loaded = mmembed.load(str(tmp_path / "fp16"))
+    assert loaded.config.storage_dtype == "float16"
+    live_t, loaded_t = model.encode_text(TEXTS), loaded.encode_text(TEXTS)
+    np.testing.assert_allclose(live_t, loaded_t, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(model.encode_image(image), loaded.encode_image(image), rtol=0, atol=1e-6)
+    assert model_fingerprint(model) == model_fingerprint(loaded)
+    assert np.abs(live_t - exact_t).max() > 1e-5  # rounding moved the vectors...
+    assert float((live_t * exact_t).sum(-1).min()) > 0.999  # ...by little
+    loaded.save(tmp_path / "again")
+    again = load_file(str(tmp_path / "again" / "model.safetensors"))
+    assert all(torch.equal(again[k], half[k]) and again[k].dtype == half[k].dtype for k in half)
+
+
+def test_storage_dtype_is_checked_where_it_is_set():
+    with pytest.raises(ValueError, match="storage_dtype must be one of 'float32', 'float16', got 'bfloat16'"):
+        mmembed.config.ModelConfig(name="x", storage_dtype="bfloat16")
+    from mmembed.training.config import TrainConfig
+
+    with pytest.raises(ValueError, match="storage_dtype must be one of float32, float16, got 'fp16'"):
+        TrainConfig(storage_dtype="fp16")

@@ -841,3 +841,24 @@ def test_cli_pairs_with_siglip_and_grad_cache(tmp_path):
     assert state["config"]["loss"] == "siglip" and state["config"]["grad_cache_chunk"] == 2
     base, tuned = mmembed.load("tiny-random"), mmembed.load(str(run / "final"))
     assert tuned.logit_bias.item() != base.logit_bias.item()  # trained only by the sigmoid loss
+
+
+def test_a_float16_recipe_exports_float16_while_its_checkpoints_stay_exact(dataset, tmp_path):
+    """storage_dtype = "float16" halves the exported tensors; the checkpoints a resume reads keep float32, and
+    the model after export gives the vectors of the folder it wrote."""
+    from safetensors.torch import load_file
+
+    trainer = Trainer(_cfg(dataset, tmp_path / "run", steps=2, checkpoint_every=2, lora_r=4,
+                           storage_dtype="float16"), progress=False)
+    trainer.run()
+    ckpt = load_file(str(tmp_path / "run" / "checkpoints" / "step_000002" / "model" / "model.safetensors"))
+    assert {t.dtype for t in ckpt.values() if t.is_floating_point()} == {torch.float32}
+    assert torch.equal(ckpt["projector.mlp.0.weight"], trained_state_dict(trainer.model)["projector.mlp.0.weight"])
+    trainer.export(tmp_path / "export")
+    exported = load_file(str(tmp_path / "export" / "model.safetensors"))
+    assert {t.dtype for t in exported.values() if t.is_floating_point()} == {torch.float16}
+    assert any("lora_" in k for k in exported)
+    loaded = mmembed.load(str(tmp_path / "export"))
+    texts, image = ["ein rotes Quadrat", "a blue square"], [str(dataset / "images" / "red.png")]
+    np.testing.assert_array_equal(trainer.model.encode_text(texts), loaded.encode_text(texts))
+    np.testing.assert_array_equal(trainer.model.encode_image(image), loaded.encode_image(image))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal, Optional, get_args
 
 from ..config import (AttentionKind, FeatureReadoutConfig, ImageCenteringConfig, LabelPriorConfig,
-                      NeighbourCaptionsConfig, token_grid_side)
+                      NeighbourCaptionsConfig, StorageDtype, token_grid_side)
 
 LossKind = Literal["clip", "siglip"]  # symmetric InfoNCE (open_clip ClipLoss) or sigmoid (SigLipLoss)
 
@@ -102,6 +102,9 @@ class TrainConfig:
     # whatever its base did; the LoRA then learns under that mask, and the saved model keeps it
     attention: Optional[AttentionKind] = None
     autocast_bf16: Literal["auto", "on", "off"] = "auto"  # auto: on where bf16 is native
+    # set: how the exported model stores its trained float32 tensors (ModelConfig.storage_dtype; "float16" halves
+    # them on disk); unset: as the base does. Checkpoints always keep them exact
+    storage_dtype: Optional[StorageDtype] = None
     on_error: Literal["skip", "reject"] = "skip"  # bad rows of custom pairs
     seed: int = 0
     checkpoint_every: int = 50
@@ -147,6 +150,8 @@ class TrainConfig:
             token_grid_side(self.num_visual_tokens)
         if self.attention is not None and self.attention not in get_args(AttentionKind):
             raise ValueError(f"attention must be one of {', '.join(get_args(AttentionKind))}, got {self.attention!r}")
+        if self.storage_dtype is not None and self.storage_dtype not in get_args(StorageDtype):
+            raise ValueError(f"storage_dtype must be one of {', '.join(get_args(StorageDtype))}, got {self.storage_dtype!r}")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 (in-batch negatives), got {self.batch_size}")
         # a misspelt loss would otherwise train with InfoNCE without a word (the loss picks siglip by name)

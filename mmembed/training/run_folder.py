@@ -200,7 +200,7 @@ def write_checkpoint(out: Path, model, optimizer: torch.optim.Optimizer, step: i
     final = root / f"step_{step:06d}"
     tmp = temp_dir_beside(final)
     try:
-        save_model(model, tmp / "model")
+        save_model(model, tmp / "model", lossless=True)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         state = {"step": step, "config": identity.config, "data": identity.data}
         (tmp / STATE).write_text(json.dumps(state, indent=1))

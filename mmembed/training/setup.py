@@ -100,6 +100,8 @@ def build_model(cfg: TrainConfig) -> MMEmbedModel:
             raise ValueError(f"num_visual_tokens is set but base {cfg.base!r} has no image tower")
         model.projector.resize_tokens(cfg.num_visual_tokens)  # the base's projector MLP is kept
         model.config.projector.num_visual_tokens = cfg.num_visual_tokens
+    if cfg.storage_dtype is not None:
+        model.config.storage_dtype = cfg.storage_dtype  # applied at export (serialization.round_to_storage)
     if cfg.attention is not None:
         model.config.backbone.attention = cfg.attention  # read at every forward (MMEmbedModel), saved with the model
     if cfg.unfreeze_tower_blocks:

@@ -21,7 +21,7 @@ import torch
 
 from ..image_centering import fit_image_centering
 from ..label_prior import refresh_label_embeddings
-from ..serialization import load_model, save_model
+from ..serialization import load_model, round_to_storage, save_model
 from . import run_folder
 from .config import TrainConfig
 from .devset import dev_metrics, load_dev_set
@@ -358,6 +358,9 @@ class Trainer:
         written anew with this run's training section, unless the folder holds a hand-written card (kept)."""
         run_folder.check_export_target(Path(folder))
         self.model.eval()
+        if self.model.config.storage_dtype != "float32":
+            round_to_storage(self.model)  # first: the label table, read-out and memory below come from the stored weights
+            self._memory_built_at = None  # one built at the last dev scoring came from the weights before rounding
         refresh_label_embeddings(self.model)
         self._fit_feature_readout()
         self._build_neighbour_captions()
