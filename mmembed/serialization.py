@@ -41,13 +41,14 @@ def trained_state_dict(model) -> dict[str, torch.Tensor]:
     return state
 
 
-def round_to_storage(model) -> dict[str, torch.Tensor]:
-    """The trained tensors as a save stores them (`model.config.storage_dtype`). At "float16" every float32 tensor
-    within float16's range is stored as float16 and the live model's own tensor is rounded to that value in place,
-    so the model keeps giving the vectors the saved folder gives; one beyond that range stays float32 (exact)."""
-    state = trained_state_dict(model)
+def round_to_storage(model) -> tuple[dict[str, torch.Tensor], bool]:
+    """The trained tensors as a save stores them (`model.config.storage_dtype`), and whether the live model changed.
+    At "float16" every float32 tensor within float16's range is stored as float16 and the live model's own tensor is
+    rounded to that value in place, so the model keeps giving the vectors the saved folder gives; one beyond that
+    range stays float32 (exact)."""
+    state, changed = trained_state_dict(model), False
     if model.config.storage_dtype == "float32":
-        return state
+        return state, changed
     set_merged = getattr(model, "set_lora_merged", None)
     if set_merged is not None:
         set_merged(False)  # a merged LoRA lives in the base weights too; the next encode merges the rounded one
@@ -56,8 +57,10 @@ def round_to_storage(model) -> dict[str, torch.Tensor]:
         for key, value in state.items():
             if value.dtype == torch.float32 and value.numel() and bool(value.abs().max() <= limit):
                 state[key] = value.to(torch.float16)
-                live[key].copy_(state[key])
-    return state
+                if not torch.equal(live[key], state[key].to(live[key].dtype)):
+                    live[key].copy_(state[key])
+                    changed = True
+    return state, changed
 
 
 def saved_config(model) -> dict:
@@ -197,7 +200,7 @@ def save_model(model, folder, card_extra: str = "", lossless: bool = False) -> P
                     shutil.copytree(extra, tmp / extra.name, symlinks=True)
                 else:
                     shutil.copy2(extra, tmp / extra.name, follow_symlinks=False)
-        state = trained_state_dict(model) if lossless else round_to_storage(model)
+        state = trained_state_dict(model) if lossless else round_to_storage(model)[0]
         save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "mmembed": "1"})
         config = saved_config(model)
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))

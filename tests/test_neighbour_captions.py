@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 import mmembed
-from mmembed.config import ModelConfig, NeighbourCaptionsConfig
+from mmembed.config import LoraConfig, ModelConfig, NeighbourCaptionsConfig
 from mmembed.encoding import EncodeInputError
 from mmembed.model import MMEmbedModel
 from mmembed.neighbour_captions import NeighbourCaptions
@@ -191,6 +191,46 @@ def test_a_memory_only_recipe_builds_it_at_export_and_leaves_the_rest_of_the_bas
     np.testing.assert_array_equal(out.encode_text(["a red square"]), base.encode_text(["a red square"]))
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["neighbour_captions"]["pictures"] for r in log if "neighbour_captions" in r] == [8]
+
+
+def test_a_float16_recipe_builds_its_memory_from_the_weights_as_stored_and_only_when_they_changed(
+        swatches, tmp_path, monkeypatch):
+    """storage_dtype = "float16" rounds the text side at export, so a memory (text embeddings) built at the last dev
+    scoring, from the weights before rounding, is built again; `mmembed train --export` exports twice (RUN/final,
+    then the folder asked for), and the second finds nothing left to round or rebuild."""
+    from mmembed.training import trainer as trainer_module
+    from mmembed.training.config import DevSpec
+
+    config = mmembed.get_config("tiny-random")
+    config.image_trained, config.lora = True, LoraConfig(r=4, alpha=8)
+    base = MMEmbedModel(config)
+    with torch.no_grad():
+        for name, p in base.backbone.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)  # a text side float16 rounds
+    base.save(tmp_path / "base")
+    built_from_stored = []  # per build: were the LoRA weights float16 values?
+    build = trainer_module.build_neighbour_captions
+
+    def spy(model, *args, **kwargs):
+        lora = [p for n, p in model.backbone.named_parameters() if "lora_" in n]
+        built_from_stored.append(all(torch.equal(p, p.half().float()) for p in lora))
+        return build(model, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "build_neighbour_captions", spy)
+    dev = [DevSpec(name="swatches", path=str(swatches / "train.jsonl"), langs=["en"], kinds=["name"])]
+    cfg = _recipe(swatches, tmp_path, tmp_path / "base", steps=0, freeze_lora=True, freeze_text_side=True,
+                  storage_dtype="float16", neighbour_captions=MEMORY, dev=dev)
+    trainer = Trainer(cfg, progress=False)
+    trainer.run()
+    trainer.evaluate()  # a dev scoring at the last step: built from the float32 weights
+    trainer.export(tmp_path / "final")
+    trainer.export(tmp_path / "export")
+    assert built_from_stored == [False, True]
+    out = mmembed.load(str(tmp_path / "export"))
+    images = [str(p) for p in swatch_images(swatches)]  # documents: they borrow from the memory
+    np.testing.assert_allclose(out.encode_image(images, role="document"),  # up to merging the LoRA anew, ~1e-7
+                               trainer.model.encode_image(images, role="document"), rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("freeze_text_side", [True, False])

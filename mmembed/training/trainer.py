@@ -358,9 +358,10 @@ class Trainer:
         written anew with this run's training section, unless the folder holds a hand-written card (kept)."""
         run_folder.check_export_target(Path(folder))
         self.model.eval()
-        if self.model.config.storage_dtype != "float32":
-            round_to_storage(self.model)  # first: the label table, read-out and memory below come from the stored weights
-            self._memory_built_at = None  # one built at the last dev scoring came from the weights before rounding
+        # first: the label table, read-out and memory below come from the weights as stored; a memory built at the
+        # last dev scoring came from the weights before rounding (a second export finds nothing left to round)
+        if round_to_storage(self.model)[1]:
+            self._memory_built_at = None
         refresh_label_embeddings(self.model)
         self._fit_feature_readout()
         self._build_neighbour_captions()
