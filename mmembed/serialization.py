@@ -159,6 +159,7 @@ def model_card(model, extra: str = "") -> str:
         f"{'all layers' if c.backbone.num_layers is None else f'the first {c.backbone.num_layers} layers'}"
         f"{'' if c.backbone.final_norm else ' (no final norm)'}; embedding dim: {model.dim}; Matryoshka dims: {list(c.matryoshka_dims) or 'none'}\n"
         f"- LoRA: {c.lora if c.lora else 'none'}\n"
+        f"- trained float32 tensors stored as: {c.storage_dtype}\n"
         f"- label prior (mmembed/label_prior.py): {c.label_prior if getattr(model, 'label_prior', None) is not None else 'none'}\n"
         f"- image centering (mmembed/image_centering.py): {c.image_centering if getattr(model, 'image_centering', None) is not None else 'none'}\n"
         f"- feature read-out (mmembed/feature_readout.py): {c.feature_readout if getattr(model, 'feature_readout', None) is not None else 'none'}\n"

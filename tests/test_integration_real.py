@@ -136,25 +136,54 @@ def test_the_fingerprints_collections_recorded_for_the_read_out_models_stay_as_t
     assert legacy_fingerprints(model) == ["1ec9acfa57cab7dc"]  # session 35's, before fit_target existed
 
 
-def test_the_default_compares_texts_with_texts_exactly_as_stage_45b_did():
+def test_stage_48a_stores_float16_weights_and_finds_pictures_in_languages_47b_has_no_keys_for():
+    """48a (loaded by name): the trained tensors stored as float16 make room for caption keys in all 151 caption
+    languages; queries in Slovenian and Icelandic (no keys in 47b) find their emoji among five against images."""
+    from safetensors import safe_open
+
+    from mmembed.data.builders.emoji import EmojiRenderer
+    from mmembed.data.builders.sources import NOTO_EMOJI
+    from mmembed.registry import adapters_dir
+
+    name = "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui4-soup-neighbours-all-fp16"
+    model = mmembed.load(name)
+    assert model.config.storage_dtype == "float16"
+    with safe_open(str(adapters_dir() / name / "model.safetensors"), "pt") as f:
+        stored = {k: f.get_slice(k).get_dtype() for k in f.keys()}
+    assert {stored[k] for k in stored if "lora_" in k or k.startswith(("projector.", "head.", "feature_readout."))} == {"F16"}
+    memory = model.neighbour_captions
+    assert (memory.cfg.text_size, len(memory.cfg.text_langs)) == (320615, 151)
+    assert {"sl", "is", "eu", "ka", "zh_Hant", "yo"} <= set(memory.cfg.text_langs)
+    renderer = EmojiRenderer(NOTO_EMOJI.require())
+    images = model.encode_image([renderer.render(cp) for cp in
+                                 ["\U0001F34E", "\U0001F436", "\U0001F697", "\U0001F333", "\U0001F3E0"]])  # apple dog car tree house
+    for queries in (["jabolko", "pes", "avto", "drevo", "hiša"], ["epli", "hundur", "bíll", "tré", "hús"]):  # sl, is
+        sim = model.similarity(model.encode_text(queries, against="images"), images)
+        assert (sim.argmax(1) == np.arange(5)).all(), (queries, sim)
+
+
+def test_stages_46a_to_47b_compare_texts_with_texts_exactly_as_stage_45b_did_and_48a_within_its_rounding():
     """Stages 46a to 47b add neighbour pictures to texts compared with images only: text -> text (cross-lingual
-    retrieval, whose test numbers the card carries over from 45b) must be 45b's bit for bit; 46b's keys in ten more
-    languages move an Italian text compared with images, 47a's in twenty more a Dutch one, 47b's a Finnish one."""
+    retrieval) is 45b's bit for bit; 48a stores the trained weights as float16, which moves it by the rounding only.
+    46b's keys in ten more languages move an Italian text compared with images, 47a's a Dutch one, 47b's a Finnish one."""
     texts = ["a red apple", "ein kleiner Hund", "一只猫", "الشمس المشرقة", "गिटार बजाना", "mti mkubwa", "un gatto nero",
-             "een zwarte kat", "musta kissa"]
-    new = mmembed.load()
-    old = mmembed.load("gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui4-soup-neighbours")
-    np.testing.assert_array_equal(new.encode_text(texts), old.encode_text(texts))
-    assert not np.allclose(new.encode_text(texts, against="images"), old.encode_text(texts), atol=1e-3)
-    stages = {stage: mmembed.load(f"gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui4-soup-neighbours-{stage}")
-              for stage in ("texts", "texts20", "texts40")}  # 46a, 46b, 47a
-    against = {stage: model.encode_text(texts, against="images") for stage, model in stages.items()}
-    against["texts52"] = new.encode_text(texts, against="images")
-    moved = {stage: np.abs(against[stage] - against[before]).max(axis=1)
-             for stage, before in (("texts20", "texts"), ("texts40", "texts20"), ("texts52", "texts40"))}
-    assert moved["texts20"][-3] > 1e-2, moved  # 46b: the Italian text finds Italian caption keys...
-    assert moved["texts40"][-2] > 1e-2, moved  # ...47a: the Dutch one Dutch keys...
-    assert moved["texts52"][-1] > 1e-2, moved  # ...47b: the Finnish one Finnish keys
+             "een zwarte kat", "musta kissa", "črna mačka"]
+    stage = "gemma3-270m-mm-lora-cpu-bitext-distill-all-joint-img-readout-roles-ui4-soup-neighbours"
+    old = mmembed.load(stage)
+    stages = {name: mmembed.load(f"{stage}-{name}") for name in ("texts", "texts20", "texts40", "texts52")}  # 46a-47b
+    stages["all-fp16"] = mmembed.load(f"{stage}-all-fp16")  # 48a
+    plain = old.encode_text(texts)
+    for name in ("texts", "texts20", "texts40", "texts52"):
+        np.testing.assert_array_equal(stages[name].encode_text(texts), plain)
+    rounded = stages["all-fp16"].encode_text(texts)
+    assert 0 < np.abs(rounded - plain).max() and float((rounded * plain).sum(1).min()) > 0.9995
+    assert not np.allclose(stages["all-fp16"].encode_text(texts, against="images"), rounded, atol=1e-3)
+    against = {name: model.encode_text(texts, against="images") for name, model in stages.items() if name != "all-fp16"}
+    moved = {name: np.abs(against[name] - against[before]).max(axis=1) for name, before in
+             (("texts20", "texts"), ("texts40", "texts20"), ("texts52", "texts40"))}
+    assert moved["texts20"][6] > 1e-2, moved  # 46b: the Italian text finds Italian caption keys...
+    assert moved["texts40"][7] > 1e-2, moved  # ...47a: the Dutch one Dutch keys...
+    assert moved["texts52"][8] > 1e-2, moved  # ...47b: the Finnish one Finnish keys
 
 
 def test_the_fingerprint_of_a_memory_without_a_text_side_stays_as_session_44_recorded_it():
