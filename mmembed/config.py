@@ -17,6 +17,7 @@ BackboneSource = Literal["packaged", "pretrained", "random"]
 PoolingKind = Literal["last_token", "mean", "weighted_mean", "latent_attention"]
 AttentionKind = Literal["causal", "bidirectional"]
 StorageDtype = Literal["float32", "float16"]  # how a save stores the trained float32 tensors
+KeyDraw = Literal["joint", "per_language"]  # how a memory's caption keys are drawn (NeighbourCaptionsConfig)
 PaddingSide = Literal["left", "right"]
 # what an image is in a retrieval: a DOCUMENT (what a search index holds, what text queries rank) or a QUERY (an
 # image whose texts are ranked: image -> text, zero-shot labels, an image as a search query). Image add-ons may
@@ -231,9 +232,15 @@ class NeighbourCaptionsConfig:
     text_key_dims: int = 64  # principal directions kept for the caption keys (int8)
     text_picture_dims: int = 128  # principal directions kept for the pictures' embeddings (int8)
     text_size: int = 0  # caption keys: set when it is built (the saved buffers' first dimension)
+    # how the build draws each picture's key caption in a language (mmembed.training.neighbours.caption_keys):
+    # "joint", one seeded sequence over pictures x languages (the shipped models up to 48a: adding a language re-draws
+    # every other language's keys), or "per_language", a sequence per language (a language's keys depend only on the
+    # seed, the pictures and that language, so adding languages leaves the others' keys as they were)
+    text_key_draw: KeyDraw = "joint"
 
     def __post_init__(self) -> None:
         self.text_langs = tuple(self.text_langs)  # a TOML or JSON list
+        check_choices(self)
         if (self.text_weight < 0 or self.text_k < 1 or self.text_temperature <= 0 or self.text_key_dims < 1
                 or self.text_picture_dims < 1 or self.text_size < 0 or not self.text_langs):
             raise ValueError(f"neighbour_captions needs text_weight >= 0, text_k >= 1, text_temperature > 0, "

@@ -57,8 +57,9 @@ def round_to_storage(model) -> tuple[dict[str, torch.Tensor], bool]:
         for key, value in state.items():
             if value.dtype == torch.float32 and value.numel() and bool(value.abs().max() <= limit):
                 state[key] = value.to(torch.float16)
-                if not torch.equal(live[key], state[key].to(live[key].dtype)):
-                    live[key].copy_(state[key])
+                rounded = state[key].to(device=live[key].device, dtype=live[key].dtype)  # the live one may be on a GPU
+                if not torch.equal(live[key], rounded):
+                    live[key].copy_(rounded)
                     changed = True
     return state, changed
 
@@ -81,9 +82,9 @@ def saved_config(model) -> dict:
 
 # fields that do not change a stored vector: labels, and a query image's read-out weight (an index holds documents);
 # "section.field" for a field of a config section
-# and how the trained tensors are stored (the tensors themselves are hashed)
+# and how the trained tensors were stored or drawn (the tensors themselves are hashed)
 FINGERPRINT_IGNORES = ("name", "description", "version", "storage_dtype", "feature_readout.query_weight",
-                       "neighbour_captions.query_weight")
+                       "neighbour_captions.query_weight", "neighbour_captions.text_key_draw")
 # config fields added after models that have them were saved: ("section.field", the value the older saves implied).
 # A model whose field holds that value also matches the fingerprint computed before the field existed, which
 # collections indexed then recorded (legacy_fingerprints).

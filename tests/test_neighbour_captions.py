@@ -14,6 +14,7 @@ from PIL import Image
 
 import mmembed
 from mmembed.config import LoraConfig, ModelConfig, NeighbourCaptionsConfig
+from mmembed.data.manifest import PairRecord, write_manifest
 from mmembed.encoding import EncodeInputError
 from mmembed.model import MMEmbedModel
 from mmembed.neighbour_captions import NeighbourCaptions
@@ -231,6 +232,37 @@ def test_a_float16_recipe_builds_its_memory_from_the_weights_as_stored_and_only_
     images = [str(p) for p in swatch_images(swatches)]  # documents: they borrow from the memory
     np.testing.assert_allclose(out.encode_image(images, role="document"),  # up to merging the LoRA anew, ~1e-7
                                trainer.model.encode_image(images, role="document"), rtol=0, atol=1e-6)
+
+
+def test_per_language_key_draws_leave_a_language_s_keys_as_they_were_when_languages_are_added(tmp_path):
+    """text_key_draw = "per_language": English and German keys are the same whether French keys are drawn too; the
+    "joint" draw of the shipped models re-draws them (why stage 48a lost 47b's German key "Apfel")."""
+    from mmembed.training.neighbours import caption_keys
+    from mmembed.training.readout import readout_pictures
+
+    (tmp_path / "images").mkdir()
+    recs = []
+    for name, rgb in SWATCHES.items():
+        Image.new("RGB", (8, 8), rgb).save(tmp_path / "images" / f"{name}.png")
+        for lang in ("en", "de", "fr"):
+            for i in range(4):  # four captions per picture and language: the draw picks one
+                recs.append(PairRecord(concept=f"color:{name}", caption=f"{name} {lang} {i}", lang=lang,
+                                       image=f"images/{name}.png", kind="name"))
+    write_manifest(tmp_path / "train.jsonl", recs)
+    sources = [group_pairs("swatches", pairs_from_manifest(tmp_path / "train.jsonl"))]
+    pictures = readout_pictures(sources, 3, 0)
+
+    def drawn(langs, draw):
+        keys = caption_keys(sources, pictures, langs, 0, draw)
+        return {(row, lang): text for text, row, lang in zip(keys.texts, keys.rows, keys.langs) if lang != "fr"}
+
+    assert drawn(("en", "de"), "per_language") == drawn(("en", "de", "fr"), "per_language")
+    assert len(drawn(("en", "de"), "per_language")) == 2 * len(SWATCHES)
+    assert drawn(("en", "de"), "joint") != drawn(("en", "de", "fr"), "joint")
+    with pytest.raises(ValueError, match="draw must be one of joint, per_language, got 'per-language'"):
+        caption_keys(sources, pictures, ("en",), 0, "per-language")
+    with pytest.raises(ValueError, match="text_key_draw must be one of 'joint', 'per_language', got 'random'"):
+        NeighbourCaptionsConfig(text_key_draw="random")
 
 
 @pytest.mark.parametrize("freeze_text_side", [True, False])

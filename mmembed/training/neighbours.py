@@ -13,10 +13,11 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, get_args
 
 import torch
 
+from ..config import KeyDraw
 from ..model import MMEmbedModel
 from .pairs import PairSource
 from .readout import (ReadoutPicture, backbone_image_embeddings, embed_captions, plain_text_embeddings,
@@ -47,7 +48,7 @@ def build_neighbour_captions(model: MMEmbedModel, sources: Sequence[PairSource],
     memory.fill(feats, values)
     keys = 0
     if memory.cfg.text_weight > 0:  # after fill: a picture's document embedding includes its neighbour captions
-        found = caption_keys(sources, pictures, memory.cfg.text_langs, seed)
+        found = caption_keys(sources, pictures, memory.cfg.text_langs, seed, memory.cfg.text_key_draw)
         if not found.texts:
             raise ValueError(f"neighbour captions: the run's pictures have no captions in text_langs "
                              f"{list(memory.cfg.text_langs)}")
@@ -69,9 +70,10 @@ class CaptionKeys:
 
 
 def caption_keys(sources: Sequence[PairSource], pictures: Sequence[ReadoutPicture], langs: Sequence[str],
-                 seed: int) -> CaptionKeys:
+                 seed: int, draw: str = "joint") -> CaptionKeys:
     """One caption per memory picture and language of `langs` that it has (a seeded pick among its captions in that
-    language)."""
+    language): from one sequence over pictures x languages ("joint"), or from one per language ("per_language",
+    seeded by the seed and the language, so the other languages of `langs` do not change a language's keys)."""
     by_anchor: dict[object, dict[str, set[str]]] = {}
     for src in sources:
         for concept in src.concepts:
@@ -81,13 +83,16 @@ def caption_keys(sources: Sequence[PairSource], pictures: Sequence[ReadoutPictur
                         anchor = pair.image if pair.image is not None else pair.features
                         if anchor is not None:
                             by_anchor.setdefault(anchor, {}).setdefault(lang, set()).add(pair.positive)
-    rng = random.Random(seed)
+    if draw not in get_args(KeyDraw):
+        raise ValueError(f"caption keys: draw must be one of {', '.join(get_args(KeyDraw))}, got {draw!r}")
+    joint = random.Random(seed)
+    rngs = {lang: joint if draw == "joint" else random.Random(f"{seed}:{lang}") for lang in langs}
     keys = CaptionKeys([], [], [])
     for row, picture in enumerate(pictures):
         captions = by_anchor.get(picture.image if picture.image is not None else picture.features, {})
         for lang in langs:
             if captions.get(lang):
-                keys.texts.append(rng.choice(sorted(captions[lang])))
+                keys.texts.append(rngs[lang].choice(sorted(captions[lang])))
                 keys.rows.append(row)
                 keys.langs.append(lang)
     return keys
