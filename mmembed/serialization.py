@@ -49,9 +49,7 @@ def round_to_storage(model) -> tuple[dict[str, torch.Tensor], bool]:
     state, changed = trained_state_dict(model), False
     if model.config.storage_dtype == "float32":
         return state, changed
-    set_merged = getattr(model, "set_lora_merged", None)
-    if set_merged is not None:
-        set_merged(False)  # a merged LoRA lives in the base weights too; the next encode merges the rounded one
+    model.set_lora_merged(False)  # a merged LoRA lives in the base weights too; the next encode merges the rounded one
     live, limit = model.state_dict(), torch.finfo(torch.float16).max
     with torch.no_grad():
         for key, value in state.items():

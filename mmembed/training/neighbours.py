@@ -70,10 +70,12 @@ class CaptionKeys:
 
 
 def caption_keys(sources: Sequence[PairSource], pictures: Sequence[ReadoutPicture], langs: Sequence[str],
-                 seed: int, draw: str = "joint") -> CaptionKeys:
+                 seed: int, draw: KeyDraw = "joint") -> CaptionKeys:
     """One caption per memory picture and language of `langs` that it has (a seeded pick among its captions in that
     language): from one sequence over pictures x languages ("joint"), or from one per language ("per_language",
     seeded by the seed and the language, so the other languages of `langs` do not change a language's keys)."""
+    if draw not in get_args(KeyDraw):
+        raise ValueError(f"caption keys: draw must be one of {', '.join(get_args(KeyDraw))}, got {draw!r}")
     by_anchor: dict[object, dict[str, set[str]]] = {}
     for src in sources:
         for concept in src.concepts:
@@ -83,8 +85,6 @@ def caption_keys(sources: Sequence[PairSource], pictures: Sequence[ReadoutPictur
                         anchor = pair.image if pair.image is not None else pair.features
                         if anchor is not None:
                             by_anchor.setdefault(anchor, {}).setdefault(lang, set()).add(pair.positive)
-    if draw not in get_args(KeyDraw):
-        raise ValueError(f"caption keys: draw must be one of {', '.join(get_args(KeyDraw))}, got {draw!r}")
     joint = random.Random(seed)
     rngs = {lang: joint if draw == "joint" else random.Random(f"{seed}:{lang}") for lang in langs}
     keys = CaptionKeys([], [], [])
