@@ -33,7 +33,7 @@ from torch import nn
 
 from .config import ImageRole, NeighbourCaptionsConfig, role_weight
 from .feature_readout import pooled_features
-from .neighbour_pictures import NeighbourPictures, int8_rows, principal_basis, scaled_rows, scaled_topk
+from .neighbour_pictures import NeighbourPictures, int8_rows, principal_basis, scaled_rows, scaled_scores
 
 
 class NeighbourCaptions(nn.Module):
@@ -68,9 +68,10 @@ class NeighbourCaptions(nn.Module):
         """(n, C) pooled tower features -> (n, D) unit mean of the nearest memory pictures' caption embeddings."""
         if self.size == 0:
             return pooled.new_zeros(len(pooled), self.values.shape[1], dtype=torch.float32)
-        sims, rows = scaled_topk(self.key(pooled), self.keys, self._scale("key_scale"), self.cfg.k)  # (n, k) of (n, N)
-        weights = (sims / self.cfg.temperature).softmax(dim=-1)  # (n, k)
-        mixed = (weights.unsqueeze(-1) * self.memory_values(rows)).sum(dim=1)  # (n, D): k rows each, not all N
+        sims = scaled_scores(self.key(pooled), self.keys, self._scale("key_scale"))  # (n, N)
+        top = sims.topk(min(self.cfg.k, self.size), dim=-1)  # (n, k)
+        weights = (top.values / self.cfg.temperature).softmax(dim=-1)  # (n, k)
+        mixed = (weights.unsqueeze(-1) * self.memory_values(top.indices)).sum(dim=1)  # (n, D): k rows each, not all N
         return nn.functional.normalize(mixed, dim=-1)
 
     def memory_values(self, rows: torch.Tensor) -> torch.Tensor:

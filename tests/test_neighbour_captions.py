@@ -18,7 +18,6 @@ from mmembed.data.manifest import PairRecord, write_manifest
 from mmembed.encoding import EncodeInputError
 from mmembed.model import MMEmbedModel
 from mmembed.neighbour_captions import NeighbourCaptions
-from mmembed.neighbour_pictures import int8_rows, scaled_scores, scaled_topk
 from mmembed.serialization import _fingerprint_config, model_fingerprint
 from mmembed.training.config import SourceSpec, TrainConfig
 from mmembed.training.neighbours import build_neighbour_captions
@@ -116,25 +115,6 @@ def test_an_int8_memory_mixes_what_the_fp16_one_does_in_half_the_bytes_and_survi
         assert torch.equal(getattr(loaded.neighbour_captions, name), getattr(model.neighbour_captions, name))
     assert model_fingerprint(loaded) == model_fingerprint(model)
     assert _fingerprint_config(loaded)["neighbour_captions"]["memory_bits"] == 8  # a different storage, another space
-
-
-def test_the_top_k_of_a_table_scanned_in_chunks_is_the_top_k_of_the_whole_table():
-    """scaled_topk scores a memory a chunk of rows at a time (the text keys: 320k rows); what it finds must be what
-    one pass over the whole table finds, for int8 rows with scales and fp16 rows, whatever the chunk."""
-    gen = torch.Generator().manual_seed(3)
-    query = torch.nn.functional.normalize(torch.randn(7, 16, generator=gen), dim=-1)
-    table = torch.randn(1000, 16, generator=gen)
-    int8, scale = int8_rows(table)
-    for rows, row_scale in ((int8, scale), (table.half(), None)):
-        whole = scaled_scores(query, rows, row_scale).topk(5, dim=-1)
-        for chunk in (1, 64, 333, 1000, 4096):  # one row at a time, uneven, exact, larger than the table
-            values, indices = scaled_topk(query, rows, row_scale, 5, chunk=chunk)
-            assert torch.equal(indices, whole.indices), chunk
-            torch.testing.assert_close(values, whole.values, atol=1e-5, rtol=0)
-    values, indices = scaled_topk(query, int8[:3], scale[:3], 5, chunk=2)  # k beyond the table: every row once
-    assert values.shape == (7, 3) and (indices.sort(dim=-1).values == torch.arange(3)).all()
-    with pytest.raises(ValueError, match="no rows"):
-        scaled_topk(query, int8[:0], scale[:0], 5)
 
 
 def test_bad_memories_and_settings_are_refused_with_what_is_wrong():
