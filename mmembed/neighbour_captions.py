@@ -113,7 +113,7 @@ class NeighbourCaptions(nn.Module):
             return emb
         out = emb.clone()
         text = emb[rows].float()
-        mixed = self.texts.mix(text, self.cfg.text_k, self.cfg.text_temperature).to(text.device)
+        mixed = self.texts.mix(text, self.cfg.text_k, self.cfg.text_temperature, self.cfg.text_tied_keys).to(text.device)
         out[rows] = nn.functional.normalize(text + self.cfg.text_weight * mixed, dim=-1).to(emb.dtype)
         return out
 

@@ -24,10 +24,13 @@ int8 in `text_picture_dims` principal directions of the pictures' embeddings: 3.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import nn
+
+from .config import TiedKeys
 
 
 def principal_basis(centred: torch.Tensor, p: int) -> torch.Tensor:
@@ -59,9 +62,34 @@ def scaled_rows(rows: torch.Tensor, scale: Optional[torch.Tensor], index: torch.
     return out if scale is None else out * scale[index].float().unsqueeze(-1)
 
 
+@dataclass(frozen=True)
+class KeyGroups:
+    """Keys with the same stored row (they tie for every text), found from the stored keys alone."""
+    of_key: torch.Tensor  # (M,) the group of each key
+    size: torch.Tensor  # (G,) keys in each group
+    start: torch.Tensor  # (G,) where each group's keys begin in `members`
+    members: torch.Tensor  # (M,) the keys, grouped
+
+    @classmethod
+    def of(cls, keys: torch.Tensor, scale: torch.Tensor) -> "KeyGroups":
+        """(M, p) int8 key rows and their (M,) fp16 scales: a key's group is its exact row and scale."""
+        rows = torch.cat([keys.to(torch.int16), scale.view(torch.int16).unsqueeze(1)], dim=1)  # (M, p + 1)
+        _, of_key, size = torch.unique(rows, dim=0, return_inverse=True, return_counts=True)
+        return cls(of_key, size, size.cumsum(0) - size, torch.argsort(of_key, stable=True))
+
+    def spread(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L,) keys -> (S,) every key each one ties with and (S,) which of the L it belongs to."""
+        group = self.of_key[keys]  # (L,)
+        size = self.size[group]  # (L,)
+        owner = torch.repeat_interleave(torch.arange(len(keys), device=keys.device), size)  # (S,)
+        offset = torch.arange(len(owner), device=keys.device) - torch.repeat_interleave(size.cumsum(0) - size, size)
+        return self.members[self.start[group][owner] + offset], owner
+
+
 class NeighbourPictures(nn.Module):
     def __init__(self, dim: int, pictures: int, keys: int, key_dims: int, picture_dims: int):
         super().__init__()
+        self._groups: Optional[tuple[torch.Tensor, int, KeyGroups]] = None  # (the keys, their version, the groups)
         p, q = min(key_dims, dim), min(picture_dims, dim)
         self.register_buffer("key_mean", torch.zeros(dim))  # (D,) mean of the caption keys' embeddings
         self.register_buffer("key_basis", torch.zeros(dim, p, dtype=torch.float16))  # (D, p)
@@ -77,13 +105,27 @@ class NeighbourPictures(nn.Module):
     def built(self) -> bool:
         return bool(self.key_scale.numel()) and bool(self.key_scale.any())
 
-    def mix(self, text_emb: torch.Tensor, k: int, temperature: float) -> torch.Tensor:
-        """(n, D) text embeddings -> (n, D) unit mix of the values of the pictures of their k nearest keys."""
+    def key_groups(self) -> KeyGroups:
+        """The groups of tied keys, found once per key table: a fill, a move to another device or a load into the
+        buffer (a new tensor, or an in-place write that bumps its version) finds them again."""
+        if self._groups is None or self._groups[0] is not self.keys or self._groups[1] != self.keys._version:
+            self._groups = (self.keys, self.keys._version, KeyGroups.of(self.keys, self.key_scale))
+        return self._groups[2]
+
+    def mix(self, text_emb: torch.Tensor, k: int, temperature: float, tied: TiedKeys = "any") -> torch.Tensor:
+        """(n, D) text embeddings -> (n, D) unit mix of the values of the pictures of their k nearest keys (with
+        tied="mean", each key's value is the mean of the pictures of every key it ties with)."""
         key = nn.functional.normalize((text_emb.float() - self.key_mean) @ self.key_basis.float(), dim=-1)  # (n, p)
         top = scaled_scores(key, self.keys, self.key_scale).topk(min(k, len(self.keys)), dim=-1)  # (n, k) of (n, M)
         weights = (top.values / temperature).softmax(dim=-1)  # (n, k)
-        rows = self.key_picture[top.indices].long()  # (n, k) memory pictures
-        coeffs = scaled_rows(self.pictures, self.picture_scale, rows)  # (n, k, q)
+        if tied == "mean":
+            tied_keys, owner = self.key_groups().spread(top.indices.reshape(-1))  # (S,) keys, (S,) of the n * k
+            coeffs = scaled_rows(self.pictures, self.picture_scale, self.key_picture[tied_keys].long())  # (S, q)
+            summed = coeffs.new_zeros(top.indices.numel(), coeffs.shape[1]).index_add_(0, owner, coeffs)
+            count = torch.bincount(owner, minlength=top.indices.numel()).unsqueeze(1)
+            coeffs = (summed / count).view(*top.indices.shape, -1)  # (n, k, q): the values are affine in them
+        else:
+            coeffs = scaled_rows(self.pictures, self.picture_scale, self.key_picture[top.indices].long())  # (n, k, q)
         values = coeffs @ self.picture_basis.float().T + self.picture_mean  # (n, k, D)
         return nn.functional.normalize((weights.unsqueeze(-1) * values).sum(dim=1), dim=-1)
 

@@ -106,6 +106,8 @@ def _fingerprint_config(model) -> dict:
         config["neighbour_captions"] = {k: v for k, v in config["neighbour_captions"].items() if not k.startswith("text_")}
     if (config.get("neighbour_captions") or {}).get("memory_bits") == 16:  # session 47's field at its default: as before
         config = _without(config, "neighbour_captions.memory_bits")
+    if (config.get("neighbour_captions") or {}).get("text_tied_keys") == "any":  # session 49's, at its default: as before
+        config = _without(config, "neighbour_captions.text_tied_keys")
     for path in FINGERPRINT_IGNORES:
         config = _without(config, path)
     return config

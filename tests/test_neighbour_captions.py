@@ -18,6 +18,7 @@ from mmembed.data.manifest import PairRecord, write_manifest
 from mmembed.encoding import EncodeInputError
 from mmembed.model import MMEmbedModel
 from mmembed.neighbour_captions import NeighbourCaptions
+from mmembed.neighbour_pictures import KeyGroups, NeighbourPictures
 from mmembed.serialization import _fingerprint_config, model_fingerprint
 from mmembed.training.config import SourceSpec, TrainConfig
 from mmembed.training.neighbours import build_neighbour_captions
@@ -361,6 +362,53 @@ def test_a_text_borrows_the_picture_whose_captions_it_matches_and_nothing_until_
                 {"text_key_dims": 0}):
         with pytest.raises(ValueError, match="text_weight >= 0, text_k >= 1, text_temperature > 0"):
             NeighbourCaptionsConfig(**bad)
+
+
+def test_tied_caption_keys_give_the_mean_of_all_their_pictures_whatever_their_order():
+    """One caption text keyed to several pictures is one stored row repeated: every text finds those keys tied. With
+    text_tied_keys = "mean" a tied key gives the mean of all their pictures, so which of the tie the top k happened
+    to take (their order in the table) no longer matters; "any" (what shipped) takes a key's own picture."""
+    pictures = torch.nn.functional.normalize(torch.tensor(
+        [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0],
+         [0.0, 0.0, 0.0, 1.0], [0.0, 1.0, 1.0, 1.0]]), dim=-1)  # (N, D) the pictures' document embeddings
+    star, moon, sun = [1.0, 0.5, 0.0, 0.0], [0.0, 0.0, 1.0, 0.2], [0.0, 1.0, 0.0, 1.0]
+    keys = torch.tensor([star, star, moon, star, star, sun])  # (M, D): "star" keyed to pictures 0, 1, 3 and 4
+    key_picture = torch.tensor([0, 1, 2, 3, 4, 5])
+    query = torch.nn.functional.normalize(torch.tensor([star, moon]), dim=-1)
+    cfg = dataclasses.replace(TEXTS, text_k=2, text_temperature=0.01, text_key_dims=4, text_picture_dims=4)
+    star_mean = torch.nn.functional.normalize(pictures[[0, 1, 3, 4]].mean(dim=0), dim=0)
+    for tied in ("any", "mean"):
+        mixes = []
+        for order in (torch.arange(6), torch.tensor([5, 4, 3, 2, 1, 0]), torch.tensor([2, 4, 0, 5, 3, 1])):
+            table = NeighbourPictures(4, 6, 6, 4, 4)
+            table.fill(keys[order], key_picture[order], pictures)
+            mixes.append(table.mix(query, cfg.text_k, cfg.text_temperature, tied))
+        if tied == "mean":
+            for mix in mixes:  # two tied keys among the top 2: each gives the mean of all four star pictures
+                torch.testing.assert_close(mix[0], star_mean, atol=2e-2, rtol=0)
+                torch.testing.assert_close(mix[1], pictures[2], atol=2e-2, rtol=0)  # "moon": one key, its own picture
+        else:  # each tied key its own picture: two of the four, which two depends on the order
+            assert all(float(mix[0] @ star_mean) < 0.99 for mix in mixes), mixes
+    groups = KeyGroups.of(table.keys, table.key_scale)
+    assert sorted(groups.size.tolist()) == [1, 1, 4]
+    tied_keys, owner = groups.spread(torch.tensor([0, 1]))  # in the last table, key 0 is moon, key 1 is a star key
+    assert owner.tolist() == [0, 1, 1, 1, 1] and tied_keys[:1].tolist() == [0]
+    assert sorted(table.key_picture[tied_keys[1:]].tolist()) == [0, 1, 3, 4]
+    # through a memory and a model: the setting is read at mix time, refused when misspelt, in the fingerprint
+    memory = NeighbourCaptions(dataclasses.replace(cfg, text_tied_keys="mean"), in_channels=4, dim=4)
+    memory.fill(torch.rand(6, 4), pictures)
+    memory.fill_texts(keys, key_picture, pictures)
+    moved = memory.on_text_rows(query, [0])
+    expect = torch.nn.functional.normalize(query[0] + cfg.text_weight * star_mean, dim=0)
+    torch.testing.assert_close(moved[0], expect, atol=2e-2, rtol=0)
+    assert sorted(memory.texts.key_groups().size.tolist()) == [1, 1, 4]
+    memory.fill_texts(keys + 0.1 * torch.eye(6, 4), key_picture, pictures)  # a new table, no ties: found again
+    assert memory.texts.key_groups().size.tolist() == [1] * 6
+    with pytest.raises(ValueError, match="text_tied_keys must be one of 'any', 'mean', got 'average'"):
+        NeighbourCaptionsConfig(text_tied_keys="average")
+    plain, mean = _model(TEXTS), _model(dataclasses.replace(TEXTS, text_tied_keys="mean"))
+    assert "text_tied_keys" not in _fingerprint_config(plain)["neighbour_captions"]  # at "any": as before the field
+    assert _fingerprint_config(mean)["neighbour_captions"]["text_tied_keys"] == "mean"
 
 
 def test_built_from_the_run_texts_move_toward_their_pictures_and_the_label_table_stays_plain(swatches, tmp_path):
