@@ -11,6 +11,10 @@ values of their pictures:
     pictures        = normalize(sum_k weights_k * value[picture_of[top_k]])
     text embedding  = normalize(t + text_weight * pictures)
 
+One caption text keyed to several pictures is one stored row repeated, so those keys tie for every text; with
+`text_tied_keys = "mean"` a tied key's value is the mean of all their pictures (KeyGroups), not whichever the top k
+took (results/session49-perlang: level with "any" on dev).
+
 Why: a text query for a held-out concept ("cat") is near training captions in its own language ("cat face"), and the
 pictures of those captions sit where the held-out picture sits in the space, so the query lands on the pictures' side
 (dev emoji text -> image R@1 16.5 -> 23.0 in the session-45 probe). Only texts compared with images get it
