@@ -123,10 +123,11 @@ class NeighbourPictures(nn.Module):
         top = scaled_scores(key, self.keys, self.key_scale).topk(min(k, len(self.keys)), dim=-1)  # (n, k) of (n, M)
         weights = (top.values / temperature).softmax(dim=-1)  # (n, k)
         if tied == "mean":
-            tied_keys, owner = self.key_groups().spread(top.indices.reshape(-1))  # (S,) keys, (S,) of the n * k
+            groups, flat = self.key_groups(), top.indices.reshape(-1)  # (n * k,)
+            tied_keys, owner = groups.spread(flat)  # (S,) keys, (S,) of the n * k
             coeffs = scaled_rows(self.pictures, self.picture_scale, self.key_picture[tied_keys].long())  # (S, q)
-            summed = coeffs.new_zeros(top.indices.numel(), coeffs.shape[1]).index_add_(0, owner, coeffs)
-            count = torch.bincount(owner, minlength=top.indices.numel()).unsqueeze(1)
+            summed = coeffs.new_zeros(len(flat), coeffs.shape[1]).index_add_(0, owner, coeffs)
+            count = groups.size[groups.of_key[flat]].unsqueeze(1)  # (n * k, 1) keys in each one's group
             coeffs = (summed / count).view(*top.indices.shape, -1)  # (n, k, q): the values are affine in them
         else:
             coeffs = scaled_rows(self.pictures, self.picture_scale, self.key_picture[top.indices].long())  # (n, k, q)

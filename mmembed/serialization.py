@@ -87,6 +87,9 @@ FINGERPRINT_IGNORES = ("name", "description", "version", "storage_dtype", "featu
 # A model whose field holds that value also matches the fingerprint computed before the field existed, which
 # collections indexed then recorded (legacy_fingerprints).
 FINGERPRINT_LATER_FIELDS = (("feature_readout.fit_target", "readout"),)  # session 36
+# fields that change stored vectors, added later, hashed only away from their default: a model at the default keeps the
+# fingerprint it had before the field existed (memory_bits: session 47; text_tied_keys: session 49)
+FINGERPRINT_DROPPED_AT_DEFAULT = (("neighbour_captions.memory_bits", 16), ("neighbour_captions.text_tied_keys", "any"))
 
 
 def _without(config: dict, path: str) -> dict:
@@ -104,10 +107,10 @@ def _fingerprint_config(model) -> dict:
         config.pop("neighbour_captions", None)
     elif not config["neighbour_captions"].get("text_weight"):  # session 45's text side, off: the fingerprint of before
         config["neighbour_captions"] = {k: v for k, v in config["neighbour_captions"].items() if not k.startswith("text_")}
-    if (config.get("neighbour_captions") or {}).get("memory_bits") == 16:  # session 47's field at its default: as before
-        config = _without(config, "neighbour_captions.memory_bits")
-    if (config.get("neighbour_captions") or {}).get("text_tied_keys") == "any":  # session 49's, at its default: as before
-        config = _without(config, "neighbour_captions.text_tied_keys")
+    for path, default in FINGERPRINT_DROPPED_AT_DEFAULT:
+        section, _, name = path.rpartition(".")
+        if (config.get(section) or {}).get(name) == default:
+            config = _without(config, path)
     for path in FINGERPRINT_IGNORES:
         config = _without(config, path)
     return config
