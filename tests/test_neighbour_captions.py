@@ -235,9 +235,10 @@ def test_a_float16_recipe_builds_its_memory_from_the_weights_as_stored_and_only_
                                trainer.model.encode_image(images, role="document"), rtol=0, atol=1e-6)
 
 
-def test_per_language_key_draws_leave_a_language_s_keys_as_they_were_when_languages_are_added(tmp_path):
+def test_key_draws_per_language_keep_a_language_s_keys_and_all_takes_every_caption(tmp_path):
     """text_key_draw = "per_language": English and German keys are the same whether French keys are drawn too; the
-    "joint" draw of the shipped models re-draws them (why stage 48a lost 47b's German key "Apfel")."""
+    "joint" draw of the shipped models re-draws them (why stage 48a lost 47b's German key "Apfel"). "all": every
+    caption is a key, in the keys and in a built table."""
     from mmembed.training.neighbours import caption_keys
     from mmembed.training.readout import readout_pictures
 
@@ -260,9 +261,20 @@ def test_per_language_key_draws_leave_a_language_s_keys_as_they_were_when_langua
     assert drawn(("en", "de"), "per_language") == drawn(("en", "de", "fr"), "per_language")
     assert len(drawn(("en", "de"), "per_language")) == 2 * len(SWATCHES)
     assert drawn(("en", "de"), "joint") != drawn(("en", "de", "fr"), "joint")
-    with pytest.raises(ValueError, match="draw must be one of joint, per_language, got 'per-language'"):
+    # "all": nothing drawn, every caption of each picture and language is a key, whatever the seed
+    every = caption_keys(sources, pictures, ("en", "de"), 0, "all")
+    assert len(every.texts) == len(every.rows) == len(every.langs) == 2 * 4 * len(SWATCHES)
+    assert sorted(every.texts) == sorted(f"{name} {lang} {i}" for name in SWATCHES for lang in ("en", "de")
+                                         for i in range(4))
+    assert all(text.split()[1] == lang for text, lang in zip(every.texts, every.langs))
+    assert all(pictures[row].image.endswith(f"{text.split()[0]}.png") for text, row in zip(every.texts, every.rows))
+    assert caption_keys(sources, pictures, ("en", "de"), 7, "all") == every
+    model = _model(dataclasses.replace(TEXTS, text_key_draw="all"))
+    build_neighbour_captions(model, sources, seed=0)
+    assert model.config.neighbour_captions.text_size == len(model.neighbour_captions.texts.keys) == 3 * 4 * len(SWATCHES)
+    with pytest.raises(ValueError, match="draw must be one of joint, per_language, all, got 'per-language'"):
         caption_keys(sources, pictures, ("en",), 0, "per-language")
-    with pytest.raises(ValueError, match="text_key_draw must be one of 'joint', 'per_language', got 'random'"):
+    with pytest.raises(ValueError, match="text_key_draw must be one of 'joint', 'per_language', 'all', got 'random'"):
         NeighbourCaptionsConfig(text_key_draw="random")
 
 

@@ -73,7 +73,8 @@ def caption_keys(sources: Sequence[PairSource], pictures: Sequence[ReadoutPictur
                  seed: int, draw: KeyDraw = "joint") -> CaptionKeys:
     """One caption per memory picture and language of `langs` that it has (a seeded pick among its captions in that
     language): from one sequence over pictures x languages ("joint"), or from one per language ("per_language",
-    seeded by the seed and the language, so the other languages of `langs` do not change a language's keys)."""
+    seeded by the seed and the language, so the other languages of `langs` do not change a language's keys); or,
+    with "all", every caption it has in each language (nothing drawn, so the seed does not matter)."""
     if draw not in get_args(KeyDraw):
         raise ValueError(f"caption keys: draw must be one of {', '.join(get_args(KeyDraw))}, got {draw!r}")
     by_anchor: dict[object, dict[str, set[str]]] = {}
@@ -92,7 +93,8 @@ def caption_keys(sources: Sequence[PairSource], pictures: Sequence[ReadoutPictur
         captions = by_anchor.get(picture.image if picture.image is not None else picture.features, {})
         for lang in langs:
             if captions.get(lang):
-                keys.texts.append(rngs[lang].choice(sorted(captions[lang])))
-                keys.rows.append(row)
-                keys.langs.append(lang)
+                texts = sorted(captions[lang]) if draw == "all" else [rngs[lang].choice(sorted(captions[lang]))]
+                keys.texts.extend(texts)
+                keys.rows.extend([row] * len(texts))
+                keys.langs.extend([lang] * len(texts))
     return keys
