@@ -5,6 +5,8 @@ by 48b's plain text path and added to it.
 
     python results/session50-keybasis/draws.py 0 1 2     # writes runs/export-50-d52-s{0,1,2}
 """
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from mmembed.neighbour_pictures import int8_rows, principal_basis
+from mmembed.neighbour_pictures import NeighbourPictures, int8_rows, principal_basis
 from mmembed.serialization import load_model, save_model
 from mmembed.training.config import TrainConfig
 from mmembed.training.neighbours import caption_keys
@@ -33,7 +35,6 @@ seeds = [int(s) for s in sys.argv[1:]] or [0, 1, 2]
 draws = {s: caption_keys(sources, pictures, memory.text_langs[:PRIMARY], s, "joint") for s in seeds}
 model = load_model(BASE)
 if REFIT_TEXTS.exists():
-    import json
     cached = [json.loads(line) for line in REFIT_TEXTS.read_text().splitlines()]
 else:  # refit.py's cache: 48b's distinct key texts, sorted
     found = caption_keys(sources, pictures, memory.text_langs, cfg.seed, memory.text_key_draw)
@@ -49,8 +50,6 @@ if missing:
     print(f"embedded in {time.time() - t0:.0f} s", flush=True)
     emb, cached = torch.cat([emb, new]), cached + missing
     save_file({"emb": emb}, str(CACHE) + ".tmp")
-    import json
-    import os
     REFIT_TEXTS.with_suffix(".tmp").write_text("\n".join(json.dumps(t, ensure_ascii=False) for t in cached))
     os.replace(str(CACHE) + ".tmp", CACHE)
     os.replace(REFIT_TEXTS.with_suffix(".tmp"), REFIT_TEXTS)
@@ -60,7 +59,6 @@ for seed, found in draws.items():
     keys = unit[torch.tensor([row[t] for t in found.texts])]  # (M, D)
     out = load_model(BASE)
     texts = out.neighbour_captions.texts
-    from mmembed.neighbour_pictures import NeighbourPictures
     table = NeighbourPictures(keys.shape[1], texts.pictures.shape[0], len(keys), texts.key_basis.shape[1],
                               texts.picture_basis.shape[1])
     mean = keys.mean(dim=0)
